@@ -1,0 +1,192 @@
+"""What changes between two versions of a template: text, fields, metadata and the bump needed.
+
+Everything returned is plain JSON (dicts, lists, strings, numbers, booleans, None), ready for a
+view or an API response.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from registry_ui.core.semver import (
+    Bump,
+    SemVer,
+    declared_bump,
+    required_bump,
+    same_json,
+)
+from registry_ui.core.template import Field, ParsedTemplate, parse_template
+
+# A whole simple field, an escaped brace, a word, a run of spaces, or any other single
+# character: every character falls in exactly one token, so tokens join back to the text.
+_WORD = re.compile(r"\{[^{}]*\}|\{\{|\}\}|\w+|\s+|[^\w\s]")
+
+
+def compare_templates(
+    old_text: str,
+    new_text: str,
+    *,
+    old_metadata: Mapping[str, Any] | None = None,
+    new_metadata: Mapping[str, Any] | None = None,
+    old_version: str | None = None,
+    new_version: str | None = None,
+) -> dict[str, Any]:
+    old, new = parse_template(old_text), parse_template(new_text)
+    return {
+        "template_diff": _template_diff(old, new, old_version or "old", new_version or "new"),
+        "metadata_diff": metadata_diff(old_metadata or {}, new_metadata or {}),
+        "bump": _bump_section(old, new, old_metadata, new_metadata, old_version, new_version),
+    }
+
+
+def _template_diff(
+    old: ParsedTemplate, new: ParsedTemplate, old_label: str, new_label: str
+) -> dict[str, Any]:
+    added = [name for name in new.variables if name not in old.variables]
+    removed = [name for name in old.variables if name not in new.variables]
+    fields_changed = _fields_changed(old.fields, new.fields)
+    return {
+        "variables_added": added,
+        "variables_removed": removed,
+        "fields_changed": fields_changed,
+        # Callers do not pass new variables, and a new spec may not suit the values they pass.
+        "breaks_callers": bool(added or fields_changed),
+        "unchanged": old.text == new.text,
+        "lines": line_diff(old.text, new.text),
+        "unified": unified_diff(old.text, new.text, old_label, new_label),
+    }
+
+
+def _fields_changed(
+    old_fields: tuple[Field, ...], new_fields: tuple[Field, ...]
+) -> list[dict[str, Any]]:
+    """Fields kept by path whose spec or conversion changed.
+
+    A path may be used several times with different forms; a form that appears is paired
+    with one that disappeared, or with the path's first old form when none did.
+    """
+    old_forms, new_forms = _forms_by_path(old_fields), _forms_by_path(new_fields)
+    changed = []
+    for path, forms in new_forms.items():
+        if path not in old_forms:
+            continue
+        gone = [form for form in old_forms[path] if form not in forms]
+        appeared = [form for form in forms if form not in old_forms[path]]
+        for position, (new_spec, new_conversion) in enumerate(appeared):
+            old_spec, old_conversion = (
+                gone[position] if position < len(gone) else old_forms[path][0]
+            )
+            changed.append(
+                {
+                    "path": path,
+                    "old_format_spec": old_spec,
+                    "new_format_spec": new_spec,
+                    "old_conversion": old_conversion,
+                    "new_conversion": new_conversion,
+                }
+            )
+    return changed
+
+
+def _forms_by_path(fields: tuple[Field, ...]) -> dict[str, list[tuple[str, str | None]]]:
+    forms: dict[str, list[tuple[str, str | None]]] = {}
+    for each in fields:
+        form = (each.format_spec, each.conversion)
+        if form not in forms.setdefault(each.path, []):
+            forms[each.path].append(form)
+    return forms
+
+
+def line_diff(old_text: str, new_text: str) -> list[dict[str, Any]]:
+    """Hunks over lines ('\\n'-separated), with word-level segments on replaced hunks."""
+    old_lines, new_lines = old_text.split("\n"), new_text.split("\n")
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    hunks = []
+    for op, old_start, old_end, new_start, new_end in matcher.get_opcodes():
+        hunk = {
+            "op": op,
+            "old_start": old_start + 1,
+            "new_start": new_start + 1,
+            "old": old_lines[old_start:old_end],
+            "new": new_lines[new_start:new_end],
+        }
+        if op == "replace":
+            hunk["words"] = word_diff("\n".join(hunk["old"]), "\n".join(hunk["new"]))
+        hunks.append(hunk)
+    return hunks
+
+
+def word_diff(old_text: str, new_text: str) -> list[dict[str, str]]:
+    """Segments of equal, deleted and inserted text.
+
+    Joining the equal and deleted segments gives old_text; the equal and inserted ones give
+    new_text.
+    """
+    old_words, new_words = _WORD.findall(old_text), _WORD.findall(new_text)
+    # autojunk would treat frequent tokens such as ' ' as noise and give a worse diff.
+    matcher = difflib.SequenceMatcher(None, old_words, new_words, autojunk=False)
+    segments: list[dict[str, str]] = []
+    for op, old_start, old_end, new_start, new_end in matcher.get_opcodes():
+        if op in ("equal", "delete", "replace"):
+            kind = "equal" if op == "equal" else "delete"
+            _append_segment(segments, kind, "".join(old_words[old_start:old_end]))
+        if op in ("insert", "replace"):
+            _append_segment(segments, "insert", "".join(new_words[new_start:new_end]))
+    return segments
+
+
+def _append_segment(segments: list[dict[str, str]], op: str, text: str) -> None:
+    if segments and segments[-1]["op"] == op:
+        segments[-1]["text"] += text
+    else:
+        segments.append({"op": op, "text": text})
+
+
+def unified_diff(
+    old_text: str, new_text: str, old_label: str = "old", new_label: str = "new"
+) -> str:
+    lines = difflib.unified_diff(
+        old_text.split("\n"), new_text.split("\n"), old_label, new_label, lineterm=""
+    )
+    return "\n".join(lines)
+
+
+def metadata_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "added": {key: value for key, value in new.items() if key not in old},
+        "removed": {key: value for key, value in old.items() if key not in new},
+        "changed": {
+            key: {"old": old[key], "new": value}
+            for key, value in new.items()
+            if key in old and not same_json(old[key], value)
+        },
+    }
+
+
+def _bump_section(
+    old: ParsedTemplate,
+    new: ParsedTemplate,
+    old_metadata: Mapping[str, Any] | None,
+    new_metadata: Mapping[str, Any] | None,
+    old_version: str | None,
+    new_version: str | None,
+) -> dict[str, Any]:
+    requirement = required_bump(old.text, new.text, old_metadata, new_metadata)
+    section: dict[str, Any] = {
+        "declared": None,
+        "required": str(requirement.bump),
+        "reasons": list(requirement.reasons),
+        "ok": None,
+        "minimum_version": None,
+    }
+    if old_version is not None and new_version is not None:
+        old_semver, new_semver = SemVer.parse(old_version), SemVer.parse(new_version)
+        declared = declared_bump(old_semver, new_semver)
+        # The same rule check_bump enforces: greater than the old one, and bumped enough.
+        section["declared"] = str(declared)
+        section["ok"] = new_semver > old_semver and declared >= requirement.bump
+        section["minimum_version"] = str(old_semver.bumped(max(requirement.bump, Bump.PATCH)))
+    return section

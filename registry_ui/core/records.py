@@ -1,0 +1,40 @@
+"""Plain records passed between the gateway and its callers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from registry_ui.core.stages import ModelStage
+
+
+def content_hash(template: str, metadata: Mapping[str, Any] | None) -> str:
+    """The identity of a version's content: same template and metadata, same hash."""
+    payload = json.dumps(
+        {"template": template, "metadata": dict(metadata or {})},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    name: str
+    version: str
+    template: str
+    metadata: dict[str, Any]
+    stage: ModelStage
+    mlflow_version: str
+    content_sha256: str
+    created_at: datetime | None = None
+    run_id: str | None = None
+    source: str | None = None
+    operation_id: str | None = None
+    registered_by: str | None = None
+    aliases: tuple[str, ...] = field(default=())

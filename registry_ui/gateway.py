@@ -1,0 +1,557 @@
+"""The MLflow gateway: the only module of registry_ui that imports mlflow.
+
+It speaks MLflow's registry API and translates between MLflow objects and our plain
+records (registry_ui.core.records). How a template lives in MLflow is a contract other
+programs rely on; it is written down in docs/mlflow-contract.md and implemented here:
+
+- one registered model per template, named by registry_ui.core.names (the original
+  hierarchical name is also in the tag ``registry_ui.template_name``);
+- one model version per semantic version, with the template text, semver, metadata
+  (JSON), content hash and operation id in tags; the version's source points into an
+  MLflow run that records who registered it (one run may serve a whole batch);
+- the aliases ``staging`` and ``production`` are the source of truth for stages; the
+  stage is also in the tag ``registry_ui.stage`` and in MLflow's legacy stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException, RestException
+from mlflow.tracking import MlflowClient
+
+from registry_ui import config
+from registry_ui.core.errors import (
+    NameCollisionError,
+    NotFoundError,
+    RegistryError,
+    RegistryRejectedError,
+    RegistryUnavailableError,
+)
+from registry_ui.core.names import from_registered_model_name, to_registered_model_name
+from registry_ui.core.records import VersionRecord
+from registry_ui.core.stages import ModelStage
+
+TAG_PREFIX = "registry_ui."
+TAG_TEMPLATE_NAME = "registry_ui.template_name"
+TAG_KIND = "registry_ui.kind"
+KIND_PROMPT_TEMPLATE = "prompt_template"
+TAG_TEMPLATE = "registry_ui.template"
+TAG_VERSION = "registry_ui.version"
+TAG_METADATA = "registry_ui.metadata"
+TAG_STAGE = "registry_ui.stage"
+TAG_CONTENT_SHA256 = "registry_ui.content_sha256"
+TAG_OPERATION_ID = "registry_ui.operation_id"
+TAG_REGISTERED_BY = "registry_ui.registered_by"
+TAG_REASON = "registry_ui.reason"
+REGISTRATION_EXPERIMENT = "registry_ui-registrations"
+
+# MLflow's defaults (120 s timeout, 7 retries with backoff factor 2) can hold a page or a
+# worker for minutes. Ours fail fast; workers retry with Celery's own backoff instead.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+}
+# search_model_versions accepts up to 200,000 per page; 10,000 keeps each response small.
+_VERSION_PAGE_SIZE = 10_000
+_MODEL_PAGE_SIZE = 1_000
+# `name IN (...)` filters stay well under URL and SQL limits at this size.
+_NAMES_PER_SEARCH = 100
+
+_client_lock = threading.Lock()
+_client: MlflowClient | None = None
+_client_uri: str | None = None
+
+
+def configure_mlflow_with_registry(tracking_uri: str | None = None) -> str:
+    """Point MLflow (tracking and registry) at one URI and set tight HTTP limits.
+
+    Called once per process; returns the URI in use. Explicit MLFLOW_HTTP_* environment
+    variables win over our defaults.
+    """
+    global _client, _client_uri
+    uri = tracking_uri or config.mlflow_tracking_uri()
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    with _client_lock:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        if _client_uri != uri:
+            _client, _client_uri = None, uri
+    return uri
+
+
+def get_mlflow_client() -> MlflowClient:
+    """One MlflowClient per process, shared by threads.
+
+    MlflowClient is stateless apart from its URIs; HTTP connections are pooled by MLflow's
+    own cached requests.Session (one per process and retry policy), so no pool of ours.
+    """
+    global _client
+    client = _client
+    if client is not None:
+        return client
+    with _client_lock:
+        if _client is None:
+            if _client_uri is None:
+                _unlocked_configure()
+            _client = MlflowClient(tracking_uri=_client_uri, registry_uri=_client_uri)
+        return _client
+
+
+def _unlocked_configure() -> None:
+    global _client_uri
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    _client_uri = config.mlflow_tracking_uri()
+    mlflow.set_tracking_uri(_client_uri)
+    mlflow.set_registry_uri(_client_uri)
+
+
+def translate_error(error: MlflowException, *, action: str) -> RegistryError:
+    """Sort MLflow's errors into transient (retry) and permanent (report) ones."""
+    message = f"{action}: {error.message}"
+    status = error.get_http_status_code()
+    if isinstance(error, RestException) and status < 500 and status != 429:
+        return RegistryRejectedError(message)
+    if status >= 500 or status == 429 or "failed with" in error.message:
+        return RegistryUnavailableError(message)
+    return RegistryRejectedError(message)
+
+
+class MlflowGateway:
+    """Registry reads and writes for prompt templates, in our records' terms."""
+
+    def __init__(self, client: MlflowClient | None = None):
+        self.client = client or get_mlflow_client()
+        self._known_models: set[str] = set()
+        self._experiment_id: str | None = None
+        self.calls = 0  # MLflow calls made through this gateway, for benchmarks and tests
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def _call(self, action: str, fn, *args, **kwargs):
+        self.calls += 1
+        try:
+            with warnings.catch_warnings():
+                # Legacy stages are deprecated but kept in step on purpose (see module doc).
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return fn(*args, **kwargs)
+        except MlflowException as error:
+            raise translate_error(error, action=action) from error
+        except OSError as error:  # a local store's disk or socket trouble
+            raise RegistryUnavailableError(f"{action}: {error}") from error
+
+    def ping(self) -> None:
+        self._call("search registered models", self.client.search_registered_models, max_results=1)
+
+    # -- registered models ------------------------------------------------------------------
+
+    def ensure_registered_model(self, name: str) -> str:
+        """Create the template's registered model if missing; refuse a colliding name."""
+        registered = to_registered_model_name(name)
+        if registered in self._known_models:
+            return registered
+        try:
+            model = self.client.get_registered_model(registered)
+            self.calls += 1
+        except MlflowException as error:
+            self.calls += 1
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise translate_error(error, action=f"read template {name!r}") from error
+            model = None
+        if model is None:
+            self._refuse_case_collision(name, registered)
+            model = self._create_registered_model(name, registered)
+        owner = model.tags.get(TAG_TEMPLATE_NAME)
+        if owner != name:
+            holder = f"template {owner!r}" if owner else "a model registry_ui did not create"
+            raise NameCollisionError(
+                f"template name {name!r} maps to the registered model {registered!r}, which "
+                f"already belongs to {holder}: choose another name"
+            )
+        self._known_models.add(registered)
+        return registered
+
+    def _refuse_case_collision(self, name: str, registered: str) -> None:
+        # SQLite and PostgreSQL compare names case-sensitively but MySQL and most people do
+        # not: 'Hook' and 'hook' side by side would be one template to a reader.
+        found = self._call(
+            f"look up names like {name!r}",
+            self.client.search_registered_models,
+            filter_string=f"name ILIKE '{registered}'",
+            max_results=10,
+        )
+        for model in found:
+            if model.name != registered and model.name.lower() == registered.lower():
+                raise NameCollisionError(
+                    f"template name {name!r} differs only in letter case from the existing "
+                    f"registered model {model.name!r}: use the existing name or another one"
+                )
+
+    def _create_registered_model(self, name: str, registered: str):
+        tags = {TAG_TEMPLATE_NAME: name, TAG_KIND: KIND_PROMPT_TEMPLATE}
+        try:
+            self.calls += 1
+            return self.client.create_registered_model(
+                registered, tags=tags, description=f"Prompt template {name}"
+            )
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise translate_error(error, action=f"create template {name!r}") from error
+        # Someone created it between our read and our create: use theirs if it is ours.
+        return self._call(f"read template {name!r}", self.client.get_registered_model, registered)
+
+    def list_template_names(self) -> list[str]:
+        names = []
+        for model in self._paged_models(f"tags.`{TAG_KIND}` = '{KIND_PROMPT_TEMPLATE}'"):
+            names.append(
+                model.tags.get(TAG_TEMPLATE_NAME) or from_registered_model_name(model.name)
+            )
+        return sorted(names)
+
+    def _paged_models(self, filter_string: str) -> Iterator[Any]:
+        token = None
+        while True:
+            page = self._call(
+                "list templates",
+                self.client.search_registered_models,
+                filter_string=filter_string,
+                max_results=_MODEL_PAGE_SIZE,
+                page_token=token,
+            )
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+    # -- versions ---------------------------------------------------------------------------
+
+    def list_versions(self, name: str) -> list[VersionRecord]:
+        return self.list_versions_many([name]).get(name, [])
+
+    def list_versions_many(self, names: Iterable[str]) -> dict[str, list[VersionRecord]]:
+        """Every version of each template, sorted by semantic version, in few calls.
+
+        search_model_versions does not return aliases (measured with 3.17), so stages come
+        from the registered models' alias maps, read alongside.
+        """
+        wanted = {to_registered_model_name(name): name for name in names}
+        by_name: dict[str, list[VersionRecord]] = {name: [] for name in wanted.values()}
+        aliases = self._alias_maps(wanted)
+        registered_names = sorted(wanted)
+        for start in range(0, len(registered_names), _NAMES_PER_SEARCH):
+            chunk = registered_names[start : start + _NAMES_PER_SEARCH]
+            quoted = ", ".join(f"'{n}'" for n in chunk)
+            for version in self._paged_versions(f"name IN ({quoted})"):
+                record = self.to_record(version, alias_map=aliases.get(version.name, {}))
+                if record is not None:
+                    by_name[wanted[version.name]].append(record)
+        for records in by_name.values():
+            records.sort(key=_semver_key)
+        return by_name
+
+    def _alias_maps(self, registered_names: Iterable[str]) -> dict[str, dict[str, str]]:
+        """registered name -> {alias: MLflow version} for the given models."""
+        registered_names = list(registered_names)
+        if len(registered_names) > _NAMES_PER_SEARCH:
+            wanted = set(registered_names)
+            return {
+                model.name: _alias_map(model)
+                for model in self._paged_models(f"tags.`{TAG_KIND}` = '{KIND_PROMPT_TEMPLATE}'")
+                if model.name in wanted
+            }
+        maps = {}
+        for registered in registered_names:
+            found = self._call(
+                f"read aliases of {registered!r}",
+                self.client.search_registered_models,
+                filter_string=f"name = '{registered}'",
+                max_results=1,
+            )
+            if found:
+                maps[registered] = _alias_map(found[0])
+        return maps
+
+    def all_versions(self) -> dict[str, list[VersionRecord]]:
+        """Every version of every template (for sync and demo checks)."""
+        by_name: dict[str, list[VersionRecord]] = {}
+        aliases = {
+            model.name: _alias_map(model)
+            for model in self._paged_models(f"tags.`{TAG_KIND}` = '{KIND_PROMPT_TEMPLATE}'")
+        }
+        for version in self._paged_versions(f"tags.`{TAG_VERSION}` != ''"):
+            record = self.to_record(version, alias_map=aliases.get(version.name, {}))
+            if record is not None:
+                by_name.setdefault(record.name, []).append(record)
+        for records in by_name.values():
+            records.sort(key=_semver_key)
+        return by_name
+
+    def _paged_versions(self, filter_string: str) -> Iterator[ModelVersion]:
+        token = None
+        while True:
+            page = self._call(
+                "list versions",
+                self.client.search_model_versions,
+                filter_string=filter_string,
+                max_results=_VERSION_PAGE_SIZE,
+                page_token=token,
+            )
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+    def get_by_stage(self, name: str, stage: ModelStage) -> VersionRecord:
+        alias = ModelStage.parse(stage).alias
+        if alias is None:
+            raise ValueError(f"only staging and production can be loaded by stage, not {stage}")
+        registered = to_registered_model_name(name)
+        try:
+            self.calls += 1
+            version = self.client.get_model_version_by_alias(registered, alias)
+        except MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise NotFoundError(f"template {name!r} has no {alias} version") from error
+            raise translate_error(error, action=f"read {alias} of {name!r}") from error
+        record = self.to_record(version)
+        if record is None:
+            raise NotFoundError(
+                f"the {alias} version of {name!r} was not registered by registry_ui"
+            )
+        return record
+
+    def get_version(self, name: str, version: str) -> VersionRecord:
+        registered = to_registered_model_name(name)
+        found = self._call(
+            f"read version {version} of {name!r}",
+            self.client.search_model_versions,
+            filter_string=f"name = '{registered}' AND tags.`{TAG_VERSION}` = '{version}'",
+            max_results=10,
+        )
+        alias_map = self._alias_maps([registered]).get(registered, {}) if found else {}
+        records = [
+            r for r in (self.to_record(v, alias_map=alias_map) for v in found) if r is not None
+        ]
+        if not records:
+            raise NotFoundError(f"template {name!r} has no version {version}")
+        return records[0]
+
+    def get_mlflow_version(self, name: str, number: str) -> VersionRecord:
+        registered = to_registered_model_name(name)
+        try:
+            self.calls += 1
+            version = self.client.get_model_version(registered, number)
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise NotFoundError(f"template {name!r} has no MLflow version {number}") from error
+            raise translate_error(error, action=f"read {name!r} version {number}") from error
+        record = self.to_record(version)
+        if record is None:
+            raise NotFoundError(f"{name!r} version {number} was not registered by registry_ui")
+        return record
+
+    def start_registration_run(self, *, actor: str, reason: str = "", count: int = 1) -> str:
+        """One run records who registered a batch; every version's source points into it."""
+        if self._experiment_id is None:
+            experiment = self._call(
+                "read registration experiment",
+                self.client.get_experiment_by_name,
+                REGISTRATION_EXPERIMENT,
+            )
+            if experiment is None:
+                try:
+                    self.calls += 1
+                    self._experiment_id = self.client.create_experiment(REGISTRATION_EXPERIMENT)
+                except MlflowException:
+                    experiment = self._call(
+                        "read registration experiment",
+                        self.client.get_experiment_by_name,
+                        REGISTRATION_EXPERIMENT,
+                    )
+                    self._experiment_id = experiment.experiment_id
+            else:
+                self._experiment_id = experiment.experiment_id
+        tags = {TAG_REGISTERED_BY: actor, "mlflow.user": actor}
+        if reason:
+            tags[TAG_REASON] = reason[:5000]  # run tags hold at most 8,000 characters
+        run = self._call(
+            "start registration run",
+            self.client.create_run,
+            self._experiment_id,
+            tags=tags,
+            run_name=f"register {count} template version(s)",
+        )
+        return run.info.run_id
+
+    def finish_registration_run(self, run_id: str) -> None:
+        self._call("finish registration run", self.client.set_terminated, run_id)
+
+    def find_by_operation(self, name: str, operation_id: str) -> VersionRecord | None:
+        """The version an operation already created, so a re-run records it, not repeats it."""
+        registered = to_registered_model_name(name)
+        found = self._call(
+            f"look up operation {operation_id}",
+            self.client.search_model_versions,
+            filter_string=(
+                f"name = '{registered}' AND tags.`{TAG_OPERATION_ID}` = '{operation_id}'"
+            ),
+            max_results=10,
+        )
+        alias_map = self._alias_maps([registered]).get(registered, {}) if found else {}
+        records = [
+            r for r in (self.to_record(v, alias_map=alias_map) for v in found) if r is not None
+        ]
+        return records[0] if records else None
+
+    def create_version(
+        self,
+        *,
+        name: str,
+        version: str,
+        template: str,
+        metadata: dict[str, Any],
+        content_sha256: str,
+        run_id: str,
+        actor: str,
+        operation_id: str,
+    ) -> VersionRecord:
+        registered = self.ensure_registered_model(name)
+        tags = {
+            TAG_VERSION: version,
+            TAG_TEMPLATE: template,
+            TAG_METADATA: json.dumps(metadata, sort_keys=True, ensure_ascii=False),
+            TAG_CONTENT_SHA256: content_sha256,
+            TAG_OPERATION_ID: operation_id,
+            TAG_STAGE: ModelStage.DEV.value,
+            TAG_REGISTERED_BY: actor,
+        }
+        created = self._call(
+            f"register {name!r} {version}",
+            self.client.create_model_version,
+            registered,
+            source=f"runs:/{run_id}/prompts/{registered}/{version}",
+            run_id=run_id,
+            tags=tags,
+            description=str(metadata.get("purpose", ""))[:1000] or None,
+        )
+        # create_model_version's answer carries the tags we sent; no second read needed.
+        return self.to_record(created, fallback_tags=tags)
+
+    # -- stages -----------------------------------------------------------------------------
+
+    def set_alias(self, name: str, alias: str, mlflow_version: str) -> None:
+        self._call(
+            f"set {alias} of {name!r}",
+            self.client.set_registered_model_alias,
+            to_registered_model_name(name),
+            alias,
+            mlflow_version,
+        )
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        try:
+            self.calls += 1
+            self.client.delete_registered_model_alias(to_registered_model_name(name), alias)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise translate_error(error, action=f"remove {alias} of {name!r}") from error
+
+    def record_stage(self, record: VersionRecord, stage: ModelStage, *, legacy: str | None) -> None:
+        """Write the stage tag and, if it differs, MLflow's legacy stage."""
+        registered = to_registered_model_name(record.name)
+        if record.stage != stage or legacy != stage.legacy_name:
+            self._call(
+                f"tag {record.name!r} {record.version} as {stage}",
+                self.client.set_model_version_tag,
+                registered,
+                record.mlflow_version,
+                TAG_STAGE,
+                stage.value,
+            )
+        if legacy != stage.legacy_name:
+            self._call(
+                f"move {record.name!r} {record.version} to legacy stage {stage.legacy_name}",
+                self.client.transition_model_version_stage,
+                registered,
+                record.mlflow_version,
+                stage.legacy_name,
+                archive_existing_versions=False,
+            )
+
+    def legacy_stages(self, name: str) -> dict[str, str]:
+        """MLflow version number -> legacy stage, read with one search."""
+        registered = to_registered_model_name(name)
+        return {v.version: v.current_stage for v in self._paged_versions(f"name = '{registered}'")}
+
+    # -- conversion -------------------------------------------------------------------------
+
+    def to_record(
+        self,
+        version: ModelVersion,
+        *,
+        fallback_tags: dict[str, str] | None = None,
+        alias_map: dict[str, str] | None = None,
+    ) -> VersionRecord | None:
+        tags = dict(fallback_tags or {})
+        tags.update(version.tags or {})
+        if TAG_VERSION not in tags or TAG_TEMPLATE not in tags:
+            return None  # a version made outside registry_ui: not a prompt template
+        if alias_map is not None:
+            number = str(version.version)
+            aliases = tuple(sorted(a for a, v in alias_map.items() if v == number))
+        else:
+            aliases = tuple(getattr(version, "aliases", None) or ())
+        return VersionRecord(
+            name=from_registered_model_name(version.name),
+            version=tags[TAG_VERSION],
+            template=tags[TAG_TEMPLATE],
+            metadata=json.loads(tags.get(TAG_METADATA) or "{}"),
+            stage=stage_of(aliases, tags.get(TAG_STAGE)),
+            mlflow_version=str(version.version),
+            content_sha256=tags.get(TAG_CONTENT_SHA256, ""),
+            created_at=_from_millis(version.creation_timestamp),
+            run_id=version.run_id or None,
+            source=version.source,
+            operation_id=tags.get(TAG_OPERATION_ID),
+            registered_by=tags.get(TAG_REGISTERED_BY),
+            aliases=aliases,
+        )
+
+
+def stage_of(aliases: Sequence[str], stage_tag: str | None) -> ModelStage:
+    """Aliases are the source of truth; the tag tells dev from archived."""
+    if "production" in aliases:
+        return ModelStage.PRODUCTION
+    if "staging" in aliases:
+        return ModelStage.STAGING
+    if stage_tag == ModelStage.ARCHIVED.value:
+        return ModelStage.ARCHIVED
+    if stage_tag in (ModelStage.STAGING.value, ModelStage.PRODUCTION.value):
+        # It held the stage once and lost the alias: it was replaced.
+        return ModelStage.ARCHIVED
+    return ModelStage.DEV
+
+
+def _alias_map(model) -> dict[str, str]:
+    return {alias: str(number) for alias, number in (model.aliases or {}).items()}
+
+
+def _from_millis(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value / 1000, tz=UTC) if value else None
+
+
+def _semver_key(record: VersionRecord) -> tuple[int, ...]:
+    return tuple(int(part) for part in record.version.split("."))

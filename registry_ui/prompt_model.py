@@ -1,0 +1,287 @@
+"""PromptModel: the design note's API for versioned prompt templates in MLflow.
+
+Usable in any Python process (a runtime service, a notebook, CI) without Django:
+
+    from registry_ui.prompt_model import PromptModel, ModelStage, TemplateValidationError
+
+    model = PromptModel(name="viral-hook-generator", template="🔥 {hook_text} - {cta}",
+                        version="1.0.0", metadata={"author": "content-team"})
+    model.register()
+    model.promote_to_staging()
+    model.promote_to_production()
+    PromptModel.load_from_registry("viral-hook-generator").render(hook_text="...", cta="...")
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from registry_ui.core.diff import compare_templates
+from registry_ui.core.errors import NotFoundError
+from registry_ui.core.names import validate_template_name
+from registry_ui.core.records import VersionRecord
+from registry_ui.core.semver import SemVer
+from registry_ui.core.stages import ModelStage, StageTransitionError
+from registry_ui.core.template import (
+    TemplateRenderError,
+    TemplateValidationError,
+    parse_template,
+)
+from registry_ui.registry import NewVersion, TemplateRegistry
+
+__all__ = [
+    "ModelStage",
+    "PromptModel",
+    "StageTransitionError",
+    "TemplateRenderError",
+    "TemplateValidationError",
+    "configure_mlflow_with_registry",
+    "get_mlflow_client",
+    "get_registry",
+]
+
+# MLflow keeps registry tag values up to 100,000 characters; the template is one of them.
+MAX_TEMPLATE_LENGTH = 100_000
+MAX_METADATA_JSON_LENGTH = 100_000
+
+_registry_lock = threading.Lock()
+_registry: TemplateRegistry | None = None
+
+
+def get_registry() -> TemplateRegistry:
+    """The process-wide registry (one gateway, one client, one cache)."""
+    global _registry
+    registry = _registry
+    if registry is None:
+        with _registry_lock:
+            if _registry is None:
+                from registry_ui.gateway import MlflowGateway
+
+                _registry = TemplateRegistry(MlflowGateway())
+            registry = _registry
+    return registry
+
+
+def configure_mlflow_with_registry(tracking_uri: str | None = None) -> str:
+    """Point this process at a registry (default: MLFLOW_TRACKING_URI or var/mlflow.db)."""
+    global _registry
+    from registry_ui import gateway
+
+    uri = gateway.configure_mlflow_with_registry(tracking_uri)
+    with _registry_lock:
+        _registry = None
+    return uri
+
+
+def get_mlflow_client():
+    from registry_ui import gateway
+
+    return gateway.get_mlflow_client()
+
+
+class PromptModel:
+    """One version of one prompt template, validated on creation."""
+
+    def __init__(
+        self,
+        name: str,
+        template: str,
+        version: str,
+        stage: ModelStage | str = ModelStage.DEV,
+        metadata: Mapping[str, Any] | None = None,
+    ):
+        self.name = name
+        self.template = template
+        self.version = version
+        self.stage = ModelStage.parse(stage)
+        self.metadata = dict(metadata or {})
+        self.mlflow_version: str | None = None
+        self.created_at: datetime | None = None
+        self.run_id: str | None = None
+        self.registered_by: str | None = None
+        self.validate()
+
+    # -- validation and rendering ------------------------------------------------------------
+
+    def validate(self) -> bool:
+        """Check name, version, template and metadata; raise a ValueError saying what is wrong."""
+        validate_template_name(self.name)
+        self.version = str(SemVer.parse(self.version))
+        if not isinstance(self.template, str):
+            raise TypeError(f"template must be a str, not {type(self.template).__name__}")
+        if len(self.template) > MAX_TEMPLATE_LENGTH:
+            raise ValueError(
+                f"template is {len(self.template):,} characters long: MLflow keeps at most "
+                f"{MAX_TEMPLATE_LENGTH:,}"
+            )
+        self._parsed = parse_template(self.template)
+        _check_metadata(self.metadata)
+        return True
+
+    def get_template_variables(self) -> list[str]:
+        """The root names render needs, in order of first appearance."""
+        return list(self._parsed.variables)
+
+    def get_template_fields(self):
+        return self._parsed.fields
+
+    def render(self, **kwargs: Any) -> str:
+        return self._parsed.render(kwargs)
+
+    def compare_with(self, other: PromptModel) -> dict[str, Any]:
+        """What changes from this version to ``other`` (text, variables, metadata, bump)."""
+        return compare_templates(
+            self.template,
+            other.template,
+            old_metadata=self.metadata,
+            new_metadata=other.metadata,
+            old_version=self.version,
+            new_version=other.version,
+        )
+
+    # -- registry ---------------------------------------------------------------------------
+
+    def register(self, *, actor: str | None = None, reason: str = "") -> PromptModel:
+        """Register this version in dev. The same content under the same version is a no-op."""
+        [registered] = self.register_many([self], actor=actor, reason=reason)
+        return registered
+
+    @classmethod
+    def register_many(
+        cls, models: Sequence[PromptModel], *, actor: str | None = None, reason: str = ""
+    ) -> list[PromptModel]:
+        """Register a batch with one provenance run; nothing is written if any is refused."""
+        for model in models:
+            model.validate()
+            if model.stage != ModelStage.DEV and model.mlflow_version is None:
+                raise StageTransitionError(
+                    f"{model.name} {model.version}: new versions are registered in dev; "
+                    "promote them afterwards with promote_to_staging()"
+                )
+        new = [NewVersion(m.name, m.version, m.template, m.metadata) for m in models]
+        results = get_registry().register_many(
+            new, actor=actor or _default_actor(models), reason=reason
+        )
+        by_key = {(r.record.name, r.record.version): r.record for r in results}
+        for model in models:
+            model._apply(by_key[(model.name, model.version)])
+        return list(models)
+
+    def promote_to_staging(self) -> PromptModel:
+        return self._promote(ModelStage.STAGING)
+
+    def promote_to_production(self) -> PromptModel:
+        return self._promote(ModelStage.PRODUCTION)
+
+    def _promote(self, target: ModelStage) -> PromptModel:
+        record = get_registry().promote(self.name, self.version, target)
+        self._apply(record)
+        return self
+
+    @staticmethod
+    def transition_many(
+        moves: Iterable[tuple[str, str, ModelStage | str] | tuple[PromptModel, ModelStage | str]],
+    ) -> list[PromptModel]:
+        """Promote several versions: (name, version, stage) triples or (model, stage) pairs."""
+        triples = []
+        for move in moves:
+            if isinstance(move[0], PromptModel):
+                triples.append((move[0].name, move[0].version, move[1]))
+            else:
+                triples.append(tuple(move))
+        records = get_registry().transition_many(triples)
+        return [PromptModel._from_record(record) for record in records]
+
+    def get_lineage(self) -> list[dict[str, Any]]:
+        """Every registered version of this template, oldest first ([] if none is)."""
+        return [_lineage_entry(r) for r in get_registry().gateway.list_versions(self.name)]
+
+    @classmethod
+    def load_from_registry(
+        cls,
+        name: str,
+        version: str | None = None,
+        stage: ModelStage | str | None = None,
+    ) -> PromptModel:
+        """A version by semver, or the holder of a stage (default production); cached.
+
+        Each call returns its own PromptModel, so callers may change it freely.
+        """
+        cached = get_registry().load(name, version=version, stage=stage, build=cls._from_record)
+        return cached.__copy__()
+
+    @classmethod
+    def _from_record(cls, record: VersionRecord) -> PromptModel:
+        model = cls(record.name, record.template, record.version, record.stage, record.metadata)
+        model._apply(record)
+        return model
+
+    def _apply(self, record: VersionRecord) -> None:
+        self.stage = record.stage
+        self.mlflow_version = record.mlflow_version
+        self.created_at = record.created_at
+        self.run_id = record.run_id
+        self.registered_by = record.registered_by
+
+    def __copy__(self) -> PromptModel:
+        clone = object.__new__(PromptModel)
+        clone.__dict__.update(self.__dict__)
+        clone.metadata = dict(self.metadata)
+        return clone
+
+    def __repr__(self) -> str:
+        return f"PromptModel(name={self.name!r}, version={self.version!r}, stage={self.stage!s})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PromptModel):
+            return NotImplemented
+        return (self.name, self.version, self.template, self.metadata) == (
+            other.name,
+            other.version,
+            other.template,
+            other.metadata,
+        )
+
+    __hash__ = None  # mutable
+
+
+def _check_metadata(metadata: dict[str, Any]) -> None:
+    bad_keys = [k for k in metadata if not isinstance(k, str)]
+    if bad_keys:
+        raise ValueError(f"metadata keys must be strings, got {bad_keys!r}")
+    try:
+        encoded = json.dumps(metadata, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"metadata must be JSON (strings, numbers, booleans, null, lists, objects): {error}"
+        ) from None
+    if len(encoded) > MAX_METADATA_JSON_LENGTH:
+        raise ValueError(
+            f"metadata is {len(encoded):,} characters as JSON: at most "
+            f"{MAX_METADATA_JSON_LENGTH:,} are kept"
+        )
+
+
+def _default_actor(models: Sequence[PromptModel]) -> str:
+    authors = {str(m.metadata.get("author")) for m in models if m.metadata.get("author")}
+    return authors.pop() if len(authors) == 1 else "registry_ui"
+
+
+def _lineage_entry(record: VersionRecord) -> dict[str, Any]:
+    return {
+        "version": record.version,
+        "created_at": record.created_at,
+        "stage": record.stage.value,
+        "mlflow_version": record.mlflow_version,
+        "registered_by": record.registered_by,
+        "author": record.metadata.get("author"),
+        "run_id": record.run_id,
+        "content_sha256": record.content_sha256,
+    }
+
+
+__all__ += ["NotFoundError"]

@@ -1,0 +1,229 @@
+"""Registry rules over the gateway: registration, promotion and the lookup cache.
+
+This is where "the same content under an existing version returns that version", "a
+version must be greater than the latest and bumped enough" and "dev -> staging ->
+production" are enforced for every caller: PromptModel, the workers and the commands.
+No Django here; MLflow only through the gateway.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from registry_ui import config
+from registry_ui.core.errors import BatchRegistrationError, NotFoundError
+from registry_ui.core.records import VersionRecord, content_hash
+from registry_ui.core.semver import SemVer, VersionBumpError, check_bump
+from registry_ui.core.stages import ModelStage, check_promotion
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A version to register, already validated by its caller (PromptModel)."""
+
+    name: str
+    version: str
+    template: str
+    metadata: dict[str, Any]
+    operation_id: str | None = None
+
+    @property
+    def content_sha256(self) -> str:
+        return content_hash(self.template, self.metadata)
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    record: VersionRecord
+    created: bool  # False: the same content was already registered under this version
+
+
+class TemplateRegistry:
+    def __init__(self, gateway, *, cache_ttl: float | None = None):
+        self.gateway = gateway
+        self.cache_ttl = config.cache_ttl_seconds() if cache_ttl is None else cache_ttl
+        self._cache: dict[tuple, tuple[float, Any]] = {}
+        self._cache_lock = threading.Lock()
+
+    # -- registration -----------------------------------------------------------------------
+
+    def register_many(
+        self, versions: Sequence[NewVersion], *, actor: str = "registry_ui", reason: str = ""
+    ) -> list[RegistrationResult]:
+        """Register a batch with one provenance run and one create call per new version.
+
+        Every problem in the batch is found before anything is written, so bad input never
+        leaves a batch half applied. Re-running the same batch creates nothing.
+        """
+        existing = self.gateway.list_versions_many({v.name for v in versions})
+        plan, errors = _plan_registrations(versions, existing)
+        if errors:
+            raise BatchRegistrationError(errors)
+        to_create = [item for item in plan if item[1] is None]
+        run_id = None
+        if to_create:
+            run_id = self.gateway.start_registration_run(
+                actor=actor, reason=reason, count=len(to_create)
+            )
+        results = []
+        try:
+            for new, found in plan:
+                if found is not None:
+                    results.append(RegistrationResult(found, created=False))
+                    continue
+                record = self.gateway.create_version(
+                    name=new.name,
+                    version=new.version,
+                    template=new.template,
+                    metadata=new.metadata,
+                    content_sha256=new.content_sha256,
+                    run_id=run_id,
+                    actor=actor,
+                    operation_id=new.operation_id or uuid.uuid4().hex,
+                )
+                results.append(RegistrationResult(record, created=True))
+        finally:
+            if run_id is not None:
+                self.gateway.finish_registration_run(run_id)
+            self.invalidate(*{v.name for v in versions})
+        return results
+
+    # -- stages -----------------------------------------------------------------------------
+
+    def promote(self, name: str, version: str, target: ModelStage | str) -> VersionRecord:
+        """Move one version along dev -> staging -> production; safe to re-run.
+
+        The alias is written first because it is the source of truth; the tags and legacy
+        stages are then brought in step for every version of the template, so a run that
+        died half way is completed by the next one.
+        """
+        target = ModelStage.parse(target)
+        records = self.gateway.list_versions(name)
+        record = _find(records, name, version)
+        needed = check_promotion(record.stage, target, label=f"{name} {version}")
+        if needed:
+            self.gateway.set_alias(name, target.alias, record.mlflow_version)
+            if target == ModelStage.PRODUCTION and "staging" in record.aliases:
+                self.gateway.delete_alias(name, "staging")
+            records = self.gateway.list_versions(name)
+        self._reconcile(name, records)
+        self.invalidate(name)
+        return _find(self.gateway.list_versions(name), name, version) if needed else record
+
+    def transition_many(
+        self, moves: Iterable[tuple[str, str, ModelStage | str]]
+    ) -> list[VersionRecord]:
+        """Apply several promotions, each checked on its own, template by template."""
+        return [self.promote(name, version, target) for name, version, target in moves]
+
+    def _reconcile(self, name: str, records: list[VersionRecord]) -> None:
+        legacy = self.gateway.legacy_stages(name)
+        for record in records:
+            self.gateway.record_stage(
+                record, record.stage, legacy=legacy.get(record.mlflow_version)
+            )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def versions(self, name: str) -> list[VersionRecord]:
+        records = self.gateway.list_versions(name)
+        if not records:
+            raise NotFoundError(f"template {name!r} is not in the registry")
+        return records
+
+    def load(
+        self,
+        name: str,
+        *,
+        version: str | None = None,
+        stage: ModelStage | str | None = None,
+        build: Callable[[VersionRecord], Any] | None = None,
+    ) -> Any:
+        """One version by semver or by stage (default production), cached with a TTL.
+
+        A hit is a dict lookup and a clock read: a runtime service's hot path makes no
+        network call. ``build`` turns the record into what is cached (a PromptModel).
+        """
+        key = (name, version, None if version else (stage or ModelStage.PRODUCTION), build)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        if version and str(version).isdigit():
+            # The design note passes MLflow's own version number (from get_latest_versions).
+            record = self.gateway.get_mlflow_version(name, str(version))
+        elif version:
+            record = self.gateway.get_version(name, str(SemVer.parse(version)))
+        else:
+            record = self.gateway.get_by_stage(name, ModelStage.parse(key[2]))
+        value = build(record) if build else record
+        with self._cache_lock:
+            self._cache[key] = (time.monotonic() + self.cache_ttl, value)
+        return value
+
+    def invalidate(self, *names: str) -> None:
+        with self._cache_lock:
+            if not names:
+                self._cache.clear()
+                return
+            for key in [k for k in self._cache if k[0] in names]:
+                del self._cache[key]
+
+
+def _find(records: list[VersionRecord], name: str, version: str) -> VersionRecord:
+    for record in records:
+        if record.version == version:
+            return record
+    raise NotFoundError(f"template {name!r} has no version {version}")
+
+
+def _plan_registrations(
+    versions: Sequence[NewVersion], existing: dict[str, list[VersionRecord]]
+) -> tuple[list[tuple[NewVersion, VersionRecord | None]], list[str]]:
+    """Decide, for each new version, whether it exists already or may be created."""
+    plan: list[tuple[NewVersion, VersionRecord | None]] = []
+    errors: list[str] = []
+    latest: dict[str, VersionRecord | NewVersion] = {}
+    for name, records in existing.items():
+        if records:
+            latest[name] = records[-1]
+    by_version = {(r.name, r.version): r for records in existing.values() for r in records}
+    seen: dict[tuple[str, str], NewVersion] = {}
+    for new in sorted(versions, key=lambda v: (v.name, SemVer.parse(v.version))):
+        label = f"{new.name} {new.version}"
+        key = (new.name, new.version)
+        if key in seen:
+            if seen[key].content_sha256 != new.content_sha256:
+                errors.append(f"{label}: appears twice in the batch with different content")
+            continue
+        seen[key] = new
+        found = by_version.get(key)
+        if found is not None:
+            if found.content_sha256 != new.content_sha256:
+                errors.append(
+                    f"{label}: already registered with different content: a change needs a "
+                    "new version number"
+                )
+            plan.append((new, found))
+            continue
+        previous = latest.get(new.name)
+        if previous is not None:
+            try:
+                check_bump(
+                    previous.version,
+                    previous.template,
+                    new.version,
+                    new.template,
+                    previous.metadata,
+                    new.metadata,
+                )
+            except VersionBumpError as error:
+                errors.append(f"{label}: {error}")
+                continue
+        latest[new.name] = new
+        plan.append((new, None))
+    return plan, errors

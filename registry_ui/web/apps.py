@@ -1,0 +1,32 @@
+import logging
+
+from django.apps import AppConfig
+from django.conf import settings
+
+logger = logging.getLogger("registry_ui")
+
+
+class WebConfig(AppConfig):
+    name = "registry_ui.web"
+    label = "registry_web"
+    verbose_name = "Prompt template registry"
+
+    def ready(self) -> None:
+        # Importing the Celery app here binds @shared_task to it in every process.
+        from registry_ui.celery import app  # noqa: F401
+
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            logger.info("REDIS_URL is unset: background tasks run in-process (no Celery worker)")
+        else:
+            logger.info(
+                "background tasks go to Celery on %s", _without_password(settings.REDIS_URL)
+            )
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url

@@ -1,0 +1,44 @@
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+from registry_ui import prompt_model
+from registry_ui.core.stages import ModelStage
+from registry_ui.web.management.commands import load_demo_data
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fresh_registry(tmp_path, mlflow_sqlite_uri, monkeypatch):
+    monkeypatch.setattr(load_demo_data, "CREDENTIALS_FILE", tmp_path / "demo-credentials.txt")
+    prompt_model.configure_mlflow_with_registry(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield tmp_path
+    prompt_model.configure_mlflow_with_registry(mlflow_sqlite_uri)
+
+
+def test_it_loads_templates_in_every_stage_and_users_whose_passwords_it_prints(
+    fresh_registry, capsys
+):
+    call_command("load_demo_data")
+
+    printed = capsys.readouterr().out
+    versions = prompt_model.get_registry().gateway.all_versions()
+    stages = {record.stage for records in versions.values() for record in records}
+    assert stages == set(ModelStage)
+    assert "persona/entrepreneur/hook-generator" in versions
+    alice_line = next(line for line in printed.splitlines() if line.strip().startswith("alice"))
+    password = alice_line.split()[1]
+    assert User.objects.get(username="alice").check_password(password)
+    assert password in (fresh_registry / "demo-credentials.txt").read_text()
+
+
+def test_a_second_run_changes_nothing(fresh_registry, capsys):
+    call_command("load_demo_data")
+    before = prompt_model.get_registry().gateway.all_versions()
+    capsys.readouterr()
+
+    call_command("load_demo_data")
+
+    assert "already loaded" in capsys.readouterr().out
+    assert prompt_model.get_registry().gateway.all_versions() == before
