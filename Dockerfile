@@ -1,10 +1,13 @@
+# One image for web (gunicorn), worker and beat (celery); see docker-compose.yml.
 FROM python:3.11-slim
 WORKDIR /app
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 REGISTRY_UI_VAR_DIR=/tmp/registry_ui
 COPY pyproject.toml requirements.lock README.md ./
 COPY registry_ui ./registry_ui
 RUN pip install --no-cache-dir -c requirements.lock .
-COPY . .
+COPY manage.py ./
+COPY templates ./templates
+COPY static ./static
 RUN DEBUG=true python manage.py collectstatic --noinput
 RUN useradd --create-home app && chown -R app /app
 USER app

@@ -93,6 +93,52 @@ class TemplateRegistry:
             self.invalidate(*{v.name for v in versions})
         return results
 
+    def plan_registrations(self, versions: Sequence[NewVersion]) -> list[NewVersion]:
+        """The versions of a batch still to create; raises if any is refused (nothing written)."""
+        existing = self.gateway.list_versions_many({v.name for v in versions})
+        plan, errors = _plan_registrations(versions, existing)
+        if errors:
+            raise BatchRegistrationError(errors)
+        return [new for new, found in plan if found is None]
+
+    def register_operation(
+        self,
+        new: NewVersion,
+        *,
+        actor: str,
+        reason: str,
+        run_id_for_batch: Callable[[], str],
+        may_exist: bool,
+    ) -> VersionRecord:
+        """Register one version of a worker's operation; re-running it records, not repeats.
+
+        Callers run one operation per template at a time, so the check and the create
+        cannot be interleaved with another write to the same template.
+        """
+        if may_exist and new.operation_id:
+            found = self.gateway.find_by_operation(new.name, new.operation_id)
+            if found is not None:
+                return found
+        existing = self.gateway.list_versions_many([new.name])
+        plan, errors = _plan_registrations([new], existing)
+        if errors:
+            raise BatchRegistrationError(errors)
+        [(_, found)] = plan
+        if found is not None:
+            return found
+        record = self.gateway.create_version(
+            name=new.name,
+            version=new.version,
+            template=new.template,
+            metadata=new.metadata,
+            content_sha256=new.content_sha256,
+            run_id=run_id_for_batch(),
+            actor=actor,
+            operation_id=new.operation_id or uuid.uuid4().hex,
+        )
+        self.invalidate(new.name)
+        return record
+
     # -- stages -----------------------------------------------------------------------------
 
     def promote(self, name: str, version: str, target: ModelStage | str) -> VersionRecord:

@@ -47,6 +47,8 @@ def _database_url() -> dict:
     if parsed["ENGINE"].endswith("sqlite3"):
         parsed["CONN_MAX_AGE"] = 0
         parsed["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+        # A file, not memory, so Celery worker processes started by tests share it.
+        parsed["TEST"] = {"NAME": str(VAR_DIR / "test-registry_ui.sqlite3")}
     return parsed
 
 
@@ -111,6 +113,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves collected static files under gunicorn (no separate web server in the image).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -169,6 +173,29 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "registry_ui").strip() or "registry_ui"
+
+# An operation running longer than this is stuck: the sweeper gives it back. It must stay
+# below the Redis visibility timeout, or Redis would redeliver a task still running.
+OPERATION_TIME_LIMIT_SECONDS = config.env_int("OPERATION_TIME_LIMIT_SECONDS", 300, minimum=10)
+# A pending operation older than this was probably never sent: the sweeper sends it.
+OPERATION_SEND_GRACE_SECONDS = config.env_int("OPERATION_SEND_GRACE_SECONDS", 30, minimum=1)
+OPERATION_MAX_RETRIES = 8
+REDIS_VISIBILITY_TIMEOUT_SECONDS = 3 * OPERATION_TIME_LIMIT_SECONDS
+# One value, read by the broker and the result backend alike (Celery reads them separately).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": REDIS_VISIBILITY_TIMEOUT_SECONDS}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": REDIS_VISIBILITY_TIMEOUT_SECONDS}
+CELERY_TASK_TIME_LIMIT = OPERATION_TIME_LIMIT_SECONDS
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE = {
+    "sweep-operations": {"task": "registry_ui.web.tasks.sweep_operations", "schedule": 15.0},
+    "sync-registry": {
+        "task": "registry_ui.web.tasks.sync_registry_task",
+        "schedule": float(config.env_int("SYNC_INTERVAL_SECONDS", 300, minimum=10)),
+    },
+}
+# Shared with MLflow's webhook (create_webhook(..., secret=...)); unset: webhooks refused.
+MLFLOW_WEBHOOK_SECRET = os.environ.get("MLFLOW_WEBHOOK_SECRET", "").strip()
 
 LOGGING = {
     "version": 1,

@@ -23,6 +23,9 @@ from registry_ui.core.template import Field, ParsedTemplate, parse_template
 # A whole simple field, an escaped brace, a word, a run of spaces, or any other single
 # character: every character falls in exactly one token, so tokens join back to the text.
 _WORD = re.compile(r"\{[^{}]*\}|\{\{|\}\}|\w+|\s+|[^\w\s]")
+# Comparing word lists costs up to (old words x new words) steps, and far more on repetitive
+# text: a million pairs is at most a few tenths of a second, even on the worst text seen.
+WORD_PAIRS_BUDGET = 1_000_000
 
 
 def compare_templates(
@@ -34,6 +37,11 @@ def compare_templates(
     old_version: str | None = None,
     new_version: str | None = None,
 ) -> dict[str, Any]:
+    """What changes from old to new: "template_diff", "metadata_diff" and "bump".
+
+    The bump's "declared", "ok" and "minimum_version" are None unless both versions are given.
+    Raises TemplateValidationError if either text is not a valid template.
+    """
     old, new = parse_template(old_text), parse_template(new_text)
     return {
         "template_diff": _template_diff(old, new, old_version or "old", new_version or "new"),
@@ -103,7 +111,9 @@ def _forms_by_path(fields: tuple[Field, ...]) -> dict[str, list[tuple[str, str |
 def line_diff(old_text: str, new_text: str) -> list[dict[str, Any]]:
     """Hunks over lines ('\\n'-separated), with word-level segments on replaced hunks."""
     old_lines, new_lines = old_text.split("\n"), new_text.split("\n")
-    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    # difflib's default autojunk, as in its own unified_diff: it keeps long texts fast.
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines)
+    budget = _PairBudget(WORD_PAIRS_BUDGET)  # one for all hunks: many large hunks stay cheap
     hunks = []
     for op, old_start, old_end, new_start, new_end in matcher.get_opcodes():
         hunk = {
@@ -114,31 +124,78 @@ def line_diff(old_text: str, new_text: str) -> list[dict[str, Any]]:
             "new": new_lines[new_start:new_end],
         }
         if op == "replace":
-            hunk["words"] = word_diff("\n".join(hunk["old"]), "\n".join(hunk["new"]))
+            hunk["words"] = _word_diff("\n".join(hunk["old"]), "\n".join(hunk["new"]), budget)
         hunks.append(hunk)
     return hunks
 
 
-def word_diff(old_text: str, new_text: str) -> list[dict[str, str]]:
+def word_diff(
+    old_text: str, new_text: str, *, max_pairs: int = WORD_PAIRS_BUDGET
+) -> list[dict[str, str]]:
     """Segments of equal, deleted and inserted text.
 
     Joining the equal and deleted segments gives old_text; the equal and inserted ones give
-    new_text.
+    new_text. When the changed middle has more than max_pairs pairs of words to compare, it
+    is given whole, as deleted then inserted.
     """
+    return _word_diff(old_text, new_text, _PairBudget(max_pairs))
+
+
+class _PairBudget:
+    """Pairs of words that may still be compared."""
+
+    def __init__(self, pairs: int):
+        self.left = pairs
+
+    def spend(self, pairs: int) -> bool:
+        if pairs > self.left:
+            return False
+        self.left -= pairs
+        return True
+
+
+def _word_diff(old_text: str, new_text: str, budget: _PairBudget) -> list[dict[str, str]]:
     old_words, new_words = _WORD.findall(old_text), _WORD.findall(new_text)
+    prefix = _common_prefix_length(old_words, new_words)
+    suffix = _common_prefix_length(old_words[prefix:][::-1], new_words[prefix:][::-1])
+    old_middle = old_words[prefix : len(old_words) - suffix]
+    new_middle = new_words[prefix : len(new_words) - suffix]
+    segments: list[dict[str, str]] = []
+    _append_segment(segments, "equal", "".join(old_words[:prefix]))
+    if budget.spend(len(old_middle) * len(new_middle)):
+        _append_matched_segments(segments, old_middle, new_middle)
+    else:
+        _append_segment(segments, "delete", "".join(old_middle))
+        _append_segment(segments, "insert", "".join(new_middle))
+    _append_segment(segments, "equal", "".join(old_words[len(old_words) - suffix :]))
+    return segments
+
+
+def _common_prefix_length(left: list[str], right: list[str]) -> int:
+    length = 0
+    for left_word, right_word in zip(left, right, strict=False):
+        if left_word != right_word:
+            break
+        length += 1
+    return length
+
+
+def _append_matched_segments(
+    segments: list[dict[str, str]], old_words: list[str], new_words: list[str]
+) -> None:
     # autojunk would treat frequent tokens such as ' ' as noise and give a worse diff.
     matcher = difflib.SequenceMatcher(None, old_words, new_words, autojunk=False)
-    segments: list[dict[str, str]] = []
     for op, old_start, old_end, new_start, new_end in matcher.get_opcodes():
         if op in ("equal", "delete", "replace"):
             kind = "equal" if op == "equal" else "delete"
             _append_segment(segments, kind, "".join(old_words[old_start:old_end]))
         if op in ("insert", "replace"):
             _append_segment(segments, "insert", "".join(new_words[new_start:new_end]))
-    return segments
 
 
 def _append_segment(segments: list[dict[str, str]], op: str, text: str) -> None:
+    if not text:
+        return
     if segments and segments[-1]["op"] == op:
         segments[-1]["text"] += text
     else:

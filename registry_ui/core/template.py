@@ -36,7 +36,7 @@ import re
 import reprlib
 import sys
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,6 @@ _BRACE = re.compile(r"[{}]")
 # almost always a missing '}', and saying so helps more than a strange name or spec would.
 _FIELD_NAME_STOP = re.compile(r"[{}\[:!\n]")
 _CONVERSION_STOP = re.compile(r"[{}:\n]")
-_SPEC_STOP = re.compile(r"[{}\n]")
 _ACCESSOR = re.compile(r"[.\[]")
 
 _short_repr = reprlib.Repr()
@@ -165,7 +164,10 @@ class ParsedTemplate:
         object.__setattr__(self, "_attribute_roots", _roots_with_attribute_access(self.fields))
 
     def render(self, values: Mapping[str, Any]) -> str:
-        """Exactly ``text.format(**values)``, except that failures say which field and why."""
+        """Exactly ``text.format(**values)``, but ``{obj.key}`` also reads keys of dict values.
+
+        Failures raise a TemplateRenderError saying which field failed and why.
+        """
         if self._attribute_roots or type(values) is not dict:
             values = self._prepared(values)
         try:
@@ -246,6 +248,7 @@ class _Scanner:
         self.errors: list[TemplateError] = []
         self.fields: list[Field] = []
         self._line_starts: list[int] | None = None
+        self._closer: _SpecCloser | None = None
 
     # MarkupIterator_next: literal text up to a brace; '{{' and '}}' are literal braces.
     def scan_markup(self, start: int, end: int, depth: int, nested: bool) -> None:
@@ -304,8 +307,8 @@ class _Scanner:
             found = match.start()
             char = text[found]
             if char == "[":
-                closing = text.find("]", found + 1, end)
-                if closing < 0 or "\n" in text[found:closing]:
+                closing = text.find("]", found + 1, self._line_end(found, end))
+                if closing < 0:
                     self._report("bad-index", found, _UNCLOSED_INDEX)
                     return None, self._resume_after_unclosed_index(found + 1, end)
                 position = closing + 1
@@ -325,23 +328,17 @@ class _Scanner:
 
     def _find_spec_end(self, start: int, end: int) -> tuple[int, int | None]:
         """Index of the '}' closing the spec (else of the line's end), and its first '{'."""
-        text = self.text
-        open_braces = 1
-        inner_brace = None
-        position = start
-        while match := _SPEC_STOP.search(text, position, end):
-            found = match.start()
-            position = found + 1
-            if text[found] == "{":
-                open_braces += 1
-                inner_brace = found if inner_brace is None else inner_brace
-            elif text[found] == "\n":
-                return found, inner_brace
-            else:
-                open_braces -= 1
-                if open_braces == 0:
-                    return found, inner_brace
-        return end, inner_brace
+        limit = self._line_end(start, end)
+        closing = self._spec_closer().closing_brace(start)
+        if closing is not None and closing < limit:
+            limit = closing
+        inner_brace = self.text.find("{", start, limit)
+        return limit, None if inner_brace < 0 else inner_brace
+
+    def _spec_closer(self) -> _SpecCloser:
+        if self._closer is None:
+            self._closer = _SpecCloser(self.text)
+        return self._closer
 
     def _scan_spec(self, inner_brace: int, spec_start: int, spec_end: int, depth: int) -> None:
         # CPython expands any spec holding a '{' one recursion level down, and gives up at 0.
@@ -445,16 +442,59 @@ class _Scanner:
     # -- positions and reports ----------------------------------------------------------------
 
     def locate(self, offset: int) -> tuple[int, int]:
+        line_starts = self._starts_of_lines()
+        line = bisect.bisect_right(line_starts, offset)
+        return line, offset - line_starts[line - 1] + 1
+
+    def _line_end(self, offset: int, end: int) -> int:
+        """Index of the line break after offset, or end if that comes first."""
+        line_starts = self._starts_of_lines()
+        next_line = bisect.bisect_right(line_starts, offset)
+        return min(end, line_starts[next_line] - 1) if next_line < len(line_starts) else end
+
+    def _starts_of_lines(self) -> list[int]:
         if self._line_starts is None:
             self._line_starts = [0, *(m.end() for m in re.finditer("\n", self.text))]
-        line = bisect.bisect_right(self._line_starts, offset)
-        return line, offset - self._line_starts[line - 1] + 1
+        return self._line_starts
 
-    def _report(self, code: str, offset: int, message: Any) -> None:
+    def _report(self, code: str, offset: int, message: str | Callable[[str], str]) -> None:
+        """Record an error; ``message`` is a str.format text or a function, given "line:col"."""
         line, column = self.locate(offset)
         where = f"{line}:{column}"
         text = message(where) if callable(message) else message.format(at=where)
         self.errors.append(TemplateError(code, text, line, column))
+
+
+class _SpecCloser:
+    """Finds the '}' that closes a format spec without walking the spec.
+
+    CPython counts every brace in a spec, so a spec starting at s ends at the first '}' that
+    takes the brace balance (opened minus closed since the text's start) below its value at s.
+    Walking instead would make a line like '{a:{a:{a:...' quadratic: each unclosed field's
+    scan would run to the line's end, then resume at the next field.
+    """
+
+    def __init__(self, text: str):
+        self._brace_offsets: list[int] = []
+        self._balance_after: list[int] = []
+        self._closing_offsets: dict[int, list[int]] = {}  # balance after a '}' -> its offsets
+        balance = 0
+        for match in _BRACE.finditer(text):
+            offset = match.start()
+            if match.group() == "{":
+                balance += 1
+            else:
+                balance -= 1
+                self._closing_offsets.setdefault(balance, []).append(offset)
+            self._brace_offsets.append(offset)
+            self._balance_after.append(balance)
+
+    def closing_brace(self, start: int) -> int | None:
+        braces_before = bisect.bisect_left(self._brace_offsets, start)
+        balance = self._balance_after[braces_before - 1] if braces_before else 0
+        candidates = self._closing_offsets.get(balance - 1, [])
+        index = bisect.bisect_left(candidates, start)
+        return candidates[index] if index < len(candidates) else None
 
 
 def _exceeds_ssize_t(digits: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -68,7 +69,9 @@ def test_the_same_text_is_unchanged_with_equal_hunks_only():
 def test_it_gives_line_hunks_with_one_based_starts():
     diff = compare_templates("one\ntwo\nthree", "one\nTWO\nthree\nfour")["template_diff"]
 
-    assert [(h["op"], h["old_start"], h["new_start"], h["old"], h["new"]) for h in diff["lines"]] == [
+    assert [
+        (h["op"], h["old_start"], h["new_start"], h["old"], h["new"]) for h in diff["lines"]
+    ] == [
         ("equal", 1, 1, ["one"], ["one"]),
         ("replace", 2, 2, ["two"], ["TWO"]),
         ("equal", 3, 3, ["three"], ["three"]),
@@ -95,6 +98,29 @@ def test_it_keeps_a_changed_field_as_one_word():
         {"op": "insert", "text": "{amount:.3f}"},
         {"op": "equal", "text": " now"},
     ]
+
+
+def test_it_gives_a_changed_middle_whole_when_comparing_its_words_would_cost_too_much():
+    segments = word_diff("Say hi to {name} now", "Say hello to {user} now", max_pairs=0)
+
+    assert segments == [
+        {"op": "equal", "text": "Say "},
+        {"op": "delete", "text": "hi to {name}"},
+        {"op": "insert", "text": "hello to {user}"},
+        {"op": "equal", "text": " now"},
+    ]
+
+
+def test_it_compares_long_repetitive_versions_quickly():
+    words = ["alpha", "beta", "the", "{x}", "and"] * 3000
+    old = " ".join(words)
+    new = " ".join(reversed(words))
+    started = time.perf_counter()
+
+    diff = compare_templates(old, "\n".join([old, new, old]))
+
+    assert time.perf_counter() - started < 5
+    assert diff["template_diff"]["variables_added"] == []
 
 
 def test_it_gives_a_unified_diff_labelled_with_the_versions():

@@ -147,7 +147,7 @@ def fields(draw, roots: list[str] = ROOTS) -> str:
 templates = st.lists(st.one_of(literals, fields()), max_size=6).map("".join)
 
 scalars = st.one_of(
-    st.integers(-10**6, 10**6),
+    st.integers(-(10**6), 10**6),
     st.floats(allow_nan=False, width=32),
     st.text(max_size=5),
     st.none(),
@@ -256,9 +256,9 @@ def test_render_gives_exactly_str_format_for_values_without_json(text, values):
 # -- diffs keep every character ---------------------------------------------------------------
 
 
-@given(any_text, any_text)
-def test_word_segments_join_back_to_each_side(old, new):
-    segments = word_diff(old, new)
+@given(any_text, any_text, st.sampled_from([0, 50, 1_000_000]))
+def test_word_segments_join_back_to_each_side(old, new, max_pairs):
+    segments = word_diff(old, new, max_pairs=max_pairs)
 
     assert "".join(s["text"] for s in segments if s["op"] != "insert") == old
     assert "".join(s["text"] for s in segments if s["op"] != "delete") == new

@@ -21,7 +21,10 @@ HOOK = "🔥 {hook_text} - {cta} #trending #{hashtag}"
 
 def test_it_renders_the_design_note_hook():
     content = render_template(
-        HOOK, hook_text="AI just changed everything", cta="See how in comments", hashtag="AIRevolution"
+        HOOK,
+        hook_text="AI just changed everything",
+        cta="See how in comments",
+        hashtag="AIRevolution",
     )
 
     assert content == "🔥 AI just changed everything - See how in comments #trending #AIRevolution"
@@ -150,7 +153,9 @@ def test_it_wraps_an_unexpected_failure_of_a_value_in_a_render_error():
 def test_it_reads_keys_of_dict_values_written_as_attributes():
     user = {"name": "Ann", "address": {"city": "Paris"}, "tags": ["a", "b"]}
 
-    content = render_template("{user.name} {user[name]} {user.address.city} {user.tags[1]}", user=user)
+    content = render_template(
+        "{user.name} {user[name]} {user.address.city} {user.tags[1]}", user=user
+    )
 
     assert content == "Ann Ann Paris b"
 

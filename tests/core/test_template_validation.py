@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from registry_ui.core.template import (
@@ -242,3 +244,18 @@ def test_it_parses_a_text_once_and_returns_the_same_object():
     text = "cached {once}"
 
     assert parse_template(text) is parse_template("cached {" + "once}")
+
+
+# -- cost on hostile input --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("unit", ["{a:", "{a:{b:", "{a[", "{a!", "{a:}}", "{a:{b}{c}}"])
+def test_it_validates_100_kb_of_broken_fields_in_linear_time(unit):
+    # Each unclosed field is rescanned from the next one: a naive scan is quadratic here and
+    # took minutes for "{a:" * 33000.
+    text = unit * (100_000 // len(unit))
+    started = time.perf_counter()
+
+    validate_template(text)
+
+    assert time.perf_counter() - started < 5

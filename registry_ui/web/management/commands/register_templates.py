@@ -1,0 +1,81 @@
+"""Register the template versions in files under PATH as one batch (see docs/template-files.md)."""
+
+from __future__ import annotations
+
+import getpass
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from registry_ui.core.errors import RegistryError
+from registry_ui.core.template_files import scan_templates
+from registry_ui.registry import NewVersion
+from registry_ui.web import operations
+from registry_ui.web.models import AuditEvent, Batch, Operation
+
+
+class Command(BaseCommand):
+    help = (
+        "Register new template versions from YAML files as one batch; identical re-runs do nothing."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", help="a template file or a directory of them")
+        parser.add_argument("--actor", default=None, help="who registers (default: $USER)")
+        parser.add_argument("--reason", default="", help="why, for the audit trail")
+        parser.add_argument(
+            "--timeout", type=float, default=600, help="seconds to wait for the workers"
+        )
+        parser.add_argument("--no-wait", action="store_true", help="file the batch and return")
+
+    def handle(self, *args, path, actor, reason, timeout, no_wait, **options):
+        try:
+            scan = scan_templates(Path(path))
+        except FileNotFoundError:
+            raise CommandError(f"{path}: no such file or directory") from None
+        for problem in scan.problems:
+            self.stdout.write(str(problem))
+        if scan.problems:
+            raise CommandError(f"{len(scan.problems)} problem(s): nothing was registered")
+        versions = [
+            NewVersion(spec.name, spec.version, spec.template, spec.metadata) for spec in scan.specs
+        ]
+        try:
+            batch = operations.batch_register(
+                versions=versions,
+                actor=actor or getpass.getuser(),
+                reason=reason or f"register_templates {path}",
+                source=AuditEvent.Source.COMMAND,
+            )
+        except (RegistryError, ValueError) as error:
+            raise CommandError(str(error)) from error
+        if batch is None:
+            self.stdout.write(
+                f"nothing to register: all {len(versions)} version(s) are in the registry already"
+            )
+            return
+        self.stdout.write(f"batch {batch.pk}: {batch.total} version(s) to register")
+        if no_wait:
+            return
+        self._wait(batch, timeout)
+
+    def _wait(self, batch: Batch, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            batch.refresh_from_db()
+            if batch.status in (Batch.Status.SUCCEEDED, Batch.Status.FAILED):
+                break
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"batch {batch.pk} still running after {timeout:.0f}s "
+                    f"({batch.succeeded} done, {batch.failed} failed); "
+                    "see `manage.py operations list`"
+                )
+            time.sleep(0.5)
+        for op in batch.operations.filter(status=Operation.Status.FAILED):
+            self.stdout.write(f"failed: {op.template_name} {op.version}: {op.last_error}")
+        summary = f"batch {batch.pk}: {batch.succeeded} registered, {batch.failed} failed"
+        if batch.status == Batch.Status.FAILED:
+            raise CommandError(summary)
+        self.stdout.write(self.style.SUCCESS(summary))

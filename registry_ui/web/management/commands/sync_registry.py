@@ -1,0 +1,18 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from registry_ui.core.errors import RegistryError
+from registry_ui.web.mirror import sync_registry
+
+
+class Command(BaseCommand):
+    help = "Mirror every template and version from MLflow; audit changes made outside."
+
+    def handle(self, *args, **options):
+        try:
+            summary = sync_registry()
+        except RegistryError as error:
+            raise CommandError(f"sync failed: {error}") from error
+        self.stdout.write(
+            "synced {templates} templates, {versions} versions: {changes} changes "
+            "({mlflow_calls} MLflow calls)".format(**summary)
+        )

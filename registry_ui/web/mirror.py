@@ -1,0 +1,116 @@
+"""Keep Django's mirror of the registry in step with MLflow, auditing what changed."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from registry_ui.core.names import to_registered_model_name
+from registry_ui.core.records import VersionRecord
+from registry_ui.core.template import parse_template
+from registry_ui.web.models import AuditEvent, Stage, Template, TemplateVersion
+
+_HELD_STAGES = (Stage.STAGING, Stage.PRODUCTION)
+
+
+@transaction.atomic
+def mirror_template(
+    name: str, records: list[VersionRecord], *, source: str, actor: str = "mlflow"
+) -> list[AuditEvent]:
+    """Make the mirror of one template match MLflow's versions; audit every difference.
+
+    A version or stage change seen with source "external" was made outside the dashboard;
+    a production change of that kind flags the template for reviewers.
+    """
+    template, _ = Template.objects.select_for_update().get_or_create(
+        name=name, defaults={"registered_model_name": to_registered_model_name(name)}
+    )
+    existing = {v.version: v for v in template.versions.all()}
+    events: list[AuditEvent] = []
+    staged: list[tuple[TemplateVersion, str]] = []
+    for record in records:
+        row = existing.get(record.version)
+        if row is None:
+            row = _new_row(template, record)
+            events.append(_event(actor, "version.registered", row, None, _state(row), source))
+            staged.append((row, record.stage.value))
+        elif row.stage != record.stage.value:
+            staged.append((row, record.stage.value))
+    # Leave staging and production before anyone enters them: the partial unique
+    # constraints allow one holder at every moment, even inside this transaction.
+    staged.sort(key=lambda item: item[1] in _HELD_STAGES)
+    for row, stage in staged:
+        before = row.stage if row.pk else None
+        row.stage = stage
+        row.save()
+        if before is not None and before != stage:
+            events.append(
+                _event(
+                    actor, "version.stage_changed", row, {"stage": before}, {"stage": stage}, source
+                )
+            )
+            if source == AuditEvent.Source.EXTERNAL and Stage.PRODUCTION in (before, stage):
+                template.external_production_change = True
+    template.synced_at = timezone.now()
+    template.save(update_fields=["synced_at", "external_production_change"])
+    AuditEvent.objects.bulk_create(events)
+    return events
+
+
+def _new_row(template: Template, record: VersionRecord) -> TemplateVersion:
+    major, minor, patch = (int(part) for part in record.version.split("."))
+    return TemplateVersion(
+        template=template,
+        version=record.version,
+        major=major,
+        minor=minor,
+        patch=patch,
+        stage=Stage.DEV,
+        text=record.template,
+        variables=list(parse_template(record.template).variables),
+        metadata=record.metadata,
+        author=str(record.metadata.get("author", ""))[:150],
+        registered_by=(record.registered_by or "")[:150],
+        content_sha256=record.content_sha256,
+        mlflow_version=record.mlflow_version,
+        run_id=record.run_id or "",
+        created_at=record.created_at,
+    )
+
+
+def _state(row: TemplateVersion) -> dict:
+    return {"version": row.version, "stage": row.stage, "mlflow_version": row.mlflow_version}
+
+
+def _event(actor, action, row, before, after, source) -> AuditEvent:
+    return AuditEvent(
+        actor=actor,
+        action=action,
+        object_type="template_version",
+        object_id=f"{row.template.name}@{row.version}",
+        before=before,
+        after=after,
+        source=source,
+    )
+
+
+def sync_registry() -> dict[str, int]:
+    """Mirror every template in MLflow; differences not made here are audited as external.
+
+    Reads all versions with paged searches and compares sets of version numbers per
+    template, so it does not depend on page offsets staying still while it reads.
+    """
+    from registry_ui.prompt_model import get_registry
+
+    gateway = get_registry().gateway
+    calls_before = gateway.calls
+    by_name = gateway.all_versions()
+    events = 0
+    for name, records in sorted(by_name.items()):
+        events += len(mirror_template(name, records, source=AuditEvent.Source.EXTERNAL))
+    return {
+        "templates": len(by_name),
+        "versions": sum(len(records) for records in by_name.values()),
+        "changes": events,
+        "mlflow_calls": gateway.calls - calls_before,
+    }

@@ -1,0 +1,404 @@
+"""Changes to the registry as rows: batches of operations carried out by Celery workers.
+
+Writes happen here (services); tasks.py is a thin Celery interface over them.
+- Operations are written in the caller's transaction and sent after commit; the sweeper
+  sends any still pending later, so a crash between commit and send loses nothing.
+- A worker claims an operation with a conditional UPDATE (exactly one wins); the partial
+  unique constraint on running operations serialises work on one template.
+- The MLflow write is idempotent through the operation id tag: a re-run finds its earlier
+  effect and records it instead of writing again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from registry_ui.core.errors import BatchRegistrationError, RegistryUnavailableError
+from registry_ui.core.stages import ModelStage
+from registry_ui.registry import NewVersion
+from registry_ui.web.mirror import mirror_template
+from registry_ui.web.models import AuditEvent, Batch, Operation
+
+logger = logging.getLogger("registry_ui.operations")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What running an operation did: done, already done, busy, or will retry."""
+
+    status: str
+    detail: str = ""
+
+
+# -- creating work ---------------------------------------------------------------------------
+
+
+def batch_register(
+    *,
+    versions: Sequence[NewVersion],
+    actor: str,
+    reason: str = "",
+    user=None,
+    source: str = AuditEvent.Source.COMMAND,
+) -> Batch | None:
+    """File a batch registering these versions; None when every one is registered already.
+
+    The whole batch is checked against the registry first, so a refused version refuses
+    the batch and nothing is half applied.
+    """
+    from registry_ui.prompt_model import get_registry
+
+    registry = get_registry()
+    to_register = registry.plan_registrations(versions)  # raises BatchRegistrationError
+    if not to_register:
+        return None
+    with transaction.atomic():
+        batch = Batch.objects.create(
+            actor=actor, reason=reason, created_by=user, total=len(to_register)
+        )
+        operations = Operation.objects.bulk_create(
+            Operation(
+                id=uuid.uuid4(),
+                batch=batch,
+                kind=Operation.Kind.REGISTER,
+                template_name=new.name,
+                version=new.version,
+                payload={"template": new.template, "metadata": new.metadata},
+                position=position,
+            )
+            for position, new in enumerate(to_register)
+        )
+        _audit_batch(batch, "batch.registration_filed", source, operations)
+        send_after_commit([op.id for op in operations])
+    return batch
+
+
+def batch_transition(
+    *,
+    moves: Iterable[tuple[str, str, ModelStage | str]],
+    actor: str,
+    reason: str = "",
+    user=None,
+    source: str = AuditEvent.Source.COMMAND,
+) -> Batch:
+    moves = [(name, version, ModelStage.parse(stage)) for name, version, stage in moves]
+    if not moves:
+        raise BatchRegistrationError(["no stage moves were given"])
+    with transaction.atomic():
+        batch = Batch.objects.create(actor=actor, reason=reason, created_by=user, total=len(moves))
+        operations = Operation.objects.bulk_create(
+            Operation(
+                id=uuid.uuid4(),
+                batch=batch,
+                kind=Operation.Kind.TRANSITION,
+                template_name=name,
+                version=version,
+                target_stage=stage.value,
+                position=position,
+            )
+            for position, (name, version, stage) in enumerate(moves)
+        )
+        _audit_batch(batch, "batch.transition_filed", source, operations)
+        send_after_commit([op.id for op in operations])
+    return batch
+
+
+def send_after_commit(operation_ids: Sequence[uuid.UUID]) -> None:
+    def send() -> None:
+        from registry_ui.web.tasks import run_operation
+
+        for operation_id in operation_ids:
+            try:
+                run_operation.delay(str(operation_id))
+            except Exception:  # the broker is down: the sweeper sends it later
+                logger.exception("could not send operation %s; the sweeper will", operation_id)
+
+    transaction.on_commit(send)
+
+
+def _audit_batch(batch: Batch, action: str, source: str, operations: list[Operation]) -> None:
+    AuditEvent.objects.create(
+        actor=batch.actor,
+        action=action,
+        object_type="batch",
+        object_id=str(batch.pk),
+        before=None,
+        after={
+            "reason": batch.reason,
+            "operations": [
+                {
+                    "id": str(op.id),
+                    "template": op.template_name,
+                    "version": op.version,
+                    "target_stage": op.target_stage or None,
+                }
+                for op in operations
+            ],
+        },
+        source=source,
+    )
+
+
+# -- carrying it out -------------------------------------------------------------------------
+
+
+class Busy(Exception):
+    """Another operation on the same template runs or comes first; this one waits."""
+
+
+def claim(operation_id: str) -> Operation | None:
+    """Move one pending operation to running; None if another worker has it or it is done.
+
+    Raises Busy while an earlier operation on the same template is pending, or another is
+    running (the partial unique constraint refuses a second running one): versions of a
+    template must be written in order, one at a time.
+    """
+    mine = (
+        Operation.objects.filter(id=operation_id)
+        .values("template_name", "batch_id", "position")
+        .first()
+    )
+    if mine is None:
+        return None
+    if _earlier_open(mine).exists():
+        raise Busy(mine["template_name"])
+    try:
+        with transaction.atomic():
+            won = Operation.objects.filter(id=operation_id, status=Operation.Status.PENDING).update(
+                status=Operation.Status.RUNNING,
+                attempts=F("attempts") + 1,
+                started_at=timezone.now(),
+            )
+    except IntegrityError:
+        raise Busy(mine["template_name"]) from None
+    if won != 1:
+        return None
+    return Operation.objects.select_related("batch").get(id=operation_id)
+
+
+def run(operation_id: str) -> Outcome:
+    try:
+        operation = claim(operation_id)
+    except Busy:
+        # Not lost: the operation before it sends it when it finishes (and the sweeper).
+        return Outcome("busy", "another operation on this template runs or comes first")
+    if operation is None:
+        return Outcome("skipped", "not pending: done, cancelled or claimed by another worker")
+    try:
+        result = _execute(operation)
+    except RegistryUnavailableError as error:
+        release(operation, error=str(error))
+        return Outcome("retry", str(error))
+    except (ValueError, LookupError) as error:  # refused by the registry rules or MLflow
+        finish(operation, status=Operation.Status.FAILED, error=str(error))
+        return Outcome("failed", str(error))
+    finish(operation, status=Operation.Status.SUCCEEDED, result=result)
+    return Outcome("succeeded")
+
+
+def _execute(operation: Operation) -> dict[str, Any]:
+    from registry_ui.prompt_model import get_registry
+
+    registry = get_registry()
+    if operation.kind == Operation.Kind.REGISTER:
+        record = registry.register_operation(
+            NewVersion(
+                operation.template_name,
+                operation.version,
+                operation.payload["template"],
+                operation.payload.get("metadata") or {},
+                operation_id=str(operation.id),
+            ),
+            actor=operation.batch.actor,
+            reason=operation.batch.reason,
+            run_id_for_batch=lambda: _batch_run_id(operation.batch, registry),
+            may_exist=operation.attempts > 1,
+        )
+    else:
+        record = registry.promote(
+            operation.template_name, operation.version, operation.target_stage
+        )
+    records = registry.gateway.list_versions(operation.template_name)
+    mirror_template(
+        operation.template_name,
+        records,
+        source=AuditEvent.Source.WORKER,
+        actor=operation.batch.actor,
+    )
+    return {"mlflow_version": record.mlflow_version, "stage": record.stage.value}
+
+
+def _batch_run_id(batch: Batch, registry) -> str:
+    """One MLflow run per batch, created by whichever operation needs it first."""
+    batch.refresh_from_db(fields=["run_id"])
+    if batch.run_id:
+        return batch.run_id
+    run_id = registry.gateway.start_registration_run(
+        actor=batch.actor, reason=batch.reason, count=batch.total
+    )
+    Batch.objects.filter(pk=batch.pk, run_id="").update(run_id=run_id)
+    batch.refresh_from_db(fields=["run_id"])
+    return batch.run_id
+
+
+def release(operation: Operation, *, error: str) -> None:
+    """Give a running operation back (a transient failure): pending again, error kept."""
+    Operation.objects.filter(id=operation.id, status=Operation.Status.RUNNING).update(
+        status=Operation.Status.PENDING, last_error=error[:5000]
+    )
+
+
+def finish(
+    operation: Operation, *, status: str, result: dict | None = None, error: str = ""
+) -> None:
+    with transaction.atomic():
+        done = Operation.objects.filter(id=operation.id, status=Operation.Status.RUNNING).update(
+            status=status,
+            result=result or {},
+            last_error=error[:5000],
+            finished_at=timezone.now(),
+        )
+        if done != 1:
+            return
+        counter = "succeeded" if status == Operation.Status.SUCCEEDED else "failed"
+        Batch.objects.filter(pk=operation.batch_id).update(**{counter: F(counter) + 1})
+        AuditEvent.objects.create(
+            actor=operation.batch.actor,
+            action=f"operation.{status}",
+            object_type="operation",
+            object_id=str(operation.id),
+            before=None,
+            after={
+                "kind": operation.kind,
+                "template": operation.template_name,
+                "version": operation.version,
+                "target_stage": operation.target_stage or None,
+                "result": result or {},
+                "error": error or None,
+            },
+            source=AuditEvent.Source.WORKER,
+        )
+        _close_batch_if_done(operation.batch_id)
+        _send_next_for_template(operation.template_name)
+
+
+def _earlier_open(mine: dict):
+    return Operation.objects.filter(
+        Q(batch_id__lt=mine["batch_id"])
+        | Q(batch_id=mine["batch_id"], position__lt=mine["position"]),
+        template_name=mine["template_name"],
+        status__in=[Operation.Status.PENDING, Operation.Status.RUNNING],
+    )
+
+
+def _send_next_for_template(template_name: str) -> None:
+    following = (
+        Operation.objects.filter(template_name=template_name, status=Operation.Status.PENDING)
+        .order_by("batch_id", "position")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if following is not None:
+        send_after_commit([following])
+
+
+def give_up(operation_id: str, *, error: str) -> None:
+    """A transient failure outlasted its retries: the operation fails with the last error."""
+    operation = Operation.objects.select_related("batch").get(id=operation_id)
+    won = Operation.objects.filter(id=operation_id, status=Operation.Status.PENDING).update(
+        status=Operation.Status.RUNNING
+    )
+    if won == 1:
+        finish(operation, status=Operation.Status.FAILED, error=f"gave up after retries: {error}")
+
+
+def _close_batch_if_done(batch_id: int) -> None:
+    batch = Batch.objects.select_for_update().get(pk=batch_id)
+    if batch.succeeded + batch.failed < batch.total:
+        if batch.status == Batch.Status.PENDING:
+            batch.status = Batch.Status.RUNNING
+            batch.save(update_fields=["status"])
+        return
+    batch.status = Batch.Status.FAILED if batch.failed else Batch.Status.SUCCEEDED
+    batch.finished_at = timezone.now()
+    batch.save(update_fields=["status", "finished_at"])
+
+
+# -- the sweeper -----------------------------------------------------------------------------
+
+
+def sweep(*, now=None) -> dict[str, int]:
+    """Send operations left pending, and give back ones stuck running past the time limit."""
+    now = now or timezone.now()
+    stuck_before = now - timedelta(seconds=settings.OPERATION_TIME_LIMIT_SECONDS)
+    reset = Operation.objects.filter(
+        status=Operation.Status.RUNNING, started_at__lt=stuck_before
+    ).update(status=Operation.Status.PENDING, last_error="reset by the sweeper: ran too long")
+    pending_before = now - timedelta(seconds=settings.OPERATION_SEND_GRACE_SECONDS)
+    pending = list(
+        Operation.objects.filter(
+            status=Operation.Status.PENDING, created_at__lt=pending_before
+        ).values_list("id", flat=True)[:1000]
+    )
+    from registry_ui.web.tasks import run_operation
+
+    for operation_id in pending:
+        run_operation.delay(str(operation_id))
+    return {"reset": reset, "sent": len(pending)}
+
+
+def retry_failed(operation_ids: Iterable[str], *, actor: str) -> int:
+    """Put failed operations back in the queue (the retry button and command)."""
+    ids = list(operation_ids)
+    with transaction.atomic():
+        operations = list(
+            Operation.objects.select_for_update().filter(id__in=ids, status=Operation.Status.FAILED)
+        )
+        for operation in operations:
+            Operation.objects.filter(id=operation.id).update(
+                status=Operation.Status.PENDING, finished_at=None
+            )
+            Batch.objects.filter(pk=operation.batch_id).update(
+                failed=F("failed") - 1, status=Batch.Status.RUNNING, finished_at=None
+            )
+            AuditEvent.objects.create(
+                actor=actor, action="operation.retried", object_type="operation",
+                object_id=str(operation.id), before={"status": "failed"},
+                after={"status": "pending"}, source=AuditEvent.Source.COMMAND,
+            )  # fmt: skip
+        send_after_commit([op.id for op in operations])
+    return len(operations)
+
+
+def cancel_failed(operation_ids: Iterable[str], *, actor: str) -> int:
+    """Cancel failed or pending operations so the sweeper stops sending them."""
+    ids = list(operation_ids)
+    cancelled = 0
+    with transaction.atomic():
+        for operation in Operation.objects.select_for_update().filter(
+            id__in=ids, status__in=[Operation.Status.FAILED, Operation.Status.PENDING]
+        ):
+            before = operation.status
+            Operation.objects.filter(id=operation.id).update(
+                status=Operation.Status.CANCELLED, finished_at=timezone.now()
+            )
+            if before == Operation.Status.PENDING:
+                Batch.objects.filter(pk=operation.batch_id).update(failed=F("failed") + 1)
+            AuditEvent.objects.create(
+                actor=actor, action="operation.cancelled", object_type="operation",
+                object_id=str(operation.id), before={"status": before},
+                after={"status": "cancelled"}, source=AuditEvent.Source.COMMAND,
+            )  # fmt: skip
+            _close_batch_if_done(operation.batch_id)
+            cancelled += 1
+    return cancelled

@@ -1,0 +1,57 @@
+"""docker-compose.yml can't be run here (no Docker engine): check its shape instead."""
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_it_defines_every_service_of_a_deployment():
+    services = compose()["services"]
+
+    assert {"postgres", "redis", "minio", "mlflow", "web", "worker", "beat"} <= set(services)
+
+
+def test_web_worker_and_beat_run_from_one_image_with_their_commands():
+    services = compose()["services"]
+
+    assert services["web"]["build"] == services["worker"]["build"] == services["beat"]["build"]
+    assert services["web"]["command"][:2] == ["gunicorn", "registry_ui.wsgi"]
+    assert services["worker"]["command"][:4] == ["celery", "-A", "registry_ui.celery", "worker"]
+    assert services["beat"]["command"][:4] == ["celery", "-A", "registry_ui.celery", "beat"]
+
+
+def test_mlflow_uses_postgresql_and_s3_compatible_artifacts():
+    command = " ".join(compose()["services"]["mlflow"]["command"])
+
+    assert "--backend-store-uri \"postgresql+psycopg://" in command
+    assert "--artifacts-destination s3://" in command
+    assert "MLFLOW_S3_ENDPOINT_URL" in compose()["services"]["mlflow"]["environment"]
+
+
+def test_long_running_services_have_healthchecks():
+    services = compose()["services"]
+
+    for name in ("postgres", "redis", "minio", "mlflow", "web", "worker"):
+        assert "healthcheck" in services[name], name
+
+
+def test_no_secret_is_written_in_the_file():
+    services = compose()["services"]
+    for name, service in services.items():
+        for key, value in (service.get("environment") or {}).items():
+            if any(word in key for word in ("PASSWORD", "SECRET", "KEY")):
+                assert str(value).startswith("${") or value == "", (name, key, value)
+
+
+def test_the_app_points_at_the_services_it_runs_with():
+    env = compose()["services"]["web"]["environment"]
+
+    assert env["REDIS_URL"] == "redis://redis:6379/0"
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert env["DEBUG"] == "false"

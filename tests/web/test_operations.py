@@ -1,0 +1,173 @@
+"""Batches of operations carried out against a real MLflow registry (SQLite store).
+
+Tasks run in-process here (CELERY_TASK_ALWAYS_EAGER); tests/web/test_workers.py runs the
+same paths on real Celery worker processes over Redis.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+from registry_ui.core.errors import BatchRegistrationError
+from registry_ui.prompt_model import PromptModel, get_registry
+from registry_ui.registry import NewVersion
+from registry_ui.web import operations
+from registry_ui.web.models import AuditEvent, Batch, Operation, TemplateVersion
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("sqlite_registry_uri"),
+]
+eager = override_settings(CELERY_TASK_ALWAYS_EAGER=True)
+
+
+def new(name: str, version: str = "1.0.0", template: str = "Hi {who}") -> NewVersion:
+    return NewVersion(name, version, template, {"author": "alice"})
+
+
+@pytest.fixture(autouse=True)
+def in_process_tasks(settings):
+    from registry_ui.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+def test_a_batch_registers_every_version_in_one_run_and_mirrors_them(unique_name):
+    a, b = unique_name("a"), unique_name("b")
+
+    batch = operations.batch_register(
+        versions=[new(a), new(a, "1.1.0", "Hi {who} {when}"), new(b)], actor="alice", reason="r"
+    )
+
+    batch.refresh_from_db()
+    assert (batch.status, batch.succeeded, batch.failed) == ("succeeded", 3, 0)
+    assert set(Operation.objects.filter(batch=batch).values_list("status", flat=True)) == {
+        "succeeded"
+    }
+    records = get_registry().gateway.list_versions_many([a, b])
+    assert [r.version for r in records[a]] == ["1.0.0", "1.1.0"]
+    assert {r.run_id for rs in records.values() for r in rs} == {batch.run_id}
+    mirrored = TemplateVersion.objects.filter(template__name=a).order_by("major", "minor")
+    assert [(v.version, v.stage, v.variables) for v in mirrored] == [
+        ("1.0.0", "dev", ["who"]),
+        ("1.1.0", "dev", ["who", "when"]),
+    ]
+
+
+def test_re_running_a_batch_with_identical_versions_files_nothing(unique_name):
+    name = unique_name()
+    operations.batch_register(versions=[new(name)], actor="alice")
+
+    again = operations.batch_register(versions=[new(name)], actor="alice")
+
+    assert again is None
+    assert len(get_registry().gateway.list_versions(name)) == 1
+
+
+def test_a_refused_version_refuses_the_whole_batch_before_anything_is_written(unique_name):
+    a, b = unique_name("a"), unique_name("b")
+    PromptModel(a, "Hi {who} {when}", "1.0.0").register()
+
+    with pytest.raises(BatchRegistrationError, match="removes variable 'when'"):
+        operations.batch_register(versions=[new(b), new(a, "1.0.1")], actor="alice")
+
+    assert Batch.objects.count() == 0
+    assert get_registry().gateway.list_versions(b) == []
+
+
+def test_re_running_an_operation_records_its_earlier_effect_instead_of_writing_again(
+    unique_name,
+):
+    name = unique_name()
+    batch = operations.batch_register(versions=[new(name)], actor="alice")
+    operation = Operation.objects.get(batch=batch)
+    # As if the worker died after MLflow's write and before recording it.
+    Operation.objects.filter(id=operation.id).update(status="pending")
+
+    outcome = operations.run(str(operation.id))
+
+    assert outcome.status == "succeeded"
+    assert len(get_registry().gateway.list_versions(name)) == 1
+    assert Operation.objects.get(id=operation.id).attempts == 2
+
+
+def test_a_claimed_operation_is_not_claimed_again():
+    assert operations.claim("00000000-0000-0000-0000-000000000000") is None
+
+
+def test_stage_moves_run_as_operations_and_are_mirrored_and_audited(unique_name):
+    name = unique_name()
+    PromptModel.register_many(
+        [PromptModel(name, "Hi {who}", "1.0.0"), PromptModel(name, "Hey {who}", "1.0.1")]
+    )
+
+    operations.batch_transition(
+        moves=[
+            (name, "1.0.0", "staging"),
+            (name, "1.0.0", "production"),
+            (name, "1.0.1", "staging"),
+        ],
+        actor="bob",
+    )
+
+    stages = dict(
+        TemplateVersion.objects.filter(template__name=name).values_list("version", "stage")
+    )
+    assert stages == {"1.0.0": "production", "1.0.1": "staging"}
+    changes = [
+        (e.object_id.split("@")[1], e.before["stage"], e.after["stage"], e.source, e.actor)
+        for e in AuditEvent.objects.filter(
+            object_id__startswith=f"{name}@", action="version.stage_changed"
+        )
+    ]
+    assert changes == [
+        ("1.0.0", "staging", "production", "worker", "bob"),
+        ("1.0.1", "dev", "staging", "worker", "bob"),
+    ]
+
+
+def test_a_refused_stage_move_fails_its_operation_with_the_reason(unique_name):
+    name = unique_name()
+    PromptModel(name, "Hi {who}", "1.0.0").register()
+
+    batch = operations.batch_transition(moves=[(name, "1.0.0", "production")], actor="bob")
+
+    operation = Operation.objects.get(batch=batch)
+    assert operation.status == "failed"
+    assert "promote it to staging first" in operation.last_error
+    batch.refresh_from_db()
+    assert (batch.status, batch.failed) == ("failed", 1)
+
+
+def test_failed_operations_can_be_retried_and_cancelled(unique_name):
+    name = unique_name()
+    PromptModel(name, "Hi {who}", "1.0.0").register()
+    batch = operations.batch_transition(moves=[(name, "1.0.0", "production")], actor="bob")
+    operation = Operation.objects.get(batch=batch)
+    PromptModel.load_from_registry(name, version="1.0.0").promote_to_staging()
+
+    retried = operations.retry_failed([operation.id], actor="bob")
+
+    operation.refresh_from_db()
+    batch.refresh_from_db()
+    assert retried == 1
+    assert (operation.status, batch.status) == ("succeeded", "succeeded")
+    assert operations.cancel_failed([operation.id], actor="bob") == 0
+
+
+def test_the_sweeper_sends_operations_whose_send_was_lost(unique_name, settings, monkeypatch):
+    settings.OPERATION_SEND_GRACE_SECONDS = 0
+    name = unique_name()
+    monkeypatch.setattr(operations, "send_after_commit", lambda ids: None)  # the lost send
+    batch = operations.batch_register(versions=[new(name)], actor="alice")
+    assert Operation.objects.get(batch=batch).status == "pending"
+    monkeypatch.undo()
+
+    swept = operations.sweep()
+
+    assert swept["sent"] >= 1
+    assert Operation.objects.get(batch=batch).status == "succeeded"
