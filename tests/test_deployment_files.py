@@ -29,7 +29,7 @@ def test_web_worker_and_beat_run_from_one_image_with_their_commands():
 def test_mlflow_uses_postgresql_and_s3_compatible_artifacts():
     command = " ".join(compose()["services"]["mlflow"]["command"])
 
-    assert "--backend-store-uri \"postgresql+psycopg://" in command
+    assert '--backend-store-uri "postgresql+psycopg://' in command
     assert "--artifacts-destination s3://" in command
     assert "MLFLOW_S3_ENDPOINT_URL" in compose()["services"]["mlflow"]["environment"]
 
