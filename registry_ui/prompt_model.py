@@ -119,6 +119,8 @@ class PromptModel:
                 f"{MAX_TEMPLATE_LENGTH:,}"
             )
         self._parsed = parse_template(self.template)
+        # The hot path of a runtime service: str.format_map itself when no view is needed.
+        self._format_map = self.template.format_map if self._parsed.is_plain_format else None
         _check_metadata(self.metadata)
         return True
 
@@ -130,6 +132,11 @@ class PromptModel:
         return self._parsed.fields
 
     def render(self, **kwargs: Any) -> str:
+        if self._format_map is not None:
+            try:
+                return self._format_map(kwargs)
+            except Exception:
+                pass  # render again below, to raise an error that says what went wrong
         return self._parsed.render(kwargs)
 
     def compare_with(self, other: PromptModel) -> dict[str, Any]:

@@ -178,6 +178,11 @@ class ParsedTemplate:
     def render_kwargs(self, **values: Any) -> str:
         return self.render(values)
 
+    @property
+    def is_plain_format(self) -> bool:
+        """True when ``text.format_map`` of a plain dict already renders it exactly."""
+        return not self._attribute_roots
+
     def _prepared(self, values: Mapping[str, Any]) -> dict[str, Any]:
         # A copy, so the caller's mapping is never changed and format_map sees a plain dict.
         prepared = dict(values)
