@@ -1,0 +1,74 @@
+"""The gateway's configuration and error sorting (the registry paths are in test_prompt_model)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from mlflow.exceptions import MlflowException, RestException
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_ALREADY_EXISTS,
+    ErrorCode,
+)
+
+from registry_ui import gateway
+from registry_ui.core.errors import RegistryRejectedError, RegistryUnavailableError
+
+
+def test_it_sets_tight_http_limits_unless_the_user_chose_their_own(monkeypatch, mlflow_sqlite_uri):
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")
+
+    gateway.configure_mlflow_with_registry(mlflow_sqlite_uri)
+
+    import os
+
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "10"
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
+
+
+def test_every_thread_gets_the_same_client(mlflow_sqlite_uri):
+    gateway.configure_mlflow_with_registry(mlflow_sqlite_uri)
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(gateway.get_mlflow_client()))
+               for _ in range(8)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len({id(client) for client in seen}) == 1
+
+
+def test_a_new_tracking_uri_gets_a_new_client(tmp_path, mlflow_sqlite_uri):
+    gateway.configure_mlflow_with_registry(mlflow_sqlite_uri)
+    first = gateway.get_mlflow_client()
+
+    gateway.configure_mlflow_with_registry(f"sqlite:///{tmp_path / 'other.db'}")
+    second = gateway.get_mlflow_client()
+    gateway.configure_mlflow_with_registry(mlflow_sqlite_uri)
+
+    assert first is not second
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (MlflowException("API request to http://x failed with exception refused"),
+         RegistryUnavailableError),
+        (RestException({"error_code": ErrorCode.Name(INVALID_PARAMETER_VALUE), "message": "bad"}),
+         RegistryRejectedError),
+        (RestException({"error_code": ErrorCode.Name(RESOURCE_ALREADY_EXISTS), "message": "dup"}),
+         RegistryRejectedError),
+        (RestException({"error_code": "INTERNAL_ERROR", "message": "db locked"}),
+         RegistryUnavailableError),
+        (RestException({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "busy"}),
+         RegistryUnavailableError),
+    ],
+)  # fmt: skip
+def test_it_sorts_mlflow_errors_into_transient_and_permanent(error, kind):
+    translated = gateway.translate_error(error, action="register 'a' 1.0.0")
+
+    assert isinstance(translated, kind)
+    assert str(translated).startswith("register 'a' 1.0.0: ")
