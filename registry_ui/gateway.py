@@ -159,20 +159,29 @@ class MlflowGateway:
     # -- registered models ------------------------------------------------------------------
 
     def ensure_registered_model(self, name: str) -> str:
-        """Create the template's registered model if missing; refuse a colliding name."""
+        """Create the template's registered model if missing; refuse a colliding name.
+
+        One case-insensitive search finds both the model itself and any name differing only
+        in letter case (SQLite and PostgreSQL compare names case-sensitively, MySQL and most
+        people do not: 'Hook' and 'hook' side by side would be one template to a reader).
+        """
         registered = to_registered_model_name(name)
         if registered in self._known_models:
             return registered
-        try:
-            model = self.client.get_registered_model(registered)
-            self.calls += 1
-        except MlflowException as error:
-            self.calls += 1
-            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise translate_error(error, action=f"read template {name!r}") from error
-            model = None
+        found = self._call(
+            f"look up names like {name!r}",
+            self.client.search_registered_models,
+            filter_string=f"name ILIKE '{registered}'",
+            max_results=50,
+        )
+        same = [m for m in found if m.name.lower() == registered.lower()]
+        model = next((m for m in same if m.name == registered), None)
+        if model is None and same:
+            raise NameCollisionError(
+                f"template name {name!r} differs only in letter case from the existing "
+                f"registered model {same[0].name!r}: use the existing name or another one"
+            )
         if model is None:
-            self._refuse_case_collision(name, registered)
             model = self._create_registered_model(name, registered)
         owner = model.tags.get(TAG_TEMPLATE_NAME)
         if owner != name:
@@ -183,22 +192,6 @@ class MlflowGateway:
             )
         self._known_models.add(registered)
         return registered
-
-    def _refuse_case_collision(self, name: str, registered: str) -> None:
-        # SQLite and PostgreSQL compare names case-sensitively but MySQL and most people do
-        # not: 'Hook' and 'hook' side by side would be one template to a reader.
-        found = self._call(
-            f"look up names like {name!r}",
-            self.client.search_registered_models,
-            filter_string=f"name ILIKE '{registered}'",
-            max_results=10,
-        )
-        for model in found:
-            if model.name != registered and model.name.lower() == registered.lower():
-                raise NameCollisionError(
-                    f"template name {name!r} differs only in letter case from the existing "
-                    f"registered model {model.name!r}: use the existing name or another one"
-                )
 
     def _create_registered_model(self, name: str, registered: str):
         tags = {TAG_TEMPLATE_NAME: name, TAG_KIND: KIND_PROMPT_TEMPLATE}
@@ -241,15 +234,18 @@ class MlflowGateway:
     def list_versions(self, name: str) -> list[VersionRecord]:
         return self.list_versions_many([name]).get(name, [])
 
-    def list_versions_many(self, names: Iterable[str]) -> dict[str, list[VersionRecord]]:
+    def list_versions_many(
+        self, names: Iterable[str], *, stages: bool = True
+    ) -> dict[str, list[VersionRecord]]:
         """Every version of each template, sorted by semantic version, in few calls.
 
         search_model_versions does not return aliases (measured with 3.17), so stages come
-        from the registered models' alias maps, read alongside.
+        from the registered models' alias maps, read alongside; ``stages=False`` skips that
+        read when only contents matter (registration checks), and stages are then unknown.
         """
         wanted = {to_registered_model_name(name): name for name in names}
         by_name: dict[str, list[VersionRecord]] = {name: [] for name in wanted.values()}
-        aliases = self._alias_maps(wanted)
+        aliases = self._alias_maps(wanted) if stages else {}
         registered_names = sorted(wanted)
         for start in range(0, len(registered_names), _NAMES_PER_SEARCH):
             chunk = registered_names[start : start + _NAMES_PER_SEARCH]

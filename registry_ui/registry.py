@@ -109,18 +109,21 @@ class TemplateRegistry:
         reason: str,
         run_id_for_batch: Callable[[], str],
         may_exist: bool,
+        known: list[VersionRecord] | None = None,
     ) -> VersionRecord:
         """Register one version of a worker's operation; re-running it records, not repeats.
 
         Callers run one operation per template at a time, so the check and the create
-        cannot be interleaved with another write to the same template.
+        cannot be interleaved with another write to the same template; ``known`` is the
+        template's versions as the caller last read or wrote them (None: read them now).
         """
         if may_exist and new.operation_id:
             found = self.gateway.find_by_operation(new.name, new.operation_id)
             if found is not None:
                 return found
-        existing = self.gateway.list_versions_many([new.name])
-        plan, errors = _plan_registrations([new], existing)
+        if known is None:
+            known = self.gateway.list_versions_many([new.name], stages=False)[new.name]
+        plan, errors = _plan_registrations([new], {new.name: known})
         if errors:
             raise BatchRegistrationError(errors)
         [(_, found)] = plan

@@ -27,34 +27,38 @@ def mirror_template(
     )
     existing = {v.version: v for v in template.versions.all()}
     events: list[AuditEvent] = []
-    staged: list[tuple[TemplateVersion, str]] = []
+    new_rows: list[TemplateVersion] = []
+    moves: list[tuple[TemplateVersion, str]] = []
     for record in records:
         row = existing.get(record.version)
         if row is None:
             row = _new_row(template, record)
+            new_rows.append(row)
             events.append(_event(actor, "version.registered", row, None, _state(row), source))
-            staged.append((row, record.stage.value))
         elif row.stage != record.stage.value:
-            staged.append((row, record.stage.value))
-    # Leave staging and production before anyone enters them: the partial unique
+            moves.append((row, record.stage.value))
+    # Rows leave staging and production before any row enters them: the partial unique
     # constraints allow one holder at every moment, even inside this transaction.
-    staged.sort(key=lambda item: item[1] in _HELD_STAGES)
-    for row, stage in staged:
-        before = row.stage if row.pk else None
-        row.stage = stage
-        row.save()
-        if before is not None and before != stage:
-            events.append(
-                _event(
-                    actor, "version.stage_changed", row, {"stage": before}, {"stage": stage}, source
-                )
-            )
-            if source == AuditEvent.Source.EXTERNAL and Stage.PRODUCTION in (before, stage):
-                template.external_production_change = True
+    leaving = [move for move in moves if move[1] not in _HELD_STAGES]
+    entering = [move for move in moves if move[1] in _HELD_STAGES]
+    for row, stage in leaving:
+        events.append(_move(template, row, stage, actor, source))
+    TemplateVersion.objects.bulk_create(new_rows)
+    for row, stage in entering:
+        events.append(_move(template, row, stage, actor, source))
     template.synced_at = timezone.now()
     template.save(update_fields=["synced_at", "external_production_change"])
     AuditEvent.objects.bulk_create(events)
     return events
+
+
+def _move(template: Template, row: TemplateVersion, stage: str, actor: str, source: str):
+    before = row.stage
+    row.stage = stage
+    row.save(update_fields=["stage"])
+    if source == AuditEvent.Source.EXTERNAL and Stage.PRODUCTION in (before, stage):
+        template.external_production_change = True
+    return _event(actor, "version.stage_changed", row, {"stage": before}, {"stage": stage}, source)
 
 
 def _new_row(template: Template, record: VersionRecord) -> TemplateVersion:
@@ -65,7 +69,7 @@ def _new_row(template: Template, record: VersionRecord) -> TemplateVersion:
         major=major,
         minor=minor,
         patch=patch,
-        stage=Stage.DEV,
+        stage=record.stage.value,
         text=record.template,
         variables=list(parse_template(record.template).variables),
         metadata=record.metadata,

@@ -12,11 +12,11 @@ Writes happen here (services); tasks.py is a thin Celery interface over them.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from registry_ui.core.errors import BatchRegistrationError, RegistryUnavailableError
+from registry_ui.core.records import VersionRecord
 from registry_ui.core.stages import ModelStage
 from registry_ui.registry import NewVersion
 from registry_ui.web.mirror import mirror_template
@@ -186,31 +187,65 @@ def claim(operation_id: str) -> Operation | None:
     return Operation.objects.select_related("batch").get(id=operation_id)
 
 
+# How long one task keeps carrying out a template's following operations before it hands
+# the rest to a new task (so a long batch does not hold one worker past its time limit).
+CHAIN_SECONDS = 20.0
+
+
 def run(operation_id: str) -> Outcome:
+    """Carry out one operation, then the same template's following ones, in this task.
+
+    Versions of a template are written in order, one at a time, so what this task read of
+    the template stays true while it goes on: one registry read serves the whole chain
+    and each further version costs one MLflow create call.
+    """
+    deadline = time.monotonic() + CHAIN_SECONDS
+    outcome, operation, known = _run_one(operation_id, known=None)
+    while outcome.status in ("succeeded", "failed") and operation is not None:
+        following = _next_pending(operation.template_name)
+        if following is None:
+            break
+        if time.monotonic() > deadline:
+            send_after_commit([following])
+            break
+        next_outcome, next_operation, known = _run_one(str(following), known=known)
+        if next_outcome.status in ("busy", "skipped"):
+            break  # someone else has the template now
+        operation = next_operation
+    return outcome
+
+
+def _run_one(operation_id: str, *, known):
     try:
         operation = claim(operation_id)
     except Busy:
-        # Not lost: the operation before it sends it when it finishes (and the sweeper).
-        return Outcome("busy", "another operation on this template runs or comes first")
+        # Not lost: the task running the template's earlier operation carries on with this
+        # one (and the sweeper re-sends anything left pending).
+        return Outcome("busy", "another operation on this template runs or comes first"), None, None
     if operation is None:
-        return Outcome("skipped", "not pending: done, cancelled or claimed by another worker")
+        return Outcome("skipped", "not pending: done, cancelled or claimed elsewhere"), None, None
     try:
-        result = _execute(operation)
+        result, known = _execute(operation, known)
     except RegistryUnavailableError as error:
         release(operation, error=str(error))
-        return Outcome("retry", str(error))
+        return Outcome("retry", str(error)), None, None
     except (ValueError, LookupError) as error:  # refused by the registry rules or MLflow
         finish(operation, status=Operation.Status.FAILED, error=str(error))
-        return Outcome("failed", str(error))
+        return Outcome("failed", str(error)), operation, None
     finish(operation, status=Operation.Status.SUCCEEDED, result=result)
-    return Outcome("succeeded")
+    return Outcome("succeeded"), operation, known
 
 
-def _execute(operation: Operation) -> dict[str, Any]:
+def _execute(operation: Operation, known: list[VersionRecord] | None):
+    """Write to MLflow and mirror the result; returns the result and what is now known."""
     from registry_ui.prompt_model import get_registry
 
     registry = get_registry()
     if operation.kind == Operation.Kind.REGISTER:
+        if known is None:
+            known = registry.gateway.list_versions_many([operation.template_name], stages=False)[
+                operation.template_name
+            ]
         record = registry.register_operation(
             NewVersion(
                 operation.template_name,
@@ -223,19 +258,42 @@ def _execute(operation: Operation) -> dict[str, Any]:
             reason=operation.batch.reason,
             run_id_for_batch=lambda: _batch_run_id(operation.batch, registry),
             may_exist=operation.attempts > 1,
+            known=known,
+        )
+        if record.operation_id == str(operation.id):
+            if record not in known:
+                known = [*known, record]
+            mirrored = [record]  # just created, in dev: nothing else changed
+        else:
+            # Someone registered this content before us; read stages before mirroring it.
+            mirrored = registry.gateway.list_versions(operation.template_name)
+        mirror_template(
+            operation.template_name,
+            mirrored,
+            source=AuditEvent.Source.WORKER,
+            actor=operation.batch.actor,
         )
     else:
         record = registry.promote(
             operation.template_name, operation.version, operation.target_stage
         )
-    records = registry.gateway.list_versions(operation.template_name)
-    mirror_template(
-        operation.template_name,
-        records,
-        source=AuditEvent.Source.WORKER,
-        actor=operation.batch.actor,
+        known = None  # stages moved: the next operation reads afresh
+        mirror_template(
+            operation.template_name,
+            registry.gateway.list_versions(operation.template_name),
+            source=AuditEvent.Source.WORKER,
+            actor=operation.batch.actor,
+        )
+    return {"mlflow_version": record.mlflow_version, "stage": record.stage.value}, known
+
+
+def _next_pending(template_name: str):
+    return (
+        Operation.objects.filter(template_name=template_name, status=Operation.Status.PENDING)
+        .order_by("batch_id", "position")
+        .values_list("id", flat=True)
+        .first()
     )
-    return {"mlflow_version": record.mlflow_version, "stage": record.stage.value}
 
 
 def _batch_run_id(batch: Batch, registry) -> str:
@@ -289,7 +347,6 @@ def finish(
             source=AuditEvent.Source.WORKER,
         )
         _close_batch_if_done(operation.batch_id)
-        _send_next_for_template(operation.template_name)
 
 
 def _earlier_open(mine: dict):
@@ -299,17 +356,6 @@ def _earlier_open(mine: dict):
         template_name=mine["template_name"],
         status__in=[Operation.Status.PENDING, Operation.Status.RUNNING],
     )
-
-
-def _send_next_for_template(template_name: str) -> None:
-    following = (
-        Operation.objects.filter(template_name=template_name, status=Operation.Status.PENDING)
-        .order_by("batch_id", "position")
-        .values_list("id", flat=True)
-        .first()
-    )
-    if following is not None:
-        send_after_commit([following])
 
 
 def give_up(operation_id: str, *, error: str) -> None:

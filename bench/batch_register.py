@@ -1,0 +1,113 @@
+"""500 versions registered through the workers vs the design note's naive loop.
+
+Run from the repository root: python -m bench.batch_register
+Needs Redis (REDIS_URL, default redis://127.0.0.1:6379/0). Starts its own `mlflow server`
+and one Celery worker process (concurrency 2) on a queue of its own; the Django database is
+DATABASE_URL, or a temporary SQLite file. Both sides write to the same server in one run.
+Prints one JSON object last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+TEMPLATES = 50
+VERSIONS_EACH = 10  # 500 versions in all
+
+
+def versions(prefix: str):
+    for t in range(TEMPLATES):
+        for v in range(VERSIONS_EACH):
+            yield (f"{prefix}/team-{t % 5}/template-{t}", f"1.0.{v}",
+                   "🔥 {hook_text} - {cta}" + " #tag" * v)  # fmt: skip
+
+
+def naive_loop(client, prefix: str) -> float:
+    """The design note's register(): a run, an artifact and a version, one after another."""
+    experiment = client.create_experiment(f"naive-{uuid.uuid4().hex[:6]}")
+    created = set()
+    started = time.perf_counter()
+    for name, version, text in versions(prefix):
+        registered = name.replace("/", ".")
+        if registered not in created:
+            client.create_registered_model(registered)
+            created.add(registered)
+        run = client.create_run(experiment)
+        client.log_text(run.info.run_id, text, "prompt/template.txt")
+        client.create_model_version(
+            registered,
+            source=f"runs:/{run.info.run_id}/prompt/template.txt",
+            run_id=run.info.run_id,
+            tags={"version": version, "template": text},
+        )
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    os.environ["CELERY_QUEUE"] = queue
+    with tempfile.TemporaryDirectory() as root:
+        root = Path(root)
+        os.environ.setdefault("DATABASE_URL", f"sqlite:///{root / 'registry_ui.sqlite3'}")
+        os.environ["DJANGO_SETTINGS_MODULE"] = "registry_ui.settings"
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        from registry_ui.prompt_model import configure_mlflow_with_registry, get_mlflow_client
+        from registry_ui.registry import NewVersion
+        from registry_ui.web import operations
+        from registry_ui.web.models import Batch
+        from tests.support.mlflow_server import MlflowServer, free_port
+        from tests.support.workers import WorkerProcess, wait_for
+
+        call_command("migrate", verbosity=0)
+        server = MlflowServer(root / "mlflow", free_port()).start()
+        worker = None
+        try:
+            configure_mlflow_with_registry(server.url)
+            client = get_mlflow_client()
+            naive_seconds = naive_loop(client, "naive")
+            print(f"naive loop: 500 versions in {naive_seconds:.1f}s", flush=True)
+
+            worker = WorkerProcess(
+                queue=queue, mlflow_uri=server.url, log_path=root / "worker.log", concurrency=2
+            ).start()
+            batch_versions = [
+                NewVersion(name, version, text, {"author": "bench"})
+                for name, version, text in versions("batch")
+            ]
+            started = time.perf_counter()
+            batch = operations.batch_register(versions=batch_versions, actor="bench")
+
+            def done() -> bool:
+                batch.refresh_from_db()
+                return batch.status in (Batch.Status.SUCCEEDED, Batch.Status.FAILED)
+
+            wait_for(done, timeout=900, interval=0.1, message="the batch")
+            ours_seconds = time.perf_counter() - started
+            assert (batch.status, batch.succeeded) == ("succeeded", 500), worker.log()
+            print(f"workers: 500 versions in {ours_seconds:.1f}s", flush=True)
+        finally:
+            if worker is not None:
+                worker.stop()
+            server.stop()
+    print(json.dumps({
+        "naive_seconds": round(naive_seconds, 2),
+        "workers_seconds": round(ours_seconds, 2),
+        "naive_ms_per_version": round(naive_seconds / 0.5, 1),
+        "workers_ms_per_version": round(ours_seconds / 0.5, 1),
+        "speedup_vs_naive": round(naive_seconds / ours_seconds, 2),
+        "database": os.environ["DATABASE_URL"].split(":", 1)[0],
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
