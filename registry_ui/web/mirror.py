@@ -98,23 +98,77 @@ def _event(actor, action, row, before, after, source) -> AuditEvent:
     )
 
 
+@transaction.atomic
+def _mirror_new_templates(by_name: dict[str, list[VersionRecord]]) -> int:
+    """Templates the mirror has never seen, written in bulk (a first sync writes thousands)."""
+    if not by_name:
+        return 0
+    Template.objects.bulk_create(
+        [Template(name=n, registered_model_name=to_registered_model_name(n)) for n in by_name],
+        ignore_conflicts=True,  # a worker may have mirrored one meanwhile: keep its row
+    )
+    templates = Template.objects.filter(name__in=list(by_name)).in_bulk(field_name="name")
+    taken = set(
+        TemplateVersion.objects.filter(template__in=templates.values()).values_list(
+            "template__name", "version"
+        )
+    )
+    rows = [
+        _new_row(templates[name], record)
+        for name, records in by_name.items()
+        for record in records
+        if (name, record.version) not in taken
+    ]
+    TemplateVersion.objects.bulk_create(rows, batch_size=1000)
+    events = [
+        _event("mlflow", "version.registered", row, None, _state(row), AuditEvent.Source.EXTERNAL)
+        for row in rows
+    ]
+    AuditEvent.objects.bulk_create(events, batch_size=1000)
+    return len(events)
+
+
+# Templates mirrored per transaction in a full sync: few commits (each one is an fsync on
+# SQLite) without holding row locks on every template for the whole sync.
+_SYNC_CHUNK = 100
+
+
 def sync_registry() -> dict[str, int]:
     """Mirror every template in MLflow; differences not made here are audited as external.
 
     Reads all versions with paged searches and compares sets of version numbers per
-    template, so it does not depend on page offsets staying still while it reads.
+    template, so it does not depend on page offsets staying still while it reads. Only
+    templates that differ from the mirror are written.
     """
     from registry_ui.prompt_model import get_registry
 
     gateway = get_registry().gateway
     calls_before = gateway.calls
     by_name = gateway.all_versions()
-    events = 0
-    for name, records in sorted(by_name.items()):
-        events += len(mirror_template(name, records, source=AuditEvent.Source.EXTERNAL))
+    mirrored: dict[str, dict[str, str]] = {}
+    for name, version, stage in TemplateVersion.objects.values_list(
+        "template__name", "version", "stage"
+    ):
+        mirrored.setdefault(name, {})[version] = stage
+    changed = [
+        name
+        for name, records in sorted(by_name.items())
+        if {r.version: r.stage.value for r in records} != mirrored.get(name)
+    ]
+    new = [name for name in changed if name not in mirrored]
+    events = _mirror_new_templates({name: by_name[name] for name in new})
+    changed = [name for name in changed if name in mirrored]
+    for start in range(0, len(changed), _SYNC_CHUNK):
+        with transaction.atomic():
+            for name in changed[start : start + _SYNC_CHUNK]:
+                events += len(
+                    mirror_template(name, by_name[name], source=AuditEvent.Source.EXTERNAL)
+                )
+    Template.objects.filter(name__in=list(by_name)).update(synced_at=timezone.now())
     return {
         "templates": len(by_name),
         "versions": sum(len(records) for records in by_name.values()),
+        "changed_templates": len(changed),
         "changes": events,
         "mlflow_calls": gateway.calls - calls_before,
     }

@@ -199,7 +199,8 @@ def run(operation_id: str) -> Outcome:
     the template stays true while it goes on: one registry read serves the whole chain
     and each further version costs one MLflow create call.
     """
-    deadline = time.monotonic() + CHAIN_SECONDS
+    # Well inside the task's hard time limit, which kills the task mid-operation.
+    deadline = time.monotonic() + min(CHAIN_SECONDS, settings.OPERATION_TIME_LIMIT_SECONDS / 2)
     outcome, operation, known = _run_one(operation_id, known=None)
     while outcome.status in ("succeeded", "failed") and operation is not None:
         following = _next_pending(operation.template_name)
@@ -209,6 +210,10 @@ def run(operation_id: str) -> Outcome:
             send_after_commit([following])
             break
         next_outcome, next_operation, known = _run_one(str(following), known=known)
+        if next_outcome.status == "retry":
+            # Given back to pending: a task of its own retries it, with backoff and a limit.
+            send_after_commit([following])
+            break
         if next_outcome.status in ("busy", "skipped"):
             break  # someone else has the template now
         operation = next_operation
