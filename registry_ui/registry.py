@@ -76,16 +76,7 @@ class TemplateRegistry:
                 if found is not None:
                     results.append(RegistrationResult(found, created=False))
                     continue
-                record = self.gateway.create_version(
-                    name=new.name,
-                    version=new.version,
-                    template=new.template,
-                    metadata=new.metadata,
-                    content_sha256=new.content_sha256,
-                    run_id=run_id,
-                    actor=actor,
-                    operation_id=new.operation_id or uuid.uuid4().hex,
-                )
+                record = self._create(new, run_id=run_id, actor=actor)
                 results.append(RegistrationResult(record, created=True))
         finally:
             if run_id is not None:
@@ -129,18 +120,21 @@ class TemplateRegistry:
         [(_, found)] = plan
         if found is not None:
             return found
-        record = self.gateway.create_version(
+        record = self._create(new, run_id=run_id_for_batch(), actor=actor)
+        self.invalidate(new.name)
+        return record
+
+    def _create(self, new: NewVersion, *, run_id: str, actor: str) -> VersionRecord:
+        return self.gateway.create_version(
             name=new.name,
             version=new.version,
             template=new.template,
             metadata=new.metadata,
             content_sha256=new.content_sha256,
-            run_id=run_id_for_batch(),
+            run_id=run_id,
             actor=actor,
             operation_id=new.operation_id or uuid.uuid4().hex,
         )
-        self.invalidate(new.name)
-        return record
 
     # -- stages -----------------------------------------------------------------------------
 
