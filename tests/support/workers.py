@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,7 +29,23 @@ def database_url_of_test_database() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, *, queue: str, mlflow_uri: str, log_path: Path, concurrency: int = 2):
+    """One `celery worker` (a main process and its pool) in a process group of its own.
+
+    ``extra_env`` is laid over this process's environment (e.g. a short
+    OPERATION_TIME_LIMIT_SECONDS); ``duplicate_sends`` starts it through
+    tests.support.duplicating_worker, so every operation it sends goes out twice.
+    """
+
+    def __init__(
+        self,
+        *,
+        queue: str,
+        mlflow_uri: str,
+        log_path: Path,
+        concurrency: int = 2,
+        extra_env: dict[str, str] | None = None,
+        duplicate_sends: bool = False,
+    ):
         self.queue = queue
         self.log_path = log_path
         self.env = {
@@ -36,9 +53,11 @@ class WorkerProcess:
             "DATABASE_URL": database_url_of_test_database(),
             "MLFLOW_TRACKING_URI": mlflow_uri,
             "CELERY_QUEUE": queue,
+            **(extra_env or {}),
         }
+        entry = "tests.support.duplicating_worker" if duplicate_sends else "celery"
         self.command = [
-            sys.executable, "-m", "celery", "-A", "registry_ui.celery", "worker",
+            sys.executable, "-m", entry, "-A", "registry_ui.celery", "worker",
             "--loglevel=INFO", f"--concurrency={concurrency}", "-Q", queue,
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
@@ -67,8 +86,18 @@ class WorkerProcess:
             time.sleep(0.2)
         raise RuntimeError(f"celery worker not ready after {timeout}s:\n{self.log()}")
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
+    def log(self, tail: int | None = 4000) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text[-tail:] if tail else text
+
+    def task_results(self, task: str = "run_operation") -> list[str]:
+        """What each finished task of this name returned, in order (from the INFO log)."""
+        pattern = re.compile(rf"Task [\w.]*\.{task}\[[^\]]+\] succeeded in [\d.]+s: '(\w+)'")
+        return pattern.findall(self.log(tail=None))
+
+    def received(self, task: str = "run_operation") -> int:
+        """How many messages of this task the worker took from the broker."""
+        return len(re.findall(rf"Task [\w.]*\.{task}\[[^\]]+\] received", self.log(tail=None)))
 
     def kill(self) -> None:
         """SIGKILL the whole process group: the worker and its pool children."""
@@ -85,10 +114,12 @@ class WorkerProcess:
                 self.kill()
 
 
-def wait_for(condition, *, timeout: float, interval: float = 0.25, message: str = "") -> None:
+def wait_for(condition, *, timeout: float, interval: float = 0.25, message="") -> None:
+    """Poll ``condition``; ``message`` (a string, or a callable read at the timeout) says what."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message or condition}")
+    what = message() if callable(message) else message
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")

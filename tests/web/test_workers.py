@@ -6,15 +6,14 @@ These need a Redis server (REDIS_URL); CI always has one (.ci/run), so they run 
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
 
-from registry_ui.prompt_model import configure_mlflow_with_registry, get_registry
+from registry_ui.prompt_model import get_registry
 from registry_ui.registry import NewVersion
 from registry_ui.web import operations
 from registry_ui.web.models import Batch, Operation, TemplateVersion
-from tests.support.workers import WorkerProcess, wait_for
+from tests.support.workers import wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -23,40 +22,6 @@ pytestmark = [
         reason="needs Redis for real Celery workers: set REDIS_URL (CI does)",
     ),
 ]
-
-
-@pytest.fixture
-def worker_queue(settings):
-    """A queue of this test's own, so no other run's messages reach its workers."""
-    from registry_ui.celery import app
-
-    queue = f"test-{uuid.uuid4().hex[:10]}"
-    previous = (app.conf.task_default_queue, app.conf.task_always_eager)
-    app.conf.task_default_queue = queue
-    app.conf.task_always_eager = False
-    yield queue
-    app.conf.task_default_queue, app.conf.task_always_eager = previous
-
-
-@pytest.fixture
-def start_worker(worker_queue, mlflow_server, tmp_path, mlflow_sqlite_uri):
-    configure_mlflow_with_registry(mlflow_server.url)
-    workers: list[WorkerProcess] = []
-
-    def start(concurrency: int = 2) -> WorkerProcess:
-        worker = WorkerProcess(
-            queue=worker_queue,
-            mlflow_uri=mlflow_server.url,
-            log_path=tmp_path / f"worker-{len(workers)}.log",
-            concurrency=concurrency,
-        )
-        workers.append(worker)
-        return worker.start()
-
-    yield start
-    for worker in workers:
-        worker.stop()
-    configure_mlflow_with_registry(mlflow_sqlite_uri)
 
 
 def batch_done(batch: Batch) -> bool:
