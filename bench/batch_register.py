@@ -65,11 +65,11 @@ def main() -> None:
         from registry_ui.registry import NewVersion
         from registry_ui.web import operations
         from registry_ui.web.models import Batch
-        from tests.support.mlflow_server import MlflowServer, free_port
+        from tests.support.mlflow_server import bench_server
         from tests.support.workers import WorkerProcess, wait_for
 
         call_command("migrate", verbosity=0)
-        server = MlflowServer(root / "mlflow", free_port()).start()
+        server = bench_server(root / "mlflow").start()
         worker = None
         try:
             configure_mlflow_with_registry(server.url)

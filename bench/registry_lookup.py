@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from registry_ui.prompt_model import PromptModel, configure_mlflow_with_registry, get_mlflow_client
-from tests.support.mlflow_server import MlflowServer, free_port
+from tests.support.mlflow_server import bench_server
 
 NAME = "bench/lookup/hook"
 MLFLOW_CALLS = 200
@@ -32,7 +32,7 @@ def per_call_us(fn, count: int, repeats: int = 5) -> float:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as root:
-        server = MlflowServer(Path(root), free_port())
+        server = bench_server(Path(root))
         started = time.perf_counter()
         server.start()
         print(f"mlflow server up in {time.perf_counter() - started:.1f}s at {server.url}")

@@ -57,7 +57,7 @@ def fill_store(path: Path) -> None:
 
 
 def main() -> None:
-    from tests.support.mlflow_server import MlflowServer, free_port
+    from tests.support.mlflow_server import bench_server
 
     if not STORE.exists():
         print(f"filling {STORE} with {TEMPLATES} templates x {VERSIONS} versions (once)")
@@ -78,7 +78,7 @@ def main() -> None:
 
         call_command("migrate", verbosity=0)
         TemplateVersion.objects.all().delete()
-        server = MlflowServer(root, free_port())
+        server = bench_server(root)
         server.start()
         try:
             configure_mlflow_with_registry(server.url)

@@ -19,6 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def bench_server(root: Path) -> MlflowServer:
+    """The server the benchmarks use: like docker-compose.yml's, without MLflow's job runner
+    unless BENCH_MLFLOW_JOBS=on asks for MLflow's default."""
+    jobs = os.environ.get("BENCH_MLFLOW_JOBS", "off").strip().lower() in ("on", "1", "true")
+    return MlflowServer(root, free_port(), enable_jobs=jobs)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
