@@ -38,6 +38,7 @@ class MlflowServer:
     port: int
     process: subprocess.Popen | None = None
     enable_jobs: bool = True  # MLflow's default; the tests' servers turn it off
+    extra_env: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -62,6 +63,7 @@ class MlflowServer:
         env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
         if not self.enable_jobs:
             env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        env.update(self.extra_env or {})
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child process keeps it open
         self.process = subprocess.Popen(
             self.command(),
