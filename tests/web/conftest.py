@@ -9,6 +9,17 @@ from tests.support.workers import WorkerProcess
 
 
 @pytest.fixture
+def in_process_tasks():
+    """Run Celery tasks inline in this process, even when REDIS_URL is set (as in CI)."""
+    from registry_ui.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
 def worker_queue(settings):
     """A queue of this test's own, so no other run's messages reach its workers."""
     from registry_ui.celery import app

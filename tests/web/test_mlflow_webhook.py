@@ -16,14 +16,8 @@ SECRET = "s3cret-for-tests"
 
 
 @pytest.fixture(autouse=True)
-def webhook_secret(settings):
+def webhook_secret(settings, in_process_tasks):
     settings.MLFLOW_WEBHOOK_SECRET = SECRET
-    from registry_ui.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
 
 
 def deliver(client, body: dict, *, secret=SECRET, timestamp=None, delivery_id="d-1", tamper=b""):

@@ -36,18 +36,12 @@ def webhook_server(tmp_path, mlflow_sqlite_uri):
 
 
 @pytest.fixture
-def in_process_tasks(settings):
-    from registry_ui.celery import app
-
+def webhook_secret(settings, in_process_tasks):
     settings.MLFLOW_WEBHOOK_SECRET = SECRET
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
 
 
 def test_a_version_created_in_mlflow_reaches_the_mirror_through_the_webhook(
-    webhook_server, live_server, in_process_tasks, unique_name
+    webhook_server, live_server, webhook_secret, unique_name
 ):
     client = MlflowClient(tracking_uri=webhook_server.url, registry_uri=webhook_server.url)
     client.create_webhook(

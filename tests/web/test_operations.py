@@ -7,7 +7,6 @@ same paths on real Celery worker processes over Redis.
 from __future__ import annotations
 
 import pytest
-from django.test import override_settings
 
 from registry_ui.core.errors import BatchRegistrationError
 from registry_ui.prompt_model import PromptModel, get_registry
@@ -17,23 +16,12 @@ from registry_ui.web.models import AuditEvent, Batch, Operation, TemplateVersion
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("sqlite_registry_uri"),
+    pytest.mark.usefixtures("sqlite_registry_uri", "in_process_tasks"),
 ]
-eager = override_settings(CELERY_TASK_ALWAYS_EAGER=True)
 
 
 def new(name: str, version: str = "1.0.0", template: str = "Hi {who}") -> NewVersion:
     return NewVersion(name, version, template, {"author": "alice"})
-
-
-@pytest.fixture(autouse=True)
-def in_process_tasks(settings):
-    from registry_ui.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
 
 
 def test_a_batch_registers_every_version_in_one_run_and_mirrors_them(unique_name):

@@ -7,18 +7,8 @@ from registry_ui.prompt_model import get_registry
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("sqlite_registry_uri"),
+    pytest.mark.usefixtures("sqlite_registry_uri", "in_process_tasks"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def in_process_tasks():
-    from registry_ui.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
 
 
 def write(tmp_path, name: str, version: str, template: str) -> None:
