@@ -19,7 +19,7 @@ from registry_ui import config
 from registry_ui.core.errors import BatchRegistrationError, NotFoundError
 from registry_ui.core.records import VersionRecord, content_hash
 from registry_ui.core.semver import SemVer, VersionBumpError, check_bump
-from registry_ui.core.stages import ModelStage, check_promotion
+from registry_ui.core.stages import ModelStage, StageTransitionError, check_promotion
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,48 @@ class TemplateRegistry:
         self._reconcile(name, records)
         self.invalidate(name)
         return _find(self.gateway.list_versions(name), name, version) if needed else record
+
+    def rollback(self, name: str, version: str) -> VersionRecord:
+        """Bring an archived version back to production (it held production before).
+
+        The current production version becomes archived. Safe to re-run.
+        """
+        records = self.gateway.list_versions(name)
+        record = _find(records, name, version)
+        if record.stage == ModelStage.PRODUCTION:
+            return record
+        if record.stage != ModelStage.ARCHIVED:
+            raise StageTransitionError(
+                f"cannot roll {name} back to {version}: it is {record.stage}; only an "
+                "archived version that held production can be brought back"
+            )
+        self.gateway.set_alias(name, ModelStage.PRODUCTION.alias, record.mlflow_version)
+        records = self.gateway.list_versions(name)
+        self._reconcile(name, records)
+        self.invalidate(name)
+        return _find(self.gateway.list_versions(name), name, version)
+
+    def restore_stages(self, name: str, before: dict[str, ModelStage | str]) -> None:
+        """Put the template's versions back in the stages they had (version -> stage).
+
+        Used to move a template back when a release fails part way. Safe to re-run.
+        """
+        wanted = {version: ModelStage.parse(stage) for version, stage in before.items()}
+        records = self.gateway.list_versions(name)
+        for stage in (ModelStage.STAGING, ModelStage.PRODUCTION):
+            holder = next((v for v, s in wanted.items() if s == stage), None)
+            current = next((r for r in records if stage.alias in r.aliases), None)
+            if holder is None:
+                if current is not None:
+                    self.gateway.delete_alias(name, stage.alias)
+            elif current is None or current.version != holder:
+                number = _find(records, name, holder).mlflow_version
+                self.gateway.set_alias(name, stage.alias, number)
+        legacy = self.gateway.legacy_stages(name)
+        for record in self.gateway.list_versions(name):
+            stage = wanted.get(record.version, record.stage)
+            self.gateway.record_stage(record, stage, legacy=legacy.get(record.mlflow_version))
+        self.invalidate(name)
 
     def transition_many(
         self, moves: Iterable[tuple[str, str, ModelStage | str]]

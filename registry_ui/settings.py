@@ -7,9 +7,11 @@ message naming the variable (ImproperlyConfigured).
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from registry_ui import config
@@ -23,6 +25,23 @@ def _env_bool(name: str, default: bool) -> bool:
         return config.env_bool(name, default)
     except config.ConfigurationError as error:
         raise ImproperlyConfigured(str(error)) from None
+
+
+def _env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    try:
+        return config.env_int(name, default, minimum=minimum)
+    except config.ConfigurationError as error:
+        raise ImproperlyConfigured(str(error)) from None
+
+
+def _client_ip_header() -> str:
+    raw = os.environ.get("CLIENT_IP_HEADER", "").strip()
+    if raw and not re.fullmatch(r"[A-Za-z0-9-]+", raw):
+        raise ImproperlyConfigured(
+            f"CLIENT_IP_HEADER={raw!r} is not an HTTP header name: use e.g. X-Real-IP, or leave "
+            "it empty to use the address of the connection (REMOTE_ADDR)"
+        )
+    return raw
 
 
 def _database_url() -> dict:
@@ -106,6 +125,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "csp",
     "django_htmx",
     "template_partials",
     "registry_ui.web",
@@ -119,8 +139,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every view needs a signed-in user unless marked @login_not_required (healthz, webhooks).
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -137,6 +160,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "registry_ui.web.context_processors.review_inbox",
             ],
         },
     },
@@ -149,6 +173,28 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "template_list"
 LOGOUT_REDIRECT_URL = "login"
+# Refuses sign-ins while throttled on every sign-in page (the admin's too), before the password.
+AUTHENTICATION_BACKENDS = ["registry_ui.web.auth.ThrottledModelBackend"]
+# After this many failed sign-ins for one username, or from one client address, within the
+# window (counted from the first failure), sign-in answers 429 until the window ends.
+LOGIN_FAILURE_LIMIT = _env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_FAILURE_WINDOW_SECONDS = _env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
+# A header your proxy sets to the client's address (e.g. X-Real-IP); empty: REMOTE_ADDR.
+# Never a header clients can set themselves, or they choose the address they are counted as.
+CLIENT_IP_HEADER = _client_ip_header()
+
+# Shared by every gunicorn worker when REDIS_URL is set, so sign-in failures add up across them.
+# Never call cache.clear() on it: RedisCache flushes the whole Redis database, Celery's too.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "registry_ui",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -166,9 +212,41 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if not DEBUG:
     SESSION_COOKIE_SECURE = _env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SECURE_SSL_REDIRECT = _env_bool("SECURE_SSL_REDIRECT", True)
+    # Container healthchecks call http://localhost:8000/healthz without TLS.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = _env_int("SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = _env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading asks browser vendors to hard-code HTTPS for the whole domain, for months:
+        # the domain owner's decision, not a default (docs/deploy.md, "Security settings").
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+    # Only behind a proxy that sets X-Forwarded-Proto and drops the client's own: otherwise
+    # any client could claim HTTPS.
+    if _env_bool("TRUST_X_FORWARDED_PROTO", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# No inline script or style and no eval: base.html turns off htmx's inline indicator style
+# and its eval features, and templates use static files only (tests/web/test_security.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
 
 # Celery: with REDIS_URL unset, tasks run in-process (eagerly) and start-up logs say so.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -208,3 +286,60 @@ LOGGING = {
         "registry_ui": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     },
 }
+
+# -- review and approval (registry_ui.core.policy) -------------------------------------------
+try:
+    APPROVALS_REQUIRED = {
+        # Distinct reviewers needed, neither the requester nor the version's author.
+        "staging": config.env_int("APPROVALS_STAGING", 1, minimum=1),
+        "production": config.env_int("APPROVALS_PRODUCTION", 2, minimum=1),
+        # 0: a reviewer's rollback runs at once (an emergency brake without a second pair).
+        "rollback": config.env_int("APPROVALS_ROLLBACK", 1, minimum=0),
+    }
+    # The metric gate needs at least this many samples before it passes or fails.
+    GATE_MIN_SAMPLES = config.env_int("GATE_MIN_SAMPLES", 100, minimum=1)
+except config.ConfigurationError as error:
+    raise ImproperlyConfigured(str(error)) from None
+
+
+# -- notifications (registry_ui.web.notify) --------------------------------------------------
+def _http_url(name: str, default: str = "") -> str:
+    raw = os.environ.get(name, "").strip() or default
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not an http(s) URL: use e.g. https://registry.example.com"
+        )
+    return raw.rstrip("/")
+
+
+# Where the dashboard is reached, for links in emails and webhooks.
+SITE_URL = _http_url("SITE_URL", "http://127.0.0.1:8000")
+
+# Email through Django's backend: printed to the console in development, SMTP otherwise.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "").strip() or (
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "").strip() or "localhost"
+EMAIL_PORT = _env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "").strip()
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", False)
+# Without it, an SMTP server that stops answering holds a worker forever.
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "registry_ui@localhost"
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# An outgoing webhook for chat tools: every request event, signed with HMAC-SHA256.
+NOTIFY_WEBHOOK_URL = _http_url("NOTIFY_WEBHOOK_URL")
+NOTIFY_WEBHOOK_SECRET = os.environ.get("NOTIFY_WEBHOOK_SECRET", "").strip()
+if NOTIFY_WEBHOOK_URL and not NOTIFY_WEBHOOK_SECRET:
+    raise ImproperlyConfigured(
+        "NOTIFY_WEBHOOK_SECRET is required when NOTIFY_WEBHOOK_URL is set: receivers check "
+        'the X-Registry-UI-Signature made with it (e.g. python -c "import secrets; '
+        'print(secrets.token_urlsafe(32))")'
+    )

@@ -2,6 +2,7 @@ import logging
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.db.models.signals import post_migrate
 
 logger = logging.getLogger("registry_ui")
 
@@ -14,6 +15,12 @@ class WebConfig(AppConfig):
     def ready(self) -> None:
         # Importing the Celery app here binds @shared_task to it in every process.
         from registry_ui.celery import app  # noqa: F401
+        from registry_ui.web import auth
+
+        auth.connect_signals()
+
+        # The role groups follow every migrate (and every test-database flush).
+        post_migrate.connect(_sync_role_groups, sender=self)
 
         if settings.CELERY_TASK_ALWAYS_EAGER:
             logger.info("REDIS_URL is unset: background tasks run in-process (no Celery worker)")
@@ -21,6 +28,12 @@ class WebConfig(AppConfig):
             logger.info(
                 "background tasks go to Celery on %s", _without_password(settings.REDIS_URL)
             )
+
+
+def _sync_role_groups(sender, **kwargs) -> None:
+    from registry_ui.web.roles import sync_groups
+
+    sync_groups()
 
 
 def _without_password(url: str) -> str:

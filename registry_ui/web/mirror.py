@@ -7,7 +7,9 @@ from django.utils import timezone
 
 from registry_ui.core.names import to_registered_model_name
 from registry_ui.core.records import VersionRecord
+from registry_ui.core.stages import ModelStage
 from registry_ui.core.template import parse_template
+from registry_ui.web import audit
 from registry_ui.web.models import AuditEvent, Stage, Template, TemplateVersion
 
 _HELD_STAGES = (Stage.STAGING, Stage.PRODUCTION)
@@ -39,23 +41,33 @@ def mirror_template(
             moves.append((row, record.stage.value))
     # Rows leave staging and production before any row enters them: the partial unique
     # constraints allow one holder at every moment, even inside this transaction.
+    # Rows swapping staging and production (a release moved back) are parked first.
     leaving = [move for move in moves if move[1] not in _HELD_STAGES]
     entering = [move for move in moves if move[1] in _HELD_STAGES]
     for row, stage in leaving:
         events.append(_move(template, row, stage, actor, source))
+    swapping = [row for row, _ in entering if row.stage in _HELD_STAGES]
+    TemplateVersion.objects.filter(pk__in=[row.pk for row in swapping]).update(stage=Stage.DEV)
     TemplateVersion.objects.bulk_create(new_rows)
     for row, stage in entering:
         events.append(_move(template, row, stage, actor, source))
     template.synced_at = timezone.now()
-    template.save(update_fields=["synced_at", "external_production_change"])
-    AuditEvent.objects.bulk_create(events)
+    if moves:
+        template.stage_epoch += 1  # open requests filed before this move are stale
+    template.save(update_fields=["synced_at", "external_production_change", "stage_epoch"])
+    audit.record_many(events)
+    if moves:
+        from registry_ui.web.approvals import mark_stale
+
+        mark_stale(template, actor=actor, source=source)
     return events
 
 
 def _move(template: Template, row: TemplateVersion, stage: str, actor: str, source: str):
     before = row.stage
     row.stage = stage
-    row.save(update_fields=["stage"])
+    row.was_production = row.was_production or stage == Stage.PRODUCTION
+    row.save(update_fields=["stage", "was_production"])
     if source == AuditEvent.Source.EXTERNAL and Stage.PRODUCTION in (before, stage):
         template.external_production_change = True
     return _event(actor, "version.stage_changed", row, {"stage": before}, {"stage": stage}, source)
@@ -79,6 +91,7 @@ def _new_row(template: Template, record: VersionRecord) -> TemplateVersion:
         mlflow_version=record.mlflow_version,
         run_id=record.run_id or "",
         created_at=record.created_at,
+        was_production=record.stage == ModelStage.PRODUCTION,
     )
 
 
@@ -124,7 +137,7 @@ def _mirror_new_templates(by_name: dict[str, list[VersionRecord]]) -> int:
         _event("mlflow", "version.registered", row, None, _state(row), AuditEvent.Source.EXTERNAL)
         for row in rows
     ]
-    AuditEvent.objects.bulk_create(events, batch_size=1000)
+    audit.record_many(events)
     return len(events)
 
 

@@ -10,7 +10,9 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat, StrIndex
+from django.db.models.lookups import Exact
 
 
 class Stage(models.TextChoices):
@@ -27,9 +29,15 @@ class Template(models.Model):
     synced_at = models.DateTimeField(null=True, blank=True)
     # Set when production changed outside the dashboard; a reviewer clears it.
     external_production_change = models.BooleanField(default=False)
+    # Counts stage moves of any version: a request filed at an older epoch is stale.
+    stage_epoch = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("view_metrics", "Can view and compare version metrics"),
+            ("define_experiment", "Can define A/B experiments"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -52,6 +60,8 @@ class TemplateVersion(models.Model):
     mlflow_version = models.CharField(max_length=20)
     run_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(null=True, blank=True)
+    # Held production at some point: a rollback may bring it back.
+    was_production = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["template", "major", "minor", "patch"]
@@ -106,6 +116,8 @@ class Operation(models.Model):
     class Kind(models.TextChoices):
         REGISTER = "register"
         TRANSITION = "transition"
+        ROLLBACK = "rollback"
+        RELEASE = "release"
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -122,6 +134,14 @@ class Operation(models.Model):
     version = models.CharField(max_length=40)
     target_stage = models.CharField(max_length=12, choices=Stage.choices, blank=True)
     payload = models.JSONField(default=dict)  # template text and metadata for a registration
+    # The approved request this operation carries out (one operation per request).
+    request = models.OneToOneField(
+        "PromotionRequest",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="operation",
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
@@ -155,8 +175,25 @@ class Operation(models.Model):
         return f"{self.kind} {self.template_name} {self.version}{target}"
 
 
+class AppendOnlyError(Exception):
+    """An attempt to change or delete audit events: they are only ever appended."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("audit events cannot be updated: the audit trail is append-only")
+
+    def delete(self):
+        raise AppendOnlyError("audit events cannot be deleted: the audit trail is append-only")
+
+
 class AuditEvent(models.Model):
-    """Append-only: rows are only ever inserted (the approvals issue seals them)."""
+    """Append-only and hash-chained: written only by registry_ui.web.audit.record_many().
+
+    Each event stores the hash of the one before it (in ``seq`` order), so an edited,
+    inserted or removed row breaks the chain; ``manage.py verify_audit_log`` finds it. On
+    PostgreSQL a trigger (migration 0002) also refuses UPDATE and DELETE.
+    """
 
     class Source(models.TextChoices):
         DASHBOARD = "dashboard"
@@ -164,7 +201,8 @@ class AuditEvent(models.Model):
         EXTERNAL = "external"
         COMMAND = "command"
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    seq = models.PositiveBigIntegerField(unique=True)  # the chain order: 1, 2, 3, ...
+    at = models.DateTimeField(db_index=True)  # set by record_many() before hashing
     actor = models.CharField(max_length=150)
     action = models.CharField(max_length=60)
     object_type = models.CharField(max_length=40)
@@ -172,9 +210,200 @@ class AuditEvent(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     source = models.CharField(max_length=12, choices=Source.choices)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
-        ordering = ["at", "id"]
+        ordering = ["seq"]
+        permissions = [("export_auditevent", "Can export the audit trail")]
+        indexes = [
+            # audit.production_history(): a template's version events, found by the
+            # "name@" prefix of object_id (LIKE 'name@%' needs the pattern opclass).
+            models.Index(
+                fields=["object_id"],
+                name="audit_version_events",
+                condition=Q(object_type="template_version"),
+                opclasses=["varchar_pattern_ops"],
+            ),
+            # audit.production_history(): the few executed requests among all events.
+            models.Index(
+                fields=["seq"],
+                name="audit_executed_requests",
+                condition=Q(action="request.executed"),
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_id}"
+        return f"#{self.seq} {self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("audit events cannot be changed: the audit trail is append-only")
+        if not self.hash:
+            raise AppendOnlyError(
+                "audit events are written by registry_ui.web.audit.record() or record_many(), "
+                "which chain them"
+            )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("audit events cannot be deleted: the audit trail is append-only")
+
+
+class PromotionRequest(models.Model):
+    """A request to move one exact version (bound to its content hash) to a stage.
+
+    A release is a request of kind "release" whose items are requests with ``release`` set;
+    it is approved once, as a whole. A rollback is a request of kind "rollback".
+    """
+
+    class Kind(models.TextChoices):
+        PROMOTE = "promote"
+        ROLLBACK = "rollback"
+        RELEASE = "release"
+
+    class Status(models.TextChoices):
+        OPEN = "open"  # waiting for approvals
+        EXECUTING = "executing"  # approved: a worker carries it out
+        DONE = "done"
+        FAILED = "failed"
+        REJECTED = "rejected"
+        STALE = "stale"  # the template changed under it; approvals stopped counting
+        WITHDRAWN = "withdrawn"
+
+    ACTIVE = (Status.OPEN, Status.EXECUTING)
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PROMOTE)
+    release = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="items"
+    )
+    template = models.ForeignKey(
+        Template, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
+    )
+    version = models.ForeignKey(
+        TemplateVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="requests"
+    )
+    content_sha256 = models.CharField(max_length=64, blank=True)
+    from_stage = models.CharField(max_length=12, choices=Stage.choices, blank=True)
+    target_stage = models.CharField(max_length=12, choices=Stage.choices, blank=True)
+    basis_epoch = models.PositiveIntegerField(default=0)
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="promotion_requests"
+    )
+    # Who may not approve: ",alice,bob," (the version's author and registrant; for a
+    # release, those of every item). Approval rows copy it so a CHECK can refuse them.
+    version_authors = models.CharField(max_length=1000, default=",")
+    justification = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    required_approvals = models.PositiveSmallIntegerField()
+    gate = models.JSONField(default=dict, blank=True)  # the metric gate when filed
+    outcome = models.TextField(blank=True)  # what happened, for done/failed/stale/rejected
+    report = models.JSONField(default=dict, blank=True)  # a release's per-template report
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "target_stage"],
+                condition=Q(status__in=["open", "executing"]),
+                name="one_open_request_per_version_and_target",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="release") | Q(target_stage__in=["staging", "production"]),
+                name="request_targets_staging_or_production",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="release") | Q(version__isnull=False, template__isnull=False),
+                name="request_names_a_version",
+            ),
+        ]
+        permissions = [
+            ("request_promotion", "Can request promotions and releases"),
+            ("approve_promotion", "Can approve or reject promotion requests"),
+            ("rollback_production", "Can roll production back"),
+            ("comment_request", "Can comment on promotion requests"),
+            ("register_version", "Can register template versions"),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.RELEASE:
+            return f"release #{self.pk}"
+        return f"#{self.pk} {self.template.name} {self.version.version} -> {self.target_stage}"
+
+    @property
+    def label(self) -> str:
+        return str(self)
+
+
+class Approval(models.Model):
+    """One reviewer's approval; the CHECK constraints are the four-eyes rule in the database."""
+
+    request = models.ForeignKey(
+        PromotionRequest, on_delete=models.PROTECT, related_name="approvals"
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approvals"
+    )
+    reviewer_username = models.CharField(max_length=150)
+    # Copies of the request's requester and authors (a trigger checks they match).
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    version_authors = models.CharField(max_length=1000)
+    comment = models.TextField(blank=True)
+    gate_override_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "reviewer"], name="one_approval_per_reviewer"
+            ),
+            models.CheckConstraint(
+                condition=~Q(reviewer=F("requester")), name="approval_not_by_requester"
+            ),
+            models.CheckConstraint(
+                condition=Exact(
+                    StrIndex(
+                        F("version_authors"),
+                        Concat(Value(","), F("reviewer_username"), Value(",")),
+                    ),
+                    0,
+                ),
+                name="approval_not_by_author",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer_username} approved #{self.request_id}"
+
+
+class RequestComment(models.Model):
+    """The comment thread of a request (rejections and approvals with text appear here too)."""
+
+    class Kind(models.TextChoices):
+        COMMENT = "comment"
+        APPROVAL = "approval"
+        REJECTION = "rejection"
+        SYSTEM = "system"
+
+    request = models.ForeignKey(PromotionRequest, on_delete=models.PROTECT, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    author_username = models.CharField(max_length=150)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.COMMENT)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.author_username} on #{self.request_id}"

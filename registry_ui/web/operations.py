@@ -27,6 +27,7 @@ from registry_ui.core.errors import BatchRegistrationError, RegistryUnavailableE
 from registry_ui.core.records import VersionRecord
 from registry_ui.core.stages import ModelStage
 from registry_ui.registry import NewVersion
+from registry_ui.web import audit
 from registry_ui.web.mirror import mirror_template
 from registry_ui.web.models import AuditEvent, Batch, Operation
 
@@ -128,7 +129,7 @@ def send_after_commit(operation_ids: Sequence[uuid.UUID]) -> None:
 
 
 def _audit_batch(batch: Batch, action: str, source: str, operations: list[Operation]) -> None:
-    AuditEvent.objects.create(
+    audit.record(
         actor=batch.actor,
         action=action,
         object_type="batch",
@@ -184,7 +185,9 @@ def claim(operation_id: str) -> Operation | None:
         raise Busy(mine["template_name"]) from None
     if won != 1:
         return None
-    return Operation.objects.select_related("batch").get(id=operation_id)
+    return Operation.objects.select_related("batch", "request__template", "request__version").get(
+        id=operation_id
+    )
 
 
 # How long one task keeps carrying out a template's following operations before it hands
@@ -278,10 +281,21 @@ def _execute(operation: Operation, known: list[VersionRecord] | None):
             source=AuditEvent.Source.WORKER,
             actor=operation.batch.actor,
         )
+    elif operation.kind == Operation.Kind.RELEASE:
+        from registry_ui.web.approvals import execute_release
+
+        return execute_release(operation), None
     else:
-        record = registry.promote(
-            operation.template_name, operation.version, operation.target_stage
-        )
+        if operation.request_id:
+            from registry_ui.web.approvals import check_before_write
+
+            check_before_write(operation.request)  # PolicyError: the operation fails
+        if operation.kind == Operation.Kind.ROLLBACK:
+            record = registry.rollback(operation.template_name, operation.version)
+        else:
+            record = registry.promote(
+                operation.template_name, operation.version, operation.target_stage
+            )
         known = None  # stages moved: the next operation reads afresh
         mirror_template(
             operation.template_name,
@@ -335,7 +349,7 @@ def finish(
             return
         counter = "succeeded" if status == Operation.Status.SUCCEEDED else "failed"
         Batch.objects.filter(pk=operation.batch_id).update(**{counter: F(counter) + 1})
-        AuditEvent.objects.create(
+        audit.record(
             actor=operation.batch.actor,
             action=f"operation.{status}",
             object_type="operation",
@@ -351,6 +365,10 @@ def finish(
             },
             source=AuditEvent.Source.WORKER,
         )
+        if operation.request_id:
+            from registry_ui.web.approvals import operation_finished
+
+            operation_finished(operation, status=status, error=error)
         _close_batch_if_done(operation.batch_id)
 
 
@@ -422,7 +440,7 @@ def retry_failed(operation_ids: Iterable[str], *, actor: str) -> int:
             Batch.objects.filter(pk=operation.batch_id).update(
                 failed=F("failed") - 1, status=Batch.Status.RUNNING, finished_at=None
             )
-            AuditEvent.objects.create(
+            audit.record(
                 actor=actor, action="operation.retried", object_type="operation",
                 object_id=str(operation.id), before={"status": "failed"},
                 after={"status": "pending"}, source=AuditEvent.Source.COMMAND,
@@ -445,7 +463,7 @@ def cancel_failed(operation_ids: Iterable[str], *, actor: str) -> int:
             )
             if before == Operation.Status.PENDING:
                 Batch.objects.filter(pk=operation.batch_id).update(failed=F("failed") + 1)
-            AuditEvent.objects.create(
+            audit.record(
                 actor=actor, action="operation.cancelled", object_type="operation",
                 object_id=str(operation.id), before={"status": before},
                 after={"status": "cancelled"}, source=AuditEvent.Source.COMMAND,

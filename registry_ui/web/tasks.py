@@ -8,6 +8,7 @@ from django.conf import settings
 
 from registry_ui.core.errors import RegistryUnavailableError
 from registry_ui.web import operations
+from registry_ui.web.notify import WebhookUnavailable
 
 
 @shared_task(
@@ -56,3 +57,24 @@ def sync_registry_task() -> dict[str, int]:
     from registry_ui.web.mirror import sync_registry
 
     return sync_registry()
+
+
+@shared_task(ignore_result=True)
+def notify_request(request_id: int, event: str) -> None:
+    from registry_ui.web import notify
+
+    notify.deliver(request_id, event)
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(WebhookUnavailable,),  # unreachable, timed out, 5xx or 429; not other 4xx
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+)
+def send_webhook(event: str, request_data: dict) -> int:
+    """POST one signed request event to NOTIFY_WEBHOOK_URL (signed afresh on every attempt)."""
+    from registry_ui.web import notify
+
+    return notify.post_webhook(event, request_data)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import logging
 
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -29,6 +29,7 @@ def template_list(request):
     )
 
 
+@login_not_required  # probed by load balancers and container healthchecks
 @never_cache
 @require_GET
 def healthz(request):

@@ -5,6 +5,7 @@ from django.core.management import call_command
 from registry_ui import prompt_model
 from registry_ui.core.stages import ModelStage
 from registry_ui.web.management.commands import load_demo_data
+from registry_ui.web.models import TemplateVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +32,19 @@ def test_it_loads_templates_in_every_stage_and_users_whose_passwords_it_prints(
     password = alice_line.split()[1]
     assert User.objects.get(username="alice").check_password(password)
     assert password in (fresh_registry / "demo-credentials.txt").read_text()
+    roles = {u.username: [g.name for g in u.groups.all()] for u in User.objects.all()}
+    assert roles == {
+        "alice": ["authors"],
+        "bob": ["reviewers"],
+        "carol": ["reviewers"],
+        "dave": ["analysts"],
+        "admin": ["admins"],
+    }
+    mirrored = TemplateVersion.objects.get(
+        template__name="persona/entrepreneur/hook-generator", version="1.0.0"
+    )
+    assert (mirrored.stage, mirrored.was_production) == ("archived", True)
+    assert TemplateVersion.objects.count() == sum(len(v) for v in versions.values())
 
 
 def test_a_second_run_changes_nothing(fresh_registry, capsys):

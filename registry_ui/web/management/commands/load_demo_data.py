@@ -6,6 +6,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -57,6 +58,7 @@ class Command(BaseCommand):
             user.is_staff = user.is_superuser = is_admin
             user.set_password(password)
             user.save()
+            user.groups.set([Group.objects.get(name=f"{role}s")])  # authors, reviewers, ...
             credentials.append((username, role, password))
         return credentials
 
@@ -69,7 +71,9 @@ class Command(BaseCommand):
 
 def load_demo_templates() -> dict[str, int]:
     """Register the demo versions and walk them to their stages; safe to run again."""
-    from registry_ui.prompt_model import ModelStage, PromptModel
+    from registry_ui.prompt_model import ModelStage, PromptModel, get_registry
+    from registry_ui.web.mirror import mirror_template, sync_registry
+    from registry_ui.web.models import AuditEvent
 
     models = [
         PromptModel(name, template, version, metadata=metadata)
@@ -89,4 +93,15 @@ def load_demo_templates() -> dict[str, int]:
                 model.promote_to_staging()
             elif target == "production" and model.stage == ModelStage.STAGING:
                 model.promote_to_production()
+            else:
+                continue
+            # The dashboard reads the mirror; it sees each move, as the sync would, so it
+            # knows which versions once held production (a rollback may bring them back).
+            mirror_template(
+                model.name,
+                get_registry().gateway.list_versions(model.name),
+                source=AuditEvent.Source.EXTERNAL,
+                actor="demo-loader",
+            )
+    sync_registry()  # versions that never moved
     return {"templates": len(DEMO_TEMPLATES), "versions": len(models)}

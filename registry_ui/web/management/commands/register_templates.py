@@ -12,6 +12,7 @@ from registry_ui.core.errors import RegistryError
 from registry_ui.core.template_files import scan_templates
 from registry_ui.registry import NewVersion
 from registry_ui.web import operations
+from registry_ui.web.management.requests import file_one, requesting_user
 from registry_ui.web.models import AuditEvent, Batch, Operation
 
 
@@ -28,8 +29,19 @@ class Command(BaseCommand):
             "--timeout", type=float, default=600, help="seconds to wait for the workers"
         )
         parser.add_argument("--no-wait", action="store_true", help="file the batch and return")
+        parser.add_argument(
+            "--stage",
+            choices=["staging", "production"],
+            help="then file promotion requests for these versions (reviewers approve them)",
+        )
+        parser.add_argument("--user", help="with --stage: the account filing the requests")
 
-    def handle(self, *args, path, actor, reason, timeout, no_wait, **options):
+    def handle(self, *args, path, actor, reason, timeout, no_wait, stage, user, **options):
+        account = None
+        if stage:
+            if no_wait:
+                raise CommandError("--stage needs the versions registered: drop --no-wait")
+            account = requesting_user(user)  # refused before anything is registered
         try:
             scan = scan_templates(Path(path))
         except FileNotFoundError:
@@ -54,11 +66,27 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"nothing to register: all {len(versions)} version(s) are in the registry already"
             )
-            return
-        self.stdout.write(f"batch {batch.pk}: {batch.total} version(s) to register")
-        if no_wait:
-            return
-        self._wait(batch, timeout)
+        else:
+            self.stdout.write(f"batch {batch.pk}: {batch.total} version(s) to register")
+            if no_wait:
+                return
+            self._wait(batch, timeout)
+        if stage:
+            self._request(account, versions, stage, reason or f"register_templates {path}")
+
+    def _request(self, account, versions, stage: str, justification: str) -> None:
+        counts = {"filed": 0, "open": 0, "refused": 0}
+        for new in versions:
+            outcome, line = file_one(account, new.name, new.version, stage, justification)
+            counts[outcome] += 1
+            self.stdout.write(line)
+        summary = (
+            f"{counts['filed']} promotion request(s) to {stage} filed, "
+            f"{counts['open']} already open, {counts['refused']} refused"
+        )
+        if counts["refused"]:
+            raise CommandError(summary)
+        self.stdout.write(self.style.SUCCESS(summary))
 
     def _wait(self, batch: Batch, timeout: float) -> None:
         deadline = time.monotonic() + timeout

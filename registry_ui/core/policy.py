@@ -1,0 +1,265 @@
+"""The review policy: who may approve what, when a request may still be carried out, the
+metric gate and the dry run of a release. Pure Python: the Django services feed it facts.
+
+Kept apart from Django so that the rules can be read in one place and tested (with
+hypothesis) without a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from registry_ui.core.stages import ModelStage, StageTransitionError, check_promotion
+
+
+class PolicyError(ValueError):
+    """A request, approval or execution the review policy refuses; the message says why."""
+
+
+# -- how many approvals ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """Approvals needed, by distinct reviewers, before a request is carried out."""
+
+    staging: int = 1
+    production: int = 2
+    rollback: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("staging", "production", "rollback"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10:
+                raise ValueError(f"approvals for {name} must be a whole number 0-10, got {value!r}")
+        if self.staging < 1 or self.production < 1:
+            raise ValueError("promotions to staging and production need at least one approval")
+
+    def required(self, kind: str, target: ModelStage | str) -> int:
+        if kind == "rollback":
+            return self.rollback
+        return (
+            self.production if ModelStage.parse(target) == ModelStage.PRODUCTION else self.staging
+        )
+
+
+def check_reviewer(reviewer: str, *, requester: str, authors: Iterable[str], label: str) -> None:
+    """Four eyes: neither the requester nor an author of the version may approve it."""
+    if reviewer.casefold() == requester.casefold():
+        raise PolicyError(f"you filed {label}: another reviewer must approve it (four-eyes rule)")
+    if reviewer.casefold() in {a.casefold() for a in authors if a}:
+        raise PolicyError(
+            f"you are an author of the version in {label}: a reviewer who did not write it "
+            "must approve it (four-eyes rule)"
+        )
+
+
+# -- is the request still what was approved? ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What a request was filed against."""
+
+    label: str
+    kind: str  # promote | rollback
+    target: ModelStage
+    from_stage: ModelStage
+    content_sha256: str
+    basis_epoch: int  # the template's stage epoch when the request was filed
+
+
+@dataclass(frozen=True)
+class CurrentFacts:
+    """The version and its template as they are now (read from MLflow just before a write)."""
+
+    stage: ModelStage | None  # None: the version is gone
+    content_sha256: str
+    epoch: int
+
+
+def stale_reason(request: RequestFacts, current: CurrentFacts) -> str | None:
+    """Why the request no longer describes the registry, or None while it still does."""
+    if current.stage is None:
+        return f"{request.label}: the version is no longer in the registry"
+    if current.content_sha256 != request.content_sha256:
+        return f"{request.label}: the version's content changed since the request was filed"
+    if current.epoch != request.basis_epoch:
+        return (
+            f"{request.label}: the template's stages changed since the request was filed "
+            "(another version was promoted or this one was moved)"
+        )
+    if current.stage != request.from_stage:
+        return f"{request.label}: the version is now {current.stage}, not {request.from_stage}"
+    return None
+
+
+def execution_problems(
+    request: RequestFacts, current: CurrentFacts, *, approvals: int, required: int
+) -> list[str]:
+    """Everything that forbids carrying the request out now (empty: go ahead)."""
+    problems = []
+    reason = stale_reason(request, current)
+    if reason:
+        problems.append(reason)
+    if approvals < required:
+        problems.append(
+            f"{request.label}: {approvals} valid approval(s) of {required} required "
+            "(an approver may have lost the reviewer role)"
+        )
+    return problems
+
+
+def check_request_path(kind: str, current: ModelStage, target: ModelStage, label: str) -> None:
+    """A promotion follows dev -> staging -> production; a rollback brings back an archived
+    version that held production before."""
+    if kind == "rollback":
+        if target != ModelStage.PRODUCTION:
+            raise PolicyError(f"{label}: a rollback moves production only")
+        if current == ModelStage.PRODUCTION:
+            raise PolicyError(f"{label}: this version is in production already")
+        if current != ModelStage.ARCHIVED:
+            raise PolicyError(
+                f"{label}: only an archived version that held production before can be "
+                f"rolled back to (this one is {current}); promote it instead"
+            )
+        return
+    if target not in (ModelStage.STAGING, ModelStage.PRODUCTION):
+        raise PolicyError(f"{label}: requests target staging or production, not {target}")
+    try:
+        needed = check_promotion(current, target, label=label)
+    except StageTransitionError as error:
+        raise PolicyError(str(error)) from None
+    if not needed:
+        raise PolicyError(f"{label}: already in {target}")
+
+
+# -- the metric gate -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateResult:
+    status: str  # pass | fail | no_data | no_target
+    detail: str
+
+    @property
+    def failing(self) -> bool:
+        return self.status == "fail"
+
+
+@dataclass(frozen=True)
+class MetricObservation:
+    """What an experiment measured for a version (filled by the experiments feature)."""
+
+    rate: float
+    samples: int
+    ci_low: float | None = None
+
+
+def evaluate_gate(
+    metadata: Mapping, observation: MetricObservation | None, *, min_samples: int = 100
+) -> GateResult:
+    """Does the staging version meet its template's engagement target with enough data?"""
+    target = metadata.get("engagement_target")
+    if target is None:
+        return GateResult("no_target", "the template sets no engagement_target")
+    try:
+        target = float(target)
+    except (TypeError, ValueError):
+        return GateResult("no_target", f"engagement_target {target!r} is not a number")
+    if observation is None:
+        return GateResult("no_data", f"no data: no experiment has measured it (target {target:g})")
+    if observation.samples < min_samples:
+        return GateResult(
+            "no_data",
+            f"no data: {observation.samples} samples, {min_samples} needed (target {target:g})",
+        )
+    measured = observation.ci_low if observation.ci_low is not None else observation.rate
+    if measured >= target:
+        return GateResult("pass", f"{observation.rate:.4g} meets the target {target:g}")
+    return GateResult(
+        "fail", f"{observation.rate:.4g} (lower bound {measured:.4g}) is below {target:g}"
+    )
+
+
+# -- the dry run of a release ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseItem:
+    name: str
+    version: str
+    target: ModelStage
+
+
+@dataclass(frozen=True)
+class VersionState:
+    stage: ModelStage
+    content_sha256: str
+    metadata: Mapping = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemPlan:
+    item: ReleaseItem
+    from_stage: ModelStage | None
+    replaces: str | None  # the version that leaves the target stage, if any
+    changes: tuple[str, ...]
+    problems: tuple[str, ...]
+
+
+def plan_release(
+    items: Sequence[ReleaseItem],
+    templates: Mapping[str, Mapping[str, VersionState]],
+    *,
+    open_requests: frozenset[tuple[str, str, str]] = frozenset(),
+    checks: Callable[[ReleaseItem, VersionState], Sequence[str]] | None = None,
+) -> list[ItemPlan]:
+    """What a release would change, template by template, and what stops each item.
+
+    ``templates`` maps a template name to its versions' states; ``open_requests`` holds
+    (name, version, target) of requests already open; ``checks`` returns failing checks.
+    """
+    plans = []
+    seen: set[str] = set()
+    for item in items:
+        label = f"{item.name} {item.version}"
+        problems: list[str] = []
+        versions = templates.get(item.name)
+        state = versions.get(item.version) if versions else None
+        if item.name in seen:
+            problems.append(f"{label}: a release moves each template once")
+        seen.add(item.name)
+        if versions is None:
+            problems.append(f"{item.name}: no such template")
+        elif state is None:
+            problems.append(f"{label}: no such version")
+        replaces = None
+        changes: list[str] = []
+        if state is not None:
+            try:
+                check_request_path("promote", state.stage, item.target, label)
+            except PolicyError as error:
+                problems.append(str(error))
+            replaces = next(
+                (v for v, s in versions.items() if s.stage == item.target and v != item.version),
+                None,
+            )
+            changes.append(f"{item.version}: {state.stage} -> {item.target}")
+            if replaces:
+                changes.append(f"{replaces}: {item.target} -> archived")
+            if (item.name, item.version, item.target.value) in open_requests:
+                problems.append(f"{label}: a request to move it to {item.target} is open already")
+            if checks is not None:
+                problems.extend(f"{label}: check failed: {c}" for c in checks(item, state))
+        plans.append(
+            ItemPlan(
+                item=item,
+                from_stage=state.stage if state else None,
+                replaces=replaces,
+                changes=tuple(changes),
+                problems=tuple(problems),
+            )
+        )
+    return plans

@@ -1,0 +1,456 @@
+"""The audit trail: append-only, hash-chained, verifiable, exportable, and able to say what
+was in production when.
+
+Runs on SQLite by default and on PostgreSQL with DATABASE_URL set (as in CI), where the
+trigger refusing UPDATE and DELETE and the concurrent appends are exercised too.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.admin.sites import site as admin_site
+from django.contrib.auth.models import Permission, User
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+
+from registry_ui.web import audit
+from registry_ui.web.models import AppendOnlyError, AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+TABLE = AuditEvent._meta.db_table
+TRIGGER = "auditevent_append_only"  # created by migration 0002 on PostgreSQL
+on_postgresql = connection.vendor == "postgresql"
+
+
+def record(object_id: str = "shop/hook@1.0.0", **fields) -> AuditEvent:
+    values = {
+        "actor": "alice",
+        "action": "version.registered",
+        "object_type": "template_version",
+        "object_id": object_id,
+        "source": AuditEvent.Source.DASHBOARD,
+        "after": {"stage": "dev"},
+        **fields,
+    }
+    return audit.record(**values)
+
+
+def unsaved(object_id: str, **fields) -> AuditEvent:
+    return AuditEvent(
+        actor=fields.pop("actor", "bob"),
+        action=fields.pop("action", "version.stage_changed"),
+        object_type=fields.pop("object_type", "template_version"),
+        object_id=object_id,
+        source=fields.pop("source", AuditEvent.Source.WORKER),
+        **fields,
+    )
+
+
+def verify() -> str:
+    out = io.StringIO()
+    call_command("verify_audit_log", stdout=out)
+    return out.getvalue()
+
+
+def verify_fails() -> str:
+    with pytest.raises(CommandError) as failure:
+        call_command("verify_audit_log", stdout=io.StringIO())
+    assert failure.value.returncode == 1
+    return str(failure.value)
+
+
+def tamper(sql: str, params: list) -> None:
+    """Change audit rows behind the application's back, as the table owner could."""
+    with connection.cursor() as cursor:
+        if on_postgresql:
+            cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER {TRIGGER}")
+        cursor.execute(sql, params)
+
+
+# -- the chain -------------------------------------------------------------------------------
+
+
+def test_it_chains_each_event_to_the_one_before_it():
+    first = record()
+    batch = audit.record_many([unsaved("shop/hook@1.0.0"), unsaved("shop/hook@1.1.0")])
+    last = record("shop/hook@1.2.0")
+
+    events = list(AuditEvent.objects.all())
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert [e.pk for e in events] == [first.pk, batch[0].pk, batch[1].pk, last.pk]
+    assert events[0].prev_hash == "0" * 64
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+    assert len({e.hash for e in events}) == 4
+    assert batch[0].at == batch[1].at  # one append, one moment
+    assert first.at <= batch[0].at <= last.at
+
+
+def test_it_hashes_json_exactly_as_the_database_gives_it_back():
+    moment = datetime(2026, 11, 28, 14, 30, 0, 123456, tzinfo=UTC)
+    token = uuid.uuid4()
+
+    event = record(
+        before={"when": moment, "id": token, "price": Decimal("1.10")},
+        after={"big": 1e20, "ratio": 0.1, "whole": 2.0, "tags": ("a", "b"), "text": "é 🔥"},
+    )
+
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert stored.before == {"when": "2026-11-28T14:30:00.123Z", "id": str(token), "price": "1.10"}
+    assert stored.after["tags"] == ["a", "b"]
+    assert "audit trail OK: 1 events checked" in verify()
+
+
+def test_verify_audit_log_reports_an_intact_chain():
+    record()
+    audit.record_many([unsaved(f"shop/hook@1.0.{n}") for n in range(5)])
+
+    output = verify()
+
+    assert output.startswith("audit trail OK: 6 events checked (seq 1 to 6), head hash ")
+    assert AuditEvent.objects.get(seq=6).hash in output
+
+
+def test_verify_audit_log_accepts_an_empty_trail():
+    assert verify().startswith("audit trail OK: 0 events checked")
+
+
+def test_it_detects_a_row_changed_with_raw_sql_naming_that_row():
+    record(), record(actor="bob"), record()
+    changed = AuditEvent.objects.get(seq=2)
+    if on_postgresql:
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(f"UPDATE {TABLE} SET actor = 'mallory' WHERE id = %s", [changed.pk])
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [changed.pk])
+
+    tamper(f"UPDATE {TABLE} SET actor = 'mallory' WHERE id = %s", [changed.pk])
+
+    problem = verify_fails()
+    assert f"content hash mismatch at event id {changed.pk} (seq 2)" in problem
+    assert "1 events before it check out" in problem
+
+
+def test_it_detects_a_row_rewritten_with_a_fresh_hash_at_the_next_link():
+    record(), record(), record()
+    rewritten = AuditEvent.objects.get(seq=2)
+    values = {f: getattr(rewritten, f) for f in audit.HASHED_FIELDS} | {"actor": "mallory"}
+
+    tamper(
+        f"UPDATE {TABLE} SET actor = %s, hash = %s WHERE id = %s",
+        ["mallory", audit.event_hash(values), rewritten.pk],
+    )
+
+    problem = verify_fails()
+    next_event = AuditEvent.objects.get(seq=3)
+    assert f"prev-hash mismatch at event id {next_event.pk} (seq 3)" in problem
+    assert f"event id {rewritten.pk} (seq 2)" in problem
+
+
+def test_it_detects_a_deleted_middle_row():
+    record(), record(), record(), record()
+    deleted = AuditEvent.objects.get(seq=2)
+    after_it = AuditEvent.objects.get(seq=3)
+
+    tamper(f"DELETE FROM {TABLE} WHERE id = %s", [deleted.pk])
+
+    problem = verify_fails()
+    assert f"gap before event id {after_it.pk} (seq 3): seq 2 missing" in problem
+
+
+# -- append-only in the application ----------------------------------------------------------
+
+
+def test_the_orm_refuses_to_update_or_delete_events():
+    event = record()
+
+    with pytest.raises(AppendOnlyError, match="append-only"):
+        AuditEvent.objects.filter(pk=event.pk).update(actor="mallory")
+    with pytest.raises(AppendOnlyError, match="append-only"):
+        AuditEvent.objects.all().delete()
+    with pytest.raises(AppendOnlyError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.bulk_update([event], ["actor"])
+    event.actor = "mallory"
+    with pytest.raises(AppendOnlyError, match="append-only"):
+        event.save()
+    with pytest.raises(AppendOnlyError, match="append-only"):
+        event.delete()
+    assert AuditEvent.objects.get(pk=event.pk).actor == "alice"
+
+
+def test_events_are_only_written_through_the_audit_module():
+    with pytest.raises(AppendOnlyError, match=r"audit\.record\(\)"):
+        AuditEvent.objects.create(
+            actor="alice", action="x", object_type="t", object_id="1", source="command"
+        )
+
+
+def test_the_admin_shows_events_but_cannot_add_change_or_delete_them(admin_client):
+    event = record()
+    model_admin = admin_site._registry[AuditEvent]
+    request = type("Request", (), {"user": User.objects.get(username="admin")})()
+
+    assert not model_admin.has_add_permission(request)
+    assert not model_admin.has_change_permission(request, event)
+    assert not model_admin.has_delete_permission(request, event)
+    assert admin_client.get("/admin/registry_web/auditevent/").status_code == 200
+    assert admin_client.get("/admin/registry_web/auditevent/add/").status_code == 403
+    page = admin_client.get(f"/admin/registry_web/auditevent/{event.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert admin_client.get(f"/admin/registry_web/auditevent/{event.pk}/delete/").status_code == 403
+
+
+# -- the CSV export --------------------------------------------------------------------------
+
+FORMULAS = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
+
+
+def test_the_csv_export_neutralises_cells_a_spreadsheet_would_run():
+    for formula in FORMULAS:
+        record(actor=formula, object_id="shop/hook@1.0.0")
+    record(actor="plain", after=-5)
+    out = io.StringIO()
+
+    written = audit.export_csv(AuditEvent.objects.all(), out)
+
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert written == len(rows) == 7
+    assert [row["actor"] for row in rows[:6]] == [f"'{formula}" for formula in FORMULAS]
+    assert (rows[6]["actor"], rows[6]["after"]) == ("plain", "'-5")
+    assert rows[0]["after"] == '{"stage": "dev"}'
+    assert rows[0]["seq"] == "1" and len(rows[0]["hash"]) == 64
+
+
+def exporter(permitted: bool) -> User:
+    user = User.objects.create_user(f"reviewer-{uuid.uuid4().hex[:6]}")
+    if permitted:
+        user.user_permissions.add(
+            Permission.objects.get(
+                codename="export_auditevent", content_type__app_label="registry_web"
+            )
+        )
+    return user
+
+
+def test_the_export_view_asks_anonymous_visitors_to_sign_in(client):
+    response = client.get("/audit/export.csv")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_the_export_view_refuses_users_without_the_export_permission(client):
+    client.force_login(exporter(permitted=False))
+
+    assert client.get("/audit/export.csv").status_code == 403
+
+
+def test_the_export_view_streams_the_trail_as_a_dated_csv(client):
+    record(actor="=cmd")
+    client.force_login(exporter(permitted=True))
+
+    response = client.get("/audit/export.csv")
+
+    assert response.status_code == 200
+    assert response.streaming
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    today = datetime.now(UTC).strftime("%Y%m%d")
+    assert response["Content-Disposition"] == f'attachment; filename="audit-{today}.csv"'
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0]["actor"] == "'=cmd"  # (signing in may be audited after it)
+
+
+def test_the_export_view_filters_by_template_and_time(client):
+    record("shop/hook@1.0.0")
+    record("shop/hook-extra@1.0.0")
+    record(
+        "17",
+        action="request.executed",
+        object_type="promotion_request",
+        after={"template": "shop/hook", "version": "1.0.0"},
+    )
+    client.force_login(exporter(permitted=True))
+
+    response = client.get("/audit/export.csv?template=shop/hook&since=2000-01-01&until=2999-12-31")
+    later = client.get("/audit/export.csv?since=2999-01-01T00:00:00Z")
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [row["object_id"] for row in rows] == ["shop/hook@1.0.0", "17"]
+    assert b"".join(later.streaming_content).decode().splitlines() == [",".join(audit.CSV_COLUMNS)]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("since=yesterday", "since='yesterday' is not understood: since takes an ISO 8601 date"),
+        ("until=2026-13-01", "until='2026-13-01' is not a real date"),
+        ("since=2026-11-02&until=2026-11-01", "is not before until"),
+        ("template=a//b", "segment 2 '(empty)' is not accepted"),
+        ("tempalte=shop/hook", "unknown filter tempalte"),
+    ],
+)
+def test_the_export_view_says_what_is_accepted_when_a_filter_is_wrong(client, query, message):
+    client.force_login(exporter(permitted=True))
+
+    response = client.get(f"/audit/export.csv?{query}")
+
+    assert response.status_code == 400
+    assert message in response.text
+    assert "accepted filters: template=NAME, since=" in response.text
+
+
+# -- what was in production when -------------------------------------------------------------
+
+
+def move(version: str, before: str, after: str, **fields) -> AuditEvent:
+    return unsaved(
+        f"shop/hook@{version}", before={"stage": before}, after={"stage": after}, **fields
+    )
+
+
+def test_it_tells_which_version_was_in_production_when_who_moved_it_and_why():
+    record("shop/hook@1.0.0"), record("shop/hook@1.1.0")
+    # Moved in MLflow directly: no request explains it.
+    external = audit.record_many(
+        [
+            move("1.0.0", "dev", "staging", actor="mlflow", source="external"),
+            move("1.0.0", "staging", "production", actor="mlflow", source="external"),
+        ]
+    )[-1]
+    # A look-alike name must not leak into shop/hook's answers.
+    audit.record_many(
+        [
+            unsaved(
+                "shop/hook-extra@9.0.0",
+                before=None,
+                after={"stage": "production"},
+                action="version.registered",
+            )
+        ]
+    )
+    # An approved request carried out by a worker: the stage moves, then request.executed.
+    requested = audit.record_many(
+        [move("1.0.0", "production", "archived"), move("1.1.0", "staging", "production")]
+    )[-1]
+    record(
+        "42",
+        actor="bob",
+        action="request.executed",
+        object_type="promotion_request",
+        source="worker",
+        after={
+            "template": "shop/hook",
+            "version": "1.1.0",
+            "target_stage": "production",
+            "requested_by": "alice",
+            "approved_by": ["carol", "dave"],
+            "justification": "better hook, +12% CTR in the A/B test",
+            "kind": "promote",
+        },
+    )
+    retired = audit.record_many([move("1.1.0", "production", "archived")])[0]
+    a_moment = timedelta(microseconds=1)
+
+    assert audit.production_at("shop/hook", external.at - a_moment) is None
+    assert audit.production_at("shop/hook", external.at) == {
+        "version": "1.0.0",
+        "since": external.at,
+        "moved_by": "mlflow",
+        "source": "external",
+        "why": None,
+        "request_id": None,
+        "approved_by": [],
+    }
+    assert audit.production_at("shop/hook", requested.at) == {
+        "version": "1.1.0",
+        "since": requested.at,
+        "moved_by": "bob",
+        "source": "worker",
+        "why": "better hook, +12% CTR in the A/B test",
+        "request_id": 42,
+        "approved_by": ["carol", "dave"],
+    }
+    assert audit.production_at("shop/hook", retired.at) is None
+    history = audit.production_history("shop/hook")
+    assert [(p["version"], p["since"], p["until"]) for p in history] == [
+        ("1.0.0", external.at, requested.at),
+        ("1.1.0", requested.at, retired.at),
+    ]
+    assert audit.production_at("shop/hook-extra", retired.at)["version"] == "9.0.0"
+
+
+def test_audit_production_prints_one_line():
+    moved = audit.record_many([move("2.0.0", "staging", "production", actor="carol")])[0]
+    out = io.StringIO()
+    at = (moved.at + timedelta(seconds=1)).isoformat()
+
+    call_command("audit_production", "shop/hook", "--at", at, stdout=out)
+    call_command("audit_production", "shop/hook", "--at", "2000-01-01", stdout=out)
+
+    first, second = out.getvalue().splitlines()
+    assert "shop/hook at " in first
+    assert ": 2.0.0 in production since " in first
+    assert "moved by carol (worker), no approved request" in first
+    assert second == "shop/hook at 2000-01-01T00:00:00+00:00: no version was in production"
+
+
+def test_audit_production_explains_a_bad_date():
+    with pytest.raises(CommandError, match="--at takes an ISO 8601 date or date-time"):
+        call_command("audit_production", "shop/hook", "--at", "last tuesday")
+
+
+# -- concurrent writers ----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not on_postgresql,
+    reason="needs PostgreSQL (DATABASE_URL): its advisory lock is what serialises appends; "
+    "SQLite serialises whole write transactions",
+)
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_keep_one_unbroken_chain():
+    writers, appends = 8, 20
+    start = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(appends):
+                with transaction.atomic():
+                    if i % 2:
+                        audit.record_many([unsaved(f"w{n}@{i}.0.0"), unsaved(f"w{n}@{i}.0.1")])
+                    else:
+                        record(f"w{n}@{i}.0.0")
+        except BaseException as error:  # surfaced by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    total = writers * (appends // 2) * 3
+    check = audit.verify_chain()
+    assert (check.ok, check.checked, check.head_seq) == (True, total, total), check.problem
+    assert AuditEvent.objects.values("object_id").distinct().count() == total

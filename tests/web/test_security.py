@@ -1,0 +1,359 @@
+"""The security baseline: sign-in everywhere, CSRF, escaping, CSP, throttled and audited sign-in,
+and a clean `manage.py check --deploy` with production settings."""
+
+from __future__ import annotations
+
+import os
+import re
+import re._constants as sre  # the stdlib regex parser: to build a path each URL pattern matches
+import re._parser as sre_parser
+import secrets
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import URLResolver, get_resolver, resolve
+
+from registry_ui.core.records import VersionRecord
+from registry_ui.core.stages import ModelStage
+from registry_ui.web import selectors
+from registry_ui.web.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent.parent
+PASSWORD = "correct horse battery staple"
+HOSTILE = "<script>alert(1)</script>{{ request.user }}"
+
+# The only pages an anonymous visitor may open; everything else sends them to sign in.
+OPEN_WITHOUT_SIGN_IN = {
+    "/healthz": "load balancers and container healthchecks",
+    "/webhooks/mlflow": "MLflow's deliveries, authenticated by their HMAC signature",
+    "/accounts/login/": "the sign-in page itself",
+    "/admin/login/": "the admin's own sign-in page",
+}
+STATIC_PREFIX = "/static/"  # WhiteNoise answers before any view (no URL pattern)
+# The admin's pages send anonymous visitors to the admin's own sign-in page.
+SIGN_IN_PAGES = ("/accounts/login/?next=", "/admin/login/?next=")
+
+
+# --- every URL needs sign-in -------------------------------------------------------------
+
+
+def every_url(resolver: URLResolver | None = None, prefix: str = "/"):
+    """One path per URL pattern of the URLConf, its converters and groups filled in."""
+    for entry in (resolver or get_resolver()).url_patterns:
+        path = prefix + example_matching(entry.pattern.regex.pattern)
+        if isinstance(entry, URLResolver):
+            yield from every_url(entry, path)
+        else:
+            yield path
+
+
+def example_matching(regex: str) -> str:
+    """A short string `regex` matches: first alternative, one repetition, a plain character."""
+    return "".join(_emit(sre_parser.parse(regex)))
+
+
+def _emit(parsed):
+    for op, arg in parsed:
+        if op is sre.LITERAL:
+            yield chr(arg)
+        elif op is sre.SUBPATTERN:
+            yield from _emit(arg[-1])
+        elif op is sre.BRANCH:
+            yield from _emit(arg[1][0])
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+            low, high, body = arg
+            for _ in range(max(low, min(1, high))):
+                yield from _emit(body)
+        elif op in (sre.ANY, sre.NOT_LITERAL, sre.IN):
+            yield next(c for c in "a0A_-." if _matches_one(op, arg, c))
+        elif op is not sre.AT:  # anchors add nothing
+            raise AssertionError(f"teach example_matching about {op}")
+
+
+def _matches_one(op, arg, char: str) -> bool:
+    if op is sre.ANY:
+        return True
+    if op is sre.NOT_LITERAL:
+        return ord(char) != arg
+    negate = bool(arg) and arg[0][0] is sre.NEGATE
+    categories = {
+        sre.CATEGORY_DIGIT: char.isdigit(),
+        sre.CATEGORY_NOT_DIGIT: not char.isdigit(),
+        sre.CATEGORY_WORD: char.isalnum() or char == "_",
+        sre.CATEGORY_NOT_WORD: not (char.isalnum() or char == "_"),
+    }
+    hit = any(
+        (kind is sre.LITERAL and ord(char) == value)
+        or (kind is sre.RANGE and value[0] <= ord(char) <= value[1])
+        or (kind is sre.CATEGORY and categories.get(value, False))
+        for kind, value in arg[negate:]
+    )
+    return hit != negate
+
+
+def test_the_url_walk_reaches_every_page_and_the_open_ones():
+    urls = set(every_url())
+
+    for url in urls:
+        resolve(url)  # each example really is a URL of the URLConf
+    assert {"/", "/admin/", "/admin/auth/user/a/change/"} <= urls
+    assert set(OPEN_WITHOUT_SIGN_IN) <= urls
+
+
+def test_every_page_sends_anonymous_visitors_to_sign_in(client):
+    walked = sorted(set(every_url()) - set(OPEN_WITHOUT_SIGN_IN))
+
+    answers = {url: client.get(url) for url in walked if not url.startswith(STATIC_PREFIX)}
+
+    open_pages = {
+        url: response.status_code
+        for url, response in answers.items()
+        if response.status_code != 302 or not response["Location"].startswith(SIGN_IN_PAGES)
+    }
+    assert open_pages == {}, "add @login_required, or to OPEN_WITHOUT_SIGN_IN with a reason"
+
+
+def test_the_open_pages_answer_without_sign_in(client):
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/accounts/login/").status_code == 200
+    assert client.get("/admin/login/").status_code == 200
+    assert client.get("/webhooks/mlflow").status_code == 405  # POST only, signed
+
+
+# --- CSRF --------------------------------------------------------------------------------
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_with_it_works():
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(User.objects.create_user("alice"))
+    page = client.get("/")
+    token = page.context["csrf_token"]
+
+    refused = client.post("/accounts/logout/")
+    accepted = client.post("/accounts/logout/", headers={"X-CSRFToken": str(token)})
+
+    assert refused.status_code == 403
+    assert accepted.status_code == 302
+    assert client.get("/").status_code == 302  # signed out
+    assert f'hx-headers=\'{{"X-CSRFToken": "{token}"}}\'' in page.text
+
+
+# --- escaping and the Content-Security-Policy --------------------------------------------
+
+
+def test_prompt_text_metadata_and_errors_are_escaped(client, monkeypatch):
+    # Replaces the read with hostile values: real names are validated on registration and
+    # can hold no "<", so a registered template could not carry them to the page.
+    record = VersionRecord(
+        name=HOSTILE,
+        version=HOSTILE,
+        template=HOSTILE,
+        metadata={"note": HOSTILE},
+        stage=ModelStage.DEV,
+        mlflow_version="1",
+        content_sha256="0" * 64,
+    )
+    monkeypatch.setattr(
+        selectors, "template_overviews", lambda: [selectors.TemplateOverview(HOSTILE, [record])]
+    )
+    client.force_login(User.objects.create_user("alice"))
+
+    response = client.get("/")
+
+    assert "<script>alert(1)</script>" not in response.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;{{ request.user }}" in response.text
+
+
+def test_pages_carry_a_content_security_policy_without_inline_code_or_eval(client):
+    policy = client.get("/accounts/login/")["Content-Security-Policy"]
+
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["frame-ancestors"] == directives["base-uri"] == "'none'"
+    assert "unsafe" not in policy
+
+
+def test_no_template_has_inline_script_style_or_event_handlers():
+    forbidden = re.compile(
+        r"<script(?![^>]*\bsrc=)[^>]*>|<style|\sstyle=|\son[a-z]+\s*=|hx-on|\|safe|autoescape off",
+        re.IGNORECASE,
+    )
+
+    found = {
+        str(path.relative_to(ROOT)): forbidden.findall(path.read_text())
+        for path in (ROOT / "templates").rglob("*.html")
+    }
+
+    assert {path: hits for path, hits in found.items() if hits} == {}
+    assert '"includeIndicatorStyles":false' in (ROOT / "templates/base.html").read_text()
+
+
+# --- throttled sign-in -------------------------------------------------------------------
+
+
+@pytest.fixture
+def alice():
+    # Unique names and addresses: counts outlive a test in Redis (CI), for a whole window.
+    return User.objects.create_user(f"alice-{uuid.uuid4().hex[:8]}", password=PASSWORD)
+
+
+@pytest.fixture
+def address():
+    return f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
+
+
+def sign_in(client, username, password, address, url="/accounts/login/"):
+    return client.post(url, {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def test_it_refuses_sign_in_after_five_failures_for_a_username_without_the_password(
+    client, alice, address
+):
+    for _ in range(5):
+        assert sign_in(client, alice.username, "wrong", address).status_code == 200
+    failures = AuditEvent.objects.filter(action="auth.sign_in_failed").count()
+
+    response = sign_in(client, alice.username.upper(), PASSWORD, "10.255.0.1")
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 800
+    assert "Wait 15 minutes before trying again" in response.text
+    assert "_auth_user_id" not in client.session
+    # Not an authentication: no new failure was counted or audited.
+    assert AuditEvent.objects.filter(action="auth.sign_in_failed").count() == failures
+
+
+def test_it_refuses_sign_in_after_five_failures_from_one_address(client, alice, address):
+    for _ in range(5):
+        sign_in(client, f"nobody-{uuid.uuid4().hex[:8]}", "wrong", address)
+
+    assert sign_in(client, alice.username, PASSWORD, address).status_code == 429
+    assert sign_in(client, alice.username, PASSWORD, "10.255.0.2").status_code == 302
+
+
+def test_a_success_clears_the_username_count(client, alice, address):
+    for _ in range(4):
+        sign_in(client, alice.username, "wrong", address)
+    assert sign_in(client, alice.username, PASSWORD, address).status_code == 302
+    client.logout()
+
+    for _ in range(4):
+        sign_in(client, alice.username, "wrong", f"{address}0")
+
+    assert sign_in(client, alice.username, PASSWORD, "10.255.0.3").status_code == 302
+
+
+def test_the_admin_sign_in_is_throttled_too(client, alice, address):
+    alice.is_staff = True
+    alice.save()
+    for _ in range(5):
+        sign_in(client, alice.username, "wrong", address)
+
+    response = sign_in(client, alice.username, PASSWORD, address, url="/admin/login/")
+
+    assert response.status_code == 200  # the admin's form, saying the sign-in failed
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_changed_limit_applies(client, alice, address, settings):
+    settings.LOGIN_FAILURE_LIMIT = 2
+    for _ in range(2):
+        sign_in(client, alice.username, "wrong", address)
+
+    assert sign_in(client, alice.username, PASSWORD, address).status_code == 429
+
+
+# --- sign-in is audited ------------------------------------------------------------------
+
+
+def test_signing_in_failing_and_signing_out_are_audited_without_the_password(
+    client, alice, address
+):
+    sign_in(client, alice.username, "wrong-secret", address)
+    sign_in(client, alice.username, PASSWORD, address)
+    client.post("/accounts/logout/", REMOTE_ADDR=address)
+
+    events = AuditEvent.objects.filter(object_type="user", object_id=alice.username)
+    assert [(e.actor, e.action, e.source, e.after) for e in events] == [
+        ("anonymous", "auth.sign_in_failed", "dashboard", {"ip": address}),
+        (alice.username, "auth.signed_in", "dashboard", {"ip": address}),
+        (alice.username, "auth.signed_out", "dashboard", {"ip": address}),
+    ]
+    assert all(e.before is None for e in events)
+    assert "wrong-secret" not in str([(e.before, e.after) for e in events])
+
+
+# --- production settings -----------------------------------------------------------------
+
+
+def production(*command: str, **env) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    environment.update(
+        {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(60)},
+        ALLOWED_HOSTS="registry.example.com",
+    )
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *command],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_deploy_check_is_clean_with_production_settings(tmp_path):
+    result = production(
+        "check", "--deploy", "--fail-level", "WARNING", REGISTRY_UI_VAR_DIR=str(tmp_path)
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_production_redirects_to_https_but_healthz_answers_over_http(tmp_path):
+    probe = (
+        "from django.test import Client; c = Client(); "
+        "print(c.get('/healthz').status_code, c.get('/')['Location'], "
+        "c.get('/', headers={'X-Forwarded-Proto': 'https'}).status_code)"
+    )
+
+    result = production(
+        "shell",
+        "--no-imports",
+        "-c",
+        probe,
+        REGISTRY_UI_VAR_DIR=str(tmp_path),
+        ALLOWED_HOSTS="registry.example.com,testserver",
+    )
+
+    assert result.returncode == 0, result.stderr
+    # X-Forwarded-Proto is not trusted by default, so / still redirects.
+    assert result.stdout.split() == ["200", "https://testserver/", "301"]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"LOGIN_FAILURE_LIMIT": "five"},
+        {"LOGIN_FAILURE_WINDOW_SECONDS": "0"},
+        {"CLIENT_IP_HEADER": "X Real IP"},
+        {"SECURE_HSTS_SECONDS": "a year"},
+        {"SECURE_SSL_REDIRECT": "maybe"},
+        {"TRUST_X_FORWARDED_PROTO": "maybe"},
+    ],
+)
+def test_it_stops_start_up_naming_a_malformed_security_variable(env, tmp_path):
+    result = production("check", REGISTRY_UI_VAR_DIR=str(tmp_path), **env)
+
+    assert result.returncode != 0
+    assert next(iter(env)) in result.stderr
