@@ -174,7 +174,7 @@ def file_request(
         stage = ModelStage.parse(target)
     except ValueError as error:
         raise PolicyError(str(error)) from None
-    with transaction.atomic():
+    with audit.atomic():
         row = _version(template_name, version)
         template = Template.objects.select_for_update().get(pk=row.template_id)
         row.refresh_from_db()
@@ -203,7 +203,7 @@ def file_rollback(
     """A reviewer moves production back to a version that held it before."""
     require(user, "rollback_production", "rolling production back")
     reason = _text(reason, "a reason", required=True)
-    with transaction.atomic():
+    with audit.atomic():
         row = _version(template_name, version)
         template = Template.objects.select_for_update().get(pk=row.template_id)
         row.refresh_from_db()
@@ -239,7 +239,7 @@ def _create(user, *, kind, template, row, target, justification, required, sourc
         )
     gate = gate_for(row) if target == ModelStage.PRODUCTION else None
     try:
-        with transaction.atomic():
+        with audit.atomic():
             request = PromotionRequest.objects.create(
                 kind=kind,
                 template=template,
@@ -286,7 +286,7 @@ def approve(
     comment = _text(comment, "the comment", required=False)
     gate_reason = _text(gate_reason, "the reason for approving despite the gate", required=False)
     refresh_staleness(request_id)
-    with transaction.atomic():
+    with audit.atomic():
         request = _locked(request_id)
         username = user.get_username()
         if request.approvals.filter(reviewer=user).exists():
@@ -347,7 +347,7 @@ def reject(
 ) -> PromotionRequest:
     require(user, "approve_promotion", "rejecting a request")
     comment = _text(comment, "a comment saying why it is rejected", required=True)
-    with transaction.atomic():
+    with audit.atomic():
         request = _locked(request_id)
         if request.status == Status.REJECTED:
             return request  # a retried click
@@ -368,7 +368,7 @@ def reject(
 def withdraw(
     user, request_id: int, *, source: str = AuditEvent.Source.DASHBOARD
 ) -> PromotionRequest:
-    with transaction.atomic():
+    with audit.atomic():
         request = _locked(request_id)
         if request.requester_id != user.pk and not user.is_superuser:
             raise PermissionDenied("only the requester (or an administrator) can withdraw it")
@@ -385,7 +385,7 @@ def add_comment(
     if not (user.has_perm("registry_web.comment_request")):
         require(user, "comment_request", "commenting")
     text = _text(text, "the comment", required=True)
-    with transaction.atomic():
+    with audit.atomic():
         request = PromotionRequest.objects.get(pk=request_id)
         comment = RequestComment.objects.create(
             request=request, author=user, author_username=user.get_username(), text=text
@@ -511,7 +511,7 @@ def mark_stale(template: Template, *, actor: str = "registry_ui", source: str) -
 
 def refresh_staleness(request_id: int) -> None:
     """Close a request as stale if the mirror says its version changed under it."""
-    with transaction.atomic():
+    with audit.atomic():
         request = _locked(request_id)
         if request.status != Status.OPEN or request.kind == Kind.RELEASE:
             return
@@ -651,7 +651,7 @@ def file_release(
     justification = _text(justification, "a justification", required=True)
     if not lines:
         raise PolicyError("a release needs at least one version")
-    with transaction.atomic():
+    with audit.atomic():
         plans = dry_run(lines)
         problems = [p for plan in plans for p in plan.problems]
         if problems:
@@ -673,7 +673,7 @@ def file_release(
             gate={},
         )
         try:
-            with transaction.atomic():
+            with audit.atomic():
                 for plan, row in zip(plans, rows, strict=True):
                     template = templates[row.template_id]
                     gate = gate_for(row) if plan.item.target == ModelStage.PRODUCTION else None
@@ -798,7 +798,7 @@ def execute_release(operation: Operation) -> dict:
 
 
 def _finish_items(release, items, report) -> None:
-    with transaction.atomic():
+    with audit.atomic():
         for item in items:
             entry = report["items"].get(str(item.pk), {"status": "not attempted"})
             status = Status.DONE if entry["status"] == "moved" else Status.FAILED

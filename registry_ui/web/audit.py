@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -100,6 +101,19 @@ def record_many(events: Iterable[AuditEvent]) -> list[AuditEvent]:
             event.prev_hash = prev_hash
             event.hash = prev_hash = event_hash({f: getattr(event, f) for f in HASHED_FIELDS})
         return AuditEvent.objects.bulk_create(events, batch_size=1000)
+
+
+@contextmanager
+def atomic():
+    """A transaction that appends to the audit trail and may lock rows.
+
+    The chain lock is taken first, before any row lock, so every writer takes the locks in
+    the same order: a transaction holding a row lock never waits for the chain while the
+    chain's holder waits for that row (a deadlock PostgreSQL would abort).
+    """
+    with transaction.atomic():
+        lock_chain()
+        yield
 
 
 def lock_chain() -> None:

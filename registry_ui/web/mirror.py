@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.utils import timezone
 
 from registry_ui.core.names import to_registered_model_name
@@ -15,7 +14,6 @@ from registry_ui.web.models import AuditEvent, Stage, Template, TemplateVersion
 _HELD_STAGES = (Stage.STAGING, Stage.PRODUCTION)
 
 
-@transaction.atomic
 def mirror_template(
     name: str, records: list[VersionRecord], *, source: str, actor: str = "mlflow"
 ) -> list[AuditEvent]:
@@ -24,6 +22,11 @@ def mirror_template(
     A version or stage change seen with source "external" was made outside the dashboard;
     a production change of that kind flags the template for reviewers.
     """
+    with audit.atomic():  # the chain lock before the template's row lock
+        return _mirror_template(name, records, source=source, actor=actor)
+
+
+def _mirror_template(name, records, *, source, actor):
     template, _ = Template.objects.select_for_update().get_or_create(
         name=name, defaults={"registered_model_name": to_registered_model_name(name)}
     )
@@ -111,11 +114,15 @@ def _event(actor, action, row, before, after, source) -> AuditEvent:
     )
 
 
-@transaction.atomic
 def _mirror_new_templates(by_name: dict[str, list[VersionRecord]]) -> int:
     """Templates the mirror has never seen, written in bulk (a first sync writes thousands)."""
     if not by_name:
         return 0
+    with audit.atomic():
+        return _write_new_templates(by_name)
+
+
+def _write_new_templates(by_name: dict[str, list[VersionRecord]]) -> int:
     Template.objects.bulk_create(
         [Template(name=n, registered_model_name=to_registered_model_name(n)) for n in by_name],
         ignore_conflicts=True,  # a worker may have mirrored one meanwhile: keep its row
@@ -172,7 +179,7 @@ def sync_registry() -> dict[str, int]:
     events = _mirror_new_templates({name: by_name[name] for name in new})
     changed = [name for name in changed if name in mirrored]
     for start in range(0, len(changed), _SYNC_CHUNK):
-        with transaction.atomic():
+        with audit.atomic():
             for name in changed[start : start + _SYNC_CHUNK]:
                 events += len(
                     mirror_template(name, by_name[name], source=AuditEvent.Source.EXTERNAL)

@@ -64,7 +64,7 @@ def batch_register(
     to_register = registry.plan_registrations(versions)  # raises BatchRegistrationError
     if not to_register:
         return None
-    with transaction.atomic():
+    with audit.atomic():
         batch = Batch.objects.create(
             actor=actor, reason=reason, created_by=user, total=len(to_register)
         )
@@ -96,7 +96,7 @@ def batch_transition(
     moves = [(name, version, ModelStage.parse(stage)) for name, version, stage in moves]
     if not moves:
         raise BatchRegistrationError(["no stage moves were given"])
-    with transaction.atomic():
+    with audit.atomic():
         batch = Batch.objects.create(actor=actor, reason=reason, created_by=user, total=len(moves))
         operations = Operation.objects.bulk_create(
             Operation(
@@ -338,7 +338,7 @@ def release(operation: Operation, *, error: str) -> None:
 def finish(
     operation: Operation, *, status: str, result: dict | None = None, error: str = ""
 ) -> None:
-    with transaction.atomic():
+    with audit.atomic():
         done = Operation.objects.filter(id=operation.id, status=Operation.Status.RUNNING).update(
             status=status,
             result=result or {},
@@ -429,7 +429,7 @@ def sweep(*, now=None) -> dict[str, int]:
 def retry_failed(operation_ids: Iterable[str], *, actor: str) -> int:
     """Put failed operations back in the queue (the retry button and command)."""
     ids = list(operation_ids)
-    with transaction.atomic():
+    with audit.atomic():
         operations = list(
             Operation.objects.select_for_update().filter(id__in=ids, status=Operation.Status.FAILED)
         )
@@ -453,7 +453,7 @@ def cancel_failed(operation_ids: Iterable[str], *, actor: str) -> int:
     """Cancel failed or pending operations so the sweeper stops sending them."""
     ids = list(operation_ids)
     cancelled = 0
-    with transaction.atomic():
+    with audit.atomic():
         for operation in Operation.objects.select_for_update().filter(
             id__in=ids, status__in=[Operation.Status.FAILED, Operation.Status.PENDING]
         ):

@@ -202,7 +202,7 @@ def test_events_are_only_written_through_the_audit_module():
 
 def test_the_admin_shows_events_but_cannot_add_change_or_delete_them(admin_client):
     event = record()
-    model_admin = admin_site._registry[AuditEvent]
+    model_admin = admin_site.get_model_admin(AuditEvent)
     request = type("Request", (), {"user": User.objects.get(username="admin")})()
 
     assert not model_admin.has_add_permission(request)

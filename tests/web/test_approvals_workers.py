@@ -1,0 +1,72 @@
+"""Approved requests and releases carried out by real Celery workers against `mlflow server`.
+
+Needs Redis (REDIS_URL); CI always has one, so these run there.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from registry_ui.prompt_model import PromptModel, get_registry
+from registry_ui.web import approvals
+from registry_ui.web.approvals import ReleaseLine
+from registry_ui.web.models import PromotionRequest
+from tests.support.workers import wait_for
+from tests.web.test_approvals import mirror_stages, mlflow_stages, sync
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not os.environ.get("REDIS_URL"),
+        reason="needs Redis for real Celery workers: set REDIS_URL (CI does)",
+    ),
+]
+
+
+def finished(request: PromotionRequest) -> bool:
+    request.refresh_from_db()
+    return request.status not in ("open", "executing")
+
+
+def test_workers_carry_out_an_approved_request_and_a_release(start_worker, unique_name):
+    start_worker()
+    erin = User.objects.create_user("erin")
+    erin.groups.add(Group.objects.get(name="authors"))
+    reviewers = []
+    for username in ("bob", "carol"):
+        user = User.objects.create_user(username)
+        user.groups.add(Group.objects.get(name="reviewers"))
+        reviewers.append(user)
+    a, b = unique_name("a"), unique_name("b")
+    PromptModel.register_many(
+        [
+            PromptModel(a, "Hi {who}", "1.0.0", metadata={"author": "alice"}),
+            PromptModel(b, "Hey {who}", "1.0.0", metadata={"author": "alice"}),
+        ]
+    )
+    sync(a)
+    sync(b)
+
+    request = approvals.file_request(
+        erin, template_name=a, version="1.0.0", target="staging", justification="ready"
+    )
+    approvals.approve(reviewers[0], request.pk)
+    wait_for(lambda: finished(request), timeout=120, message="the request to be carried out")
+    assert (request.status, request.outcome) == ("done", "carried out")
+
+    release = approvals.file_release(
+        erin,
+        lines=[ReleaseLine(a, "1.0.0", "production"), ReleaseLine(b, "1.0.0", "staging")],
+        justification="first release",
+    )
+    for reviewer in reviewers:
+        approvals.approve(reviewer, release.pk)
+    wait_for(lambda: finished(release), timeout=120, message="the release to be carried out")
+
+    assert release.status == "done", release.outcome
+    assert mlflow_stages(a) == mirror_stages(a) == {"1.0.0": "production"}
+    assert mlflow_stages(b) == mirror_stages(b) == {"1.0.0": "staging"}
+    assert get_registry().gateway.get_by_stage(a, "production").version == "1.0.0"
