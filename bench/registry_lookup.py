@@ -38,7 +38,14 @@ def main() -> None:
         print(f"mlflow server up in {time.perf_counter() - started:.1f}s at {server.url}")
         try:
             configure_mlflow_with_registry(server.url)
-            model = PromptModel(NAME, "🔥 {hook_text} - {cta}", "1.0.0").register()
+            metadata = {
+                "author": "bench",
+                "purpose": "benchmark",
+                "tested_on": "bench",
+                "performance_metrics": {"engagement_rate": 0.05},
+            }
+            model = PromptModel(NAME, "🔥 {hook_text} - {cta}", "1.0.0", metadata=metadata)
+            model.register()
             model.promote_to_staging()
             model.promote_to_production()
             client = get_mlflow_client()

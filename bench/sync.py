@@ -36,7 +36,12 @@ def fill_store(path: Path) -> None:
                     f"bench/sync/team-{t % 10}/template-{t}",
                     "🔥 {hook_text} - {cta}" + " #tag" * v,
                     f"1.0.{v}",
-                    metadata={"author": "bench", "purpose": f"template {t}"},
+                    metadata={
+                        "author": "bench",
+                        "purpose": f"template {t}",
+                        "tested_on": "bench",
+                        "performance_metrics": {"engagement_rate": 0.05},
+                    },
                 )
                 for t in range(first, min(first + 100, TEMPLATES))
                 for v in range(VERSIONS)

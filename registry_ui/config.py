@@ -71,3 +71,26 @@ def env_bool(name: str, default: bool) -> bool:
 
 def cache_ttl_seconds() -> float:
     return env_float("REGISTRY_UI_CACHE_TTL", DEFAULT_CACHE_TTL_SECONDS)
+
+
+REQUIRED_METADATA_VARIABLE = "REGISTRY_UI_REQUIRED_METADATA"
+
+
+def required_metadata():
+    """The metadata policy new versions must meet (registry_ui.core.checks.MetadataPolicy).
+
+    REGISTRY_UI_REQUIRED_METADATA: "key:kind,key:kind" or a JSON object of key to kind;
+    unset or empty, the design note's four keys; "none", no key is required. Read on each
+    call, so a process and its tests see the current value.
+    """
+    from registry_ui.core.checks import MetadataPolicy
+
+    raw = os.environ.get(REQUIRED_METADATA_VARIABLE, "")
+    try:
+        return MetadataPolicy.parse(raw)
+    except ValueError as error:
+        raise ConfigurationError(
+            f"{REQUIRED_METADATA_VARIABLE}={raw!r}: {error}; write e.g. "
+            f"{REQUIRED_METADATA_VARIABLE}=author:str,purpose:str,tested_on:str_or_list,"
+            "performance_metrics:metrics (or none)"
+        ) from None

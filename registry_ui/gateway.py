@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import mlflow
+from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException, RestException
 from mlflow.tracking import MlflowClient
@@ -36,8 +37,9 @@ from registry_ui.core.errors import (
     RegistryRejectedError,
     RegistryUnavailableError,
 )
+from registry_ui.core.experiments import tag_name as experiment_tag_name
 from registry_ui.core.names import from_registered_model_name, to_registered_model_name
-from registry_ui.core.records import VersionRecord
+from registry_ui.core.records import RunMetrics, VersionRecord
 from registry_ui.core.stages import ModelStage
 
 TAG_PREFIX = "registry_ui."
@@ -53,6 +55,12 @@ TAG_OPERATION_ID = "registry_ui.operation_id"
 TAG_REGISTERED_BY = "registry_ui.registered_by"
 TAG_REASON = "registry_ui.reason"
 REGISTRATION_EXPERIMENT = "registry_ui-registrations"
+# Runs of A/B experiments' metrics: one run per variant, tagged with template and version.
+TAG_EXPERIMENT = "registry_ui.experiment"
+TAG_VARIANT = "registry_ui.variant"
+EXPERIMENT_METRICS_EXPERIMENT = "registry_ui-experiments"
+# log_batch takes at most 1,000 metrics per call.
+_METRICS_PER_BATCH = 1000
 
 # MLflow's defaults (120 s timeout, 7 retries with backoff factor 2) can hold a page or a
 # worker for minutes. Ours fail fast; workers retry with Celery's own backoff instead.
@@ -491,6 +499,131 @@ class MlflowGateway:
         """MLflow version number -> legacy stage, read with one search."""
         registered = to_registered_model_name(name)
         return {v.version: v.current_stage for v in self._paged_versions(f"name = '{registered}'")}
+
+    # -- experiments ------------------------------------------------------------------------
+
+    def set_experiment_config(self, name: str, key: str, config_json: str) -> None:
+        """Publish an experiment's configuration as a tag of its template's registered model."""
+        self._call(
+            f"publish experiment {key!r} on {name!r}",
+            self.client.set_registered_model_tag,
+            to_registered_model_name(name),
+            experiment_tag_name(key),
+            config_json,
+        )
+
+    def get_experiment_config(self, key: str, name: str | None = None) -> str | None:
+        """The published configuration of an experiment (JSON), or None if unpublished.
+
+        With the template's name, one read of its registered model; without, one search
+        for the model carrying the experiment's tag.
+        """
+        tag = experiment_tag_name(key)
+        if name is not None:
+            registered = to_registered_model_name(name)
+            try:
+                self.calls += 1
+                model = self.client.get_registered_model(registered)
+            except MlflowException as error:
+                if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                    return None
+                raise translate_error(error, action=f"read experiment {key!r}") from error
+            return model.tags.get(tag)
+        found = self._call(
+            f"look up experiment {key!r}",
+            self.client.search_registered_models,
+            filter_string=f"tags.`{tag}` != ''",
+            max_results=2,
+        )
+        return found[0].tags.get(tag) if found else None
+
+    def start_metrics_run(self, *, experiment: str, variant: str, name: str, version: str) -> str:
+        """The run that receives one variant's metrics, tagged with template and version."""
+        experiment_id = self._experiment_id_of(EXPERIMENT_METRICS_EXPERIMENT)
+        run = self._call(
+            f"start the metrics run of {experiment}/{variant}",
+            self.client.create_run,
+            experiment_id,
+            tags={
+                TAG_TEMPLATE_NAME: name,
+                TAG_VERSION: version,
+                TAG_EXPERIMENT: experiment,
+                TAG_VARIANT: variant,
+            },
+            run_name=f"{experiment} {variant} ({version})",
+        )
+        return run.info.run_id
+
+    def log_metrics(self, run_id: str, metrics: Sequence[tuple[str, float, int, int]]) -> None:
+        """Log (key, value, timestamp in ms, step) metrics to a run, 1,000 per call."""
+        entries = [Metric(key, float(value), ts, step) for key, value, ts, step in metrics]
+        for start in range(0, len(entries), _METRICS_PER_BATCH):
+            self._call(
+                f"log metrics to run {run_id}",
+                self.client.log_batch,
+                run_id,
+                metrics=entries[start : start + _METRICS_PER_BATCH],
+            )
+
+    def version_runs(self, *, since_ms: int = 0) -> list[RunMetrics]:
+        """Runs tagged with a template and a version, with their latest metrics.
+
+        Our own experiment runs (tagged with an experiment) are left out: their figures
+        come from the dashboard's database in the first place.
+        """
+        experiments = [
+            e.experiment_id for e in self._call("list experiments", self.client.search_experiments)
+        ]
+        if not experiments:
+            return []
+        query = f"tags.`{TAG_VERSION}` != '' AND tags.`{TAG_TEMPLATE_NAME}` != ''"
+        if since_ms:
+            query += f" AND attributes.start_time >= {int(since_ms)}"
+        found, token = [], None
+        while True:
+            page = self._call(
+                "search runs tagged with a template version",
+                self.client.search_runs,
+                experiments,
+                filter_string=query,
+                max_results=1000,
+                page_token=token,
+            )
+            for run in page:
+                tags = run.data.tags
+                if TAG_EXPERIMENT in tags or not run.data.metrics:
+                    continue
+                found.append(
+                    RunMetrics(
+                        run_id=run.info.run_id,
+                        template=tags[TAG_TEMPLATE_NAME],
+                        version=tags[TAG_VERSION],
+                        metrics=dict(run.data.metrics),
+                        started_at=_from_millis(run.info.start_time),
+                    )
+                )
+            token = page.token
+            if not token:
+                return found
+
+    def _experiment_id_of(self, experiment_name: str) -> str:
+        experiment = self._call(
+            f"read experiment {experiment_name}",
+            self.client.get_experiment_by_name,
+            experiment_name,
+        )
+        if experiment is not None:
+            return experiment.experiment_id
+        try:
+            self.calls += 1
+            return self.client.create_experiment(experiment_name)
+        except MlflowException:  # created meanwhile by another process
+            experiment = self._call(
+                f"read experiment {experiment_name}",
+                self.client.get_experiment_by_name,
+                experiment_name,
+            )
+            return experiment.experiment_id
 
     # -- conversion -------------------------------------------------------------------------
 

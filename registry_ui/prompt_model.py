@@ -5,7 +5,8 @@ Usable in any Python process (a runtime service, a notebook, CI) without Django:
     from registry_ui.prompt_model import PromptModel, ModelStage, TemplateValidationError
 
     model = PromptModel(name="viral-hook-generator", template="🔥 {hook_text} - {cta}",
-                        version="1.0.0", metadata={"author": "content-team"})
+                        version="1.0.0", metadata={"author": "content-team", "purpose": "Hook",
+                        "tested_on": "threads", "performance_metrics": {"engagement_rate": 0.06}})
     model.register()
     model.promote_to_staging()
     model.promote_to_production()
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from registry_ui.core.checks import CaseResult, case_set_size_problem, run_version_cases
 from registry_ui.core.diff import compare_templates
 from registry_ui.core.errors import NotFoundError
 from registry_ui.core.names import validate_template_name
@@ -138,6 +140,14 @@ class PromptModel:
             except Exception:
                 pass  # render again below, to raise an error that says what went wrong
         return self._parsed.render(kwargs)
+
+    def run_test_cases(self) -> list[CaseResult]:
+        """Run the test cases in ``metadata["test_cases"]`` against this version's text.
+
+        The design note's "test before promoting": each result says whether the case
+        passed, the text it rendered and every expectation it missed.
+        """
+        return run_version_cases(self.template, self.metadata)
 
     def compare_with(self, other: PromptModel) -> dict[str, Any]:
         """What changes from this version to ``other`` (text, variables, metadata, bump)."""
@@ -267,8 +277,10 @@ def _check_metadata(metadata: dict[str, Any]) -> None:
             f"metadata must be JSON (strings, numbers, booleans, null, lists, objects): {error}"
         ) from None
     if len(encoded) > MAX_METADATA_JSON_LENGTH:
+        # Says how much of it the test cases take, when they are what makes it too large.
         raise ValueError(
-            f"metadata is {len(encoded):,} characters as JSON: at most "
+            case_set_size_problem(metadata)
+            or f"metadata is {len(encoded):,} characters as JSON: at most "
             f"{MAX_METADATA_JSON_LENGTH:,} are kept"
         )
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry_ui import config
+from registry_ui.core.checks import MetadataPolicy, registration_problems
 from registry_ui.core.errors import BatchRegistrationError, NotFoundError
 from registry_ui.core.records import VersionRecord, content_hash
 from registry_ui.core.semver import SemVer, VersionBumpError, check_bump
@@ -44,13 +45,27 @@ class RegistrationResult:
 
 
 class TemplateRegistry:
-    def __init__(self, gateway, *, cache_ttl: float | None = None):
+    def __init__(
+        self,
+        gateway,
+        *,
+        cache_ttl: float | None = None,
+        metadata_policy: MetadataPolicy | None = None,
+    ):
         self.gateway = gateway
         self.cache_ttl = config.cache_ttl_seconds() if cache_ttl is None else cache_ttl
+        # None: REGISTRY_UI_REQUIRED_METADATA, read at each registration (config.py).
+        self._metadata_policy = metadata_policy
         self._cache: dict[tuple, tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
 
     # -- registration -----------------------------------------------------------------------
+
+    def metadata_policy(self) -> MetadataPolicy:
+        """The metadata every new version must carry (versions already registered are kept)."""
+        if self._metadata_policy is not None:
+            return self._metadata_policy
+        return config.required_metadata()
 
     def register_many(
         self, versions: Sequence[NewVersion], *, actor: str = "registry_ui", reason: str = ""
@@ -61,7 +76,7 @@ class TemplateRegistry:
         leaves a batch half applied. Re-running the same batch creates nothing.
         """
         existing = self.gateway.list_versions_many({v.name for v in versions})
-        plan, errors = _plan_registrations(versions, existing)
+        plan, errors = _plan_registrations(versions, existing, self.metadata_policy())
         if errors:
             raise BatchRegistrationError(errors)
         to_create = [item for item in plan if item[1] is None]
@@ -87,7 +102,7 @@ class TemplateRegistry:
     def plan_registrations(self, versions: Sequence[NewVersion]) -> list[NewVersion]:
         """The versions of a batch still to create; raises if any is refused (nothing written)."""
         existing = self.gateway.list_versions_many({v.name for v in versions})
-        plan, errors = _plan_registrations(versions, existing)
+        plan, errors = _plan_registrations(versions, existing, self.metadata_policy())
         if errors:
             raise BatchRegistrationError(errors)
         return [new for new, found in plan if found is None]
@@ -114,7 +129,7 @@ class TemplateRegistry:
                 return found
         if known is None:
             known = self.gateway.list_versions_many([new.name], stages=False)[new.name]
-        plan, errors = _plan_registrations([new], {new.name: known})
+        plan, errors = _plan_registrations([new], {new.name: known}, self.metadata_policy())
         if errors:
             raise BatchRegistrationError(errors)
         [(_, found)] = plan
@@ -250,6 +265,19 @@ class TemplateRegistry:
             self._cache[key] = (time.monotonic() + self.cache_ttl, value)
         return value
 
+    def cached(self, key: tuple, fetch: Callable[[], Any]) -> Any:
+        """Any other registry read behind the same TTL cache as load() (experiments use it).
+
+        ``key[0]`` is a template name (or None), so invalidate(name) drops it too.
+        """
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        value = fetch()
+        with self._cache_lock:
+            self._cache[key] = (time.monotonic() + self.cache_ttl, value)
+        return value
+
     def invalidate(self, *names: str) -> None:
         with self._cache_lock:
             if not names:
@@ -267,9 +295,15 @@ def _find(records: list[VersionRecord], name: str, version: str) -> VersionRecor
 
 
 def _plan_registrations(
-    versions: Sequence[NewVersion], existing: dict[str, list[VersionRecord]]
+    versions: Sequence[NewVersion],
+    existing: dict[str, list[VersionRecord]],
+    policy: MetadataPolicy | None = None,
 ) -> tuple[list[tuple[NewVersion, VersionRecord | None]], list[str]]:
-    """Decide, for each new version, whether it exists already or may be created."""
+    """Decide, for each new version, whether it exists already or may be created.
+
+    Only versions still to create must meet the metadata policy and carry usable test
+    cases: one registered before the policy is found, not refused, so re-runs stay no-ops.
+    """
     plan: list[tuple[NewVersion, VersionRecord | None]] = []
     errors: list[str] = []
     latest: dict[str, VersionRecord | NewVersion] = {}
@@ -294,6 +328,10 @@ def _plan_registrations(
                     "new version number"
                 )
             plan.append((new, found))
+            continue
+        refused = registration_problems(new.metadata, policy)
+        if refused:
+            errors.extend(f"{label}: {problem}" for problem in refused)
             continue
         previous = latest.get(new.name)
         if previous is not None:

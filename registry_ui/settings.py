@@ -267,11 +267,23 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": REDIS_VISIBILITY_TIMEOU
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": REDIS_VISIBILITY_TIMEOUT_SECONDS}
 CELERY_TASK_TIME_LIMIT = OPERATION_TIME_LIMIT_SECONDS
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Imported by a worker's main process before it forks its pool, so each pool process starts
+# with mlflow loaded instead of its first operation importing it (3-4 s here, each).
+CELERY_IMPORTS = ["registry_ui.gateway"]
 CELERY_BEAT_SCHEDULE = {
     "sweep-operations": {"task": "registry_ui.web.tasks.sweep_operations", "schedule": 15.0},
     "sync-registry": {
         "task": "registry_ui.web.tasks.sync_registry_task",
         "schedule": float(config.env_int("SYNC_INTERVAL_SECONDS", 300, minimum=10)),
+    },
+    # Outcomes reach MLflow as daily figures per variant, never one call per event.
+    "log-experiment-metrics": {
+        "task": "registry_ui.web.tasks.log_all_experiment_metrics",
+        "schedule": float(config.env_int("EXPERIMENT_LOG_INTERVAL_SECONDS", 300, minimum=10)),
+    },
+    "import-run-metrics": {
+        "task": "registry_ui.web.tasks.import_run_metrics",
+        "schedule": float(config.env_int("EXPERIMENT_LOG_INTERVAL_SECONDS", 300, minimum=10)),
     },
 }
 # Shared with MLflow's webhook (create_webhook(..., secret=...)); unset: webhooks refused.
@@ -343,3 +355,12 @@ if NOTIFY_WEBHOOK_URL and not NOTIFY_WEBHOOK_SECRET:
         'the X-Registry-UI-Signature made with it (e.g. python -c "import secrets; '
         'print(secrets.token_urlsafe(32))")'
     )
+
+
+# -- checks (registry_ui.core.checks) --------------------------------------------------------
+try:
+    # The metadata every new version must carry (REGISTRY_UI_REQUIRED_METADATA). PromptModel
+    # reads the same variable through registry_ui.config, so library and dashboard agree.
+    REQUIRED_METADATA = config.required_metadata()
+except config.ConfigurationError as error:
+    raise ImproperlyConfigured(str(error)) from None

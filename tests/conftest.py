@@ -50,3 +50,30 @@ def unique_name(request):
         return f"{prefix}/{stem}-{uuid.uuid4().hex[:8]}"
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def no_required_metadata(settings):
+    """Tests run without a metadata policy: most register versions with little metadata
+    ({"author": "alice"}). REGISTRY_UI_REQUIRED_METADATA=none (set in the environment, so the
+    Celery workers and commands that tests start inherit it) and the dashboard's setting.
+
+    Tests of the policy turn the default on with ``default_metadata_policy``. A MonkeyPatch
+    of its own: a test's ``monkeypatch.undo()`` must not turn the policy back on.
+    """
+    from registry_ui.core.checks import NO_POLICY, MetadataPolicy
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REGISTRY_UI_REQUIRED_METADATA", NO_POLICY)
+        settings.REQUIRED_METADATA = MetadataPolicy.none()
+        yield
+
+
+@pytest.fixture
+def default_metadata_policy(monkeypatch, settings):
+    """The policy of a deployment that sets nothing: the design note's four keys."""
+    from registry_ui.core.checks import MetadataPolicy
+
+    monkeypatch.delenv("REGISTRY_UI_REQUIRED_METADATA", raising=False)
+    settings.REQUIRED_METADATA = MetadataPolicy()
+    return settings.REQUIRED_METADATA

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.mlflow_server import SERVER_WORKERS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,6 +34,14 @@ def test_mlflow_uses_postgresql_and_s3_compatible_artifacts():
     assert '--backend-store-uri "postgresql+psycopg://' in command
     assert "--artifacts-destination s3://" in command
     assert "MLFLOW_S3_ENDPOINT_URL" in compose()["services"]["mlflow"]["environment"]
+
+
+def test_mlflow_runs_as_many_server_workers_as_the_benchmarks_and_tests_start():
+    command = " ".join(compose()["services"]["mlflow"]["command"]).split()
+
+    workers = command[command.index("--workers") + 1]
+
+    assert workers == str(SERVER_WORKERS)
 
 
 def test_long_running_services_have_healthchecks():

@@ -150,18 +150,86 @@ class GateResult:
 
 @dataclass(frozen=True)
 class MetricObservation:
-    """What an experiment measured for a version (filled by the experiments feature)."""
+    """What an experiment measured for a version, and for production beside it.
+
+    Filled by registry_ui.web.experiments.observation_for(); ``rate`` is the rate or the
+    mean of the experiment's primary metric (``kind``).
+    """
 
     rate: float
     samples: int
     ci_low: float | None = None
+    ci_high: float | None = None
+    kind: str = "rate"  # rate | mean
+    metric: str = "engagement"
+    label: str = ""  # the version measured, e.g. "1.2.0"
+    experiment: str = ""  # the experiment's key
+    target: float | None = None  # the experiment's target; wins over engagement_target
+    min_samples: int = 0  # the experiment's own minimum per variant
+    control_label: str = ""  # production's version
+    control_rate: float | None = None
+    control_samples: int | None = None
+    difference: float | None = None  # rate - control_rate
+    difference_ci: tuple[float, float] | None = None
+    p_value: float | None = None  # two-proportion z-test (rate) or Welch's t-test (mean)
+    alpha: float = 0.05
+
+    @property
+    def significantly_worse(self) -> bool:
+        return (
+            self.p_value is not None
+            and self.p_value < self.alpha
+            and self.control_rate is not None
+            and self.rate < self.control_rate
+        )
+
+    def figures(self) -> str:
+        """n, rate, interval and the comparison with production, for reviewers."""
+        f = _figure_format(self.kind)
+        ci = f" (95% CI {f(self.ci_low)} to {f(self.ci_high)})" if self.ci_low is not None else ""
+        label = f"{self.label}: " if self.label else ""
+        text = f"{label}{self.metric} {f(self.rate)}{ci}, n={self.samples:,}"
+        if self.control_rate is not None:
+            text += (
+                f"; production {self.control_label or ''} {f(self.control_rate)}, "
+                f"n={self.control_samples or 0:,}"
+            ).replace("  ", " ")
+        if self.difference is not None:
+            text += f"; difference {_signed(self.difference, f)}"
+            if self.difference_ci is not None:
+                low, high = self.difference_ci
+                text += f" (95% CI {_signed(low, f)} to {_signed(high, f)})"
+        if self.p_value is not None:
+            text += f", p={self.p_value:.3g}"
+        if self.experiment:
+            text += f" [experiment {self.experiment}]"
+        return text
+
+
+def _figure_format(kind: str) -> Callable[[float | None], str]:
+    if kind == "rate":
+        return lambda v: "?" if v is None else f"{v * 100:.2f}%"
+    return lambda v: "?" if v is None else f"{v:.4g}"
+
+
+def _signed(value: float, f: Callable[[float | None], str]) -> str:
+    text = ("+" if value >= 0 else "") + f(value)
+    return text[:-1] + " pts" if text.endswith("%") else text  # a difference of two rates
 
 
 def evaluate_gate(
     metadata: Mapping, observation: MetricObservation | None, *, min_samples: int = 100
 ) -> GateResult:
-    """Does the staging version meet its template's engagement target with enough data?"""
+    """Does the staging version meet its target, with enough data, and is it not
+    significantly worse than production?
+
+    The target is the experiment's when it sets one, else the template's
+    ``engagement_target``. Both the version and production need the larger of
+    ``min_samples`` and the experiment's own minimum.
+    """
     target = metadata.get("engagement_target")
+    if observation is not None and observation.target is not None:
+        target = observation.target
     if target is None:
         return GateResult("no_target", "the template sets no engagement_target")
     try:
@@ -170,17 +238,32 @@ def evaluate_gate(
         return GateResult("no_target", f"engagement_target {target!r} is not a number")
     if observation is None:
         return GateResult("no_data", f"no data: no experiment has measured it (target {target:g})")
-    if observation.samples < min_samples:
+    needed = max(min_samples, observation.min_samples)
+    short = observation.samples < needed or (
+        observation.control_samples is not None and observation.control_samples < needed
+    )
+    if short:
         return GateResult(
             "no_data",
-            f"no data: {observation.samples} samples, {min_samples} needed (target {target:g})",
+            f"no data: {needed:,} samples per variant needed; {observation.figures()} "
+            f"(target {target:g})",
         )
     measured = observation.ci_low if observation.ci_low is not None else observation.rate
-    if measured >= target:
-        return GateResult("pass", f"{observation.rate:.4g} meets the target {target:g}")
-    return GateResult(
-        "fail", f"{observation.rate:.4g} (lower bound {measured:.4g}) is below {target:g}"
-    )
+    problems = []
+    if measured < target:
+        bound = " (its 95% lower bound)" if observation.ci_low is not None else ""
+        problems.append(f"below the target {target:g}{bound}")
+    if observation.significantly_worse:
+        problems.append(
+            f"significantly worse than production (p={observation.p_value:.3g} < "
+            f"{observation.alpha:g})"
+        )
+    if problems:
+        return GateResult("fail", f"{'; '.join(problems)}: {observation.figures()}")
+    verdict = f"meets the target {target:g}"
+    if observation.control_rate is not None:
+        verdict += ", not significantly worse than production"
+    return GateResult("pass", f"{verdict}: {observation.figures()}")
 
 
 # -- the dry run of a release ----------------------------------------------------------------

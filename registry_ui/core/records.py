@@ -38,3 +38,14 @@ class VersionRecord:
     operation_id: str | None = None
     registered_by: str | None = None
     aliases: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """The latest metrics of an MLflow run tagged with a template version."""
+
+    run_id: str
+    template: str
+    version: str
+    metrics: dict[str, float]
+    started_at: datetime | None = None

@@ -12,7 +12,8 @@ A file holds one template version::
 
 or several, as a list under a top-level ``templates:`` key. Keys of a version: ``name``,
 ``version`` and ``template`` (required), ``metadata`` (a mapping of JSON values) and ``tests``
-(a list, kept as written). The format is documented in docs/template-files.md.
+(test cases, registry_ui.core.checks; registered in the metadata under ``test_cases``). The
+format is documented in docs/template-files.md.
 
 Loading never stops at the first problem: every problem is returned as a FileProblem whose line
 and column (from 1) are positions in the YAML file, including errors inside a template text,
@@ -36,6 +37,14 @@ from typing import Any
 
 import yaml
 
+from registry_ui.core.checks import (
+    CASE_KEYS,
+    TEST_CASES_KEY,
+    MetadataPolicy,
+    TestCaseError,
+    case_set_size_problem,
+    parse_cases,
+)
 from registry_ui.core.names import InvalidNameError, validate_template_name
 from registry_ui.core.semver import InvalidVersionError, SemVer
 from registry_ui.core.template import TemplateError, validate_template
@@ -89,6 +98,16 @@ class TemplateSpec:
     template: str
     metadata: dict[str, Any]
     tests: list[Any] = field(default_factory=list)
+    # Where each test case starts in the file (line, column), whether under tests or under
+    # metadata.test_cases: test_templates points at the case that fails.
+    case_positions: tuple[tuple[int, int], ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def version_metadata(self) -> dict[str, Any]:
+        """The metadata registered with the version: ``tests`` go in it under test_cases."""
+        if not self.tests:
+            return self.metadata
+        return {**self.metadata, TEST_CASES_KEY: self.tests}
 
 
 @dataclass(frozen=True)
@@ -129,34 +148,39 @@ def find_template_files(root: str | os.PathLike[str]) -> list[Path]:
 
 
 def load_template_file(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str], *, policy: MetadataPolicy | None = None
 ) -> tuple[list[TemplateSpec], list[FileProblem]]:
-    """The valid template versions in one file, and every problem found in it."""
-    entries = _FileReader(str(path)).read()
+    """The valid template versions in one file, and every problem found in it.
+
+    With a ``policy``, metadata that misses it is a problem too.
+    """
+    entries = _FileReader(str(path), policy).read()
     problems = [problem for entry in entries for problem in entry.problems]
     problems += _duplicates(entries)
     return _valid_specs(entries), _in_file_order(problems)
 
 
 def load_templates(
-    root: str | os.PathLike[str],
+    root: str | os.PathLike[str], *, policy: MetadataPolicy | None = None
 ) -> tuple[list[TemplateSpec], list[FileProblem]]:
     """All template files under root (see find_template_files): valid versions and problems.
 
     A (name, version) defined twice, in one file or in two, is a problem reported with both
     locations. Raises FileNotFoundError if root does not exist.
     """
-    scan = scan_templates(root)
+    scan = scan_templates(root, policy=policy)
     return scan.specs, scan.problems
 
 
-def scan_templates(root: str | os.PathLike[str]) -> TemplateScan:
+def scan_templates(
+    root: str | os.PathLike[str], *, policy: MetadataPolicy | None = None
+) -> TemplateScan:
     """Like load_templates, also saying which files were read and how many entries they hold."""
     files = find_template_files(root)
     entries: list[_Entry] = []
     problems: list[FileProblem] = []
     for path in files:
-        read = _FileReader(str(path)).read()
+        read = _FileReader(str(path), policy).read()
         entries.extend(read)
         problems.extend(problem for entry in read for problem in entry.problems)
     problems += _duplicates(entries)
@@ -184,8 +208,9 @@ class _Entry:
 
 
 class _FileReader:
-    def __init__(self, path: str):
+    def __init__(self, path: str, policy: MetadataPolicy | None = None):
         self.path = path
+        self.policy = policy
         self.text = ""
         self.lines: list[str] = []
         self.entries: list[_Entry] = []
@@ -300,8 +325,13 @@ class _FileReader:
         name = self._name(entry, keys["name"][1]) if "name" in keys else None
         version = self._version(entry, keys["version"][1]) if "version" in keys else None
         template = self._template(entry, keys["template"][1]) if "template" in keys else None
+        before = len(entry.problems)
         metadata = self._metadata(entry, keys["metadata"][1]) if "metadata" in keys else {}
+        metadata_read = len(entry.problems) == before
+        before = len(entry.problems)
         tests = self._tests(entry, keys["tests"][1]) if "tests" in keys else []
+        if metadata_read and len(entry.problems) == before:
+            self._check_cases_and_policy(entry, node, keys, metadata, tests)
         if name is not None and version is not None:
             entry.key = (name, version)
         if entry.problems:
@@ -314,6 +344,7 @@ class _FileReader:
             template=template,
             metadata=metadata,
             tests=tests,
+            case_positions=_case_positions(keys),
         )
 
     def _keys(
@@ -455,8 +486,65 @@ class _FileReader:
                 f"tests must be a list ('- ...' items); found {_node_kind(node)}",
             )
             return []
+        before = len(entry.problems)
+        _JsonChecker(self, entry).check(node, "tests")
+        if len(entry.problems) > before:
+            return []
         ok, value = self._construct(entry, node)
         return value if ok else []
+
+    # -- test cases and the metadata policy ------------------------------------------------------
+
+    def _check_cases_and_policy(self, entry, node, keys, metadata, tests) -> None:
+        """Test cases as registration would read them, then the policy, then the size."""
+        metadata_node = keys["metadata"][1] if "metadata" in keys else None
+        in_metadata = _mapping_value(metadata_node, TEST_CASES_KEY)
+        if "tests" in keys and in_metadata is not None:
+            self._problem_at(
+                entry,
+                keys["tests"][0],
+                f"tests and metadata.{TEST_CASES_KEY} both hold test cases: keep them under "
+                "tests only (they are registered in the metadata under test_cases)",
+            )
+            return
+        if "tests" in keys:
+            self._check_cases(entry, keys["tests"][1], tests, "tests")
+        elif in_metadata is not None:
+            self._check_cases(
+                entry, in_metadata, metadata.get(TEST_CASES_KEY), f"metadata.{TEST_CASES_KEY}"
+            )
+        if self.policy:
+            for problem in self.policy.check(metadata):
+                where = _mapping_value(metadata_node, problem.key)
+                if where is None:
+                    where = keys["metadata"][0] if "metadata" in keys else node
+                self._problem_at(entry, where, problem.message)
+        too_large = case_set_size_problem({**metadata, TEST_CASES_KEY: tests} if tests else {})
+        if tests and too_large:
+            self._problem_at(entry, keys["tests"][1], f"with its tests, {too_large}")
+
+    def _check_cases(self, entry: _Entry, node: yaml.Node, data: Any, where: str) -> None:
+        try:
+            parse_cases(data)
+        except TestCaseError as error:
+            for problem in error.problems:
+                target, is_last = _node_at(node, problem.path)
+                line = target.start_mark.line + 1
+                column = target.start_mark.column + 1
+                if is_last and problem.regex_position is not None:
+                    column = self._regex_column(target, problem.regex_position) or column
+                self._problem(entry, line, column, f"{where}: {problem}")
+
+    def _regex_column(self, node: yaml.Node, position: int) -> int | None:
+        """The file column of a regular expression's error, when the pattern stands there as
+        written (on one line, plain or quoted with no escape before the error)."""
+        if not isinstance(node, yaml.ScalarNode) or node.start_mark.line != node.end_mark.line:
+            return None
+        column = node.start_mark.column + (1 if node.style in ("'", '"') else 0)
+        raw = self._line(node.start_mark.line + 1)
+        if raw[column : column + position] != node.value[:position]:
+            return None
+        return column + position + 1
 
     # -- template errors: from positions in the text to positions in the file -------------------
 
@@ -706,6 +794,45 @@ def _at(mark: yaml.Mark) -> str:
 
 
 # -- positions --------------------------------------------------------------------------------
+
+
+def _case_positions(keys: dict[str, tuple[yaml.Node, yaml.Node]]) -> tuple[tuple[int, int], ...]:
+    cases = keys["tests"][1] if "tests" in keys else None
+    if cases is None and "metadata" in keys:
+        cases = _mapping_value(keys["metadata"][1], TEST_CASES_KEY)
+    if not isinstance(cases, yaml.SequenceNode):
+        return ()
+    return tuple((item.start_mark.line + 1, item.start_mark.column + 1) for item in cases.value)
+
+
+def _mapping_value(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    """The value node of ``key`` written directly in a mapping node (None: not there)."""
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key_node, value_node in node.value:
+        if _is_key(key_node, key):
+            return value_node
+    return None
+
+
+def _node_at(root: yaml.Node, path: tuple[Any, ...]) -> tuple[yaml.Node, bool]:
+    """The node at ``path`` (list indexes and mapping keys) under root, as far as it goes;
+    an unknown test case key points at the key itself. Also says whether it went all the way."""
+    node = root
+    for depth, step in enumerate(path):
+        last = depth == len(path) - 1
+        if isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+            if not 0 <= step < len(node.value):
+                return node, False
+            node = node.value[step]
+        elif isinstance(node, yaml.MappingNode):
+            pair = next((pair for pair in node.value if _is_key(pair[0], str(step))), None)
+            if pair is None:
+                return node, False
+            node = pair[0] if last and step not in CASE_KEYS and depth == 1 else pair[1]
+        else:
+            return node, False
+    return node, True
 
 
 def _is_key(node: yaml.Node, name: str) -> bool:

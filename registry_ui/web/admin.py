@@ -2,20 +2,30 @@
 
 Every change goes through the services (registry_ui/web/approvals.py, operations.py), which
 authorise, audit and re-check it; an admin form would bypass all three. So every model is
-read-only here, for superusers too.
+read-only here, for superusers too. The one exception is ServiceToken: a calling service's
+token is created (shown once) and revoked here, through registry_ui.web.experiments.
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 
 from registry_ui.web.models import (
     Approval,
     AuditEvent,
     Batch,
+    CheckRun,
+    Experiment,
+    ExperimentVariant,
     Operation,
+    OutcomeAggregate,
+    OutcomeEvent,
     PromotionRequest,
     RequestComment,
+    RunMetric,
+    ServiceToken,
     Template,
     TemplateVersion,
+    VersionSample,
 )
 
 
@@ -89,3 +99,118 @@ class OperationAdmin(ReadOnlyAdmin):
     list_display = ("id", "kind", "template_name", "version", "target_stage", "status")
     list_filter = ("status", "kind")
     search_fields = ("template_name",)
+
+
+@admin.register(CheckRun)
+class CheckRunAdmin(ReadOnlyAdmin):
+    list_display = ("version", "trigger", "passed", "actor", "created_at")
+    list_filter = ("trigger", "passed")
+    list_select_related = ("version__template",)
+
+
+# -- experiments: read here, defined and stopped on the Experiments pages ---------------------
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(ReadOnlyAdmin):
+    list_display = ("key", "template", "metric", "status", "start_at", "stop_at")
+    list_filter = ("status", "kind")
+    list_select_related = ("template",)
+    search_fields = ("key", "template__name")
+
+
+@admin.register(ExperimentVariant)
+class ExperimentVariantAdmin(ReadOnlyAdmin):
+    list_display = ("experiment", "name", "version", "weight", "mlflow_run_id")
+    list_select_related = ("experiment", "version__template")
+
+
+@admin.register(OutcomeEvent)
+class OutcomeEventAdmin(ReadOnlyAdmin):
+    """Millions of rows: no filters or search that would scan them."""
+
+    list_display = ("event_id", "service", "experiment", "variant", "metric", "value")
+    list_select_related = ("service", "experiment", "variant")
+    ordering = ()  # no ORDER BY over an unindexed column
+
+
+@admin.register(OutcomeAggregate)
+class OutcomeAggregateAdmin(ReadOnlyAdmin):
+    list_display = ("experiment", "variant", "metric", "day", "count", "sum", "logged_count")
+    list_select_related = ("experiment", "variant")
+
+
+@admin.register(RunMetric)
+class RunMetricAdmin(ReadOnlyAdmin):
+    list_display = ("version", "run_id", "key", "value", "imported_at")
+    list_select_related = ("version__template",)
+
+
+@admin.register(ServiceToken)
+class ServiceTokenAdmin(admin.ModelAdmin):
+    """The one model created here: a calling service's token for POST /api/v1/outcomes.
+
+    Adding one shows the token once (only its sha256 is stored); revoking is an action.
+    Both go through registry_ui.web.experiments, which audits them. Never deleted: the
+    outcomes a service reported keep pointing at its token.
+    """
+
+    list_display = ("name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at")
+    fields = ("name",)
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        # The list's revoke action needs it; every field is read-only on a saved token.
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.list_display if obj is not None else ()
+
+    def get_fields(self, request, obj=None):
+        return self.list_display if obj is not None else self.fields
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        no_saving = {"show_save": False, "show_save_and_continue": False}
+        return super().change_view(
+            request, object_id, form_url, {**(extra_context or {}), **no_saving}
+        )
+
+    def save_model(self, request, obj, form, change):
+        from registry_ui.core.policy import PolicyError
+        from registry_ui.web.experiments import service_token_create
+
+        if change:
+            raise PermissionDenied("service tokens cannot be changed: revoke it and add another")
+        try:
+            row, token = service_token_create(request.user, name=form.cleaned_data["name"])
+        except PolicyError as error:
+            raise PermissionDenied(str(error)) from None
+        obj.pk = row.pk
+        obj.__dict__.update({k: v for k, v in row.__dict__.items() if not k.startswith("_")})
+        self.message_user(
+            request,
+            f"The token of {row.name} is {token} . Copy it now: it is not stored and will "
+            "not be shown again. The service sends it as 'Authorization: Bearer <token>'.",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        from registry_ui.web.experiments import service_token_revoke
+
+        count = service_token_revoke(request.user, queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{count} token(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(VersionSample)
+class VersionSampleAdmin(ReadOnlyAdmin):
+    """Saved through the render preview (registry_ui.web.dashboard_services.sample_save)."""
+
+    list_display = ("version", "name", "saved_by_username", "saved_at")
+    list_select_related = ("version__template",)

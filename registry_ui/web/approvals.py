@@ -37,6 +37,7 @@ from registry_ui.core.policy import (
 )
 from registry_ui.core.stages import ModelStage
 from registry_ui.web import audit
+from registry_ui.web import checks as version_checks
 from registry_ui.web.models import (
     Approval,
     AuditEvent,
@@ -238,6 +239,7 @@ def _create(user, *, kind, template, row, target, justification, required, sourc
             f"{label}: request #{already.pk} to move it to {target} is {already.status} already"
         )
     gate = gate_for(row) if target == ModelStage.PRODUCTION else None
+    checks = version_checks.snapshot(row, actor=user.get_username()) if kind == Kind.PROMOTE else {}
     try:
         with audit.atomic():
             request = PromotionRequest.objects.create(
@@ -253,6 +255,7 @@ def _create(user, *, kind, template, row, target, justification, required, sourc
                 justification=justification,
                 required_approvals=required,
                 gate={"status": gate.status, "detail": gate.detail} if gate else {},
+                checks=checks,
             )
     except IntegrityError:
         raise PolicyError(f"{label}: a request to move it to {target} is open already") from None
@@ -276,15 +279,18 @@ def approve(
     *,
     comment: str = "",
     gate_reason: str = "",
+    checks_reason: str = "",
     source: str = AuditEvent.Source.DASHBOARD,
 ) -> PromotionRequest:
     """Approve as a reviewer; the last approval needed turns the request into an operation.
 
-    Retrying an approval already given changes nothing.
+    Retrying an approval already given changes nothing. While the request's test cases
+    fail, approving needs ``checks_reason``: the written reason to override them.
     """
     require(user, "approve_promotion", "approving a request")
     comment = _text(comment, "the comment", required=False)
     gate_reason = _text(gate_reason, "the reason for approving despite the gate", required=False)
+    checks_reason = _text(checks_reason, "the reason for overriding the checks", required=False)
     refresh_staleness(request_id)
     with audit.atomic():
         request = _locked(request_id)
@@ -303,6 +309,12 @@ def approve(
                 f"{request.label}: the metric gate fails ({request.gate.get('detail')}): "
                 "approving anyway needs a written reason"
             )
+        failing = version_checks.failing_cases(request)
+        if failing and not checks_reason:
+            raise PolicyError(
+                f"{request.label}: test cases fail ({'; '.join(failing)}): approving anyway "
+                "needs a written reason to override the checks"
+            )
         Approval.objects.create(
             request=request,
             reviewer=user,
@@ -311,9 +323,12 @@ def approve(
             version_authors=request.version_authors,
             comment=comment,
             gate_override_reason=gate_reason,
+            checks_override_reason=checks_reason,
         )
-        if comment or gate_reason:
+        if comment or gate_reason or checks_reason:
             text = comment if not gate_reason else f"{comment}\n\nGate override: {gate_reason}"
+            if checks_reason:
+                text = f"{text}\n\nChecks override: {checks_reason}"
             RequestComment.objects.create(
                 request=request,
                 author=user,
@@ -332,6 +347,8 @@ def approve(
                 "comment": comment or None,
                 "gate": request.gate or None,
                 "gate_override_reason": gate_reason or None,
+                "checks_failing": failing or None,
+                "checks_override_reason": checks_reason or None,
             },
             source,
         )
@@ -559,6 +576,9 @@ def check_before_write(request: PromotionRequest, *, approvals: int | None = Non
     problems = execution_problems(
         _facts(request), _current(request), approvals=count, required=parent.required_approvals
     )
+    if not problems:  # the version is the one approved: run its test cases, the last gate
+        actor = request.requester.get_username()
+        problems = version_checks.promotion_problems(request, actor=actor)
     if problems:
         raise PolicyError("; ".join(problems))
 
@@ -632,11 +652,13 @@ def dry_run(lines: Sequence[ReleaseLine]) -> list[ItemPlan]:
 
 
 def _release_checks(item: ReleaseItem, state: VersionState) -> list[str]:
-    if item.target != ModelStage.PRODUCTION:
-        return []
     row = TemplateVersion.objects.get(template__name=item.name, version=item.version)
+    checks = version_checks.snapshot(row, actor="registry_ui", store=False)
+    found = [f"test cases: {checks['detail']}"] if checks["status"] == "fail" else []
+    if item.target != ModelStage.PRODUCTION:
+        return found
     gate = gate_for(row)
-    return [f"metric gate: {gate.detail}"] if gate.failing else []
+    return [*found, f"metric gate: {gate.detail}"] if gate.failing else found
 
 
 def file_release(
@@ -691,6 +713,7 @@ def file_release(
                         justification=justification,
                         required_approvals=release.required_approvals,
                         gate={"status": gate.status, "detail": gate.detail} if gate else {},
+                        checks=version_checks.snapshot(row, actor=user.get_username()),
                     )
         except IntegrityError:
             raise PolicyError("a version in the release has an open request already") from None
@@ -870,15 +893,21 @@ def _release_slot(operation_id: str, status: str) -> None:
     )
 
 
+def waiting_for_me(user, requests=None):
+    """Requests that need this user's review: open, not filed or written by them, not yet
+    approved by them (the inbox's "waiting for me" and the header's count)."""
+    if requests is None:
+        requests = PromotionRequest.objects.all()
+    if not user.is_authenticated or not user.has_perm("registry_web.approve_promotion"):
+        return requests.none()
+    return (
+        requests.filter(status=Status.OPEN, release__isnull=True)
+        .exclude(requester=user)
+        .exclude(version_authors__contains=f",{user.get_username()},")
+        .exclude(approvals__reviewer=user)
+    )
+
+
 def waiting_for(user) -> int:
     """In-app count: requests that need this user's review."""
-    if not user.is_authenticated or not user.has_perm("registry_web.approve_promotion"):
-        return 0
-    username = user.get_username()
-    return (
-        PromotionRequest.objects.filter(status=Status.OPEN, release__isnull=True)
-        .exclude(requester=user)
-        .exclude(version_authors__contains=f",{username},")
-        .exclude(approvals__reviewer=user)
-        .count()
-    )
+    return waiting_for_me(user).count()

@@ -23,6 +23,22 @@ def _meta(author: str, purpose: str, target: float, **extra):
     }
 
 
+# Test cases of the hook generator (registry_ui.core.checks). 2.0.0 drops the hashtags, so it
+# fails the second case that 1.2.0 passes: its request page shows the regression.
+HOOK_CASES = [
+    {
+        "name": "fits a Threads post",
+        "values": {"hook_text": "AI just changed everything", "cta": "See how", "hashtag": "AI"},
+        "max_length": 500,
+        "no_leftover_braces": True,
+    },
+    {
+        "name": "keeps the trending hashtag",
+        "values": {"hook_text": "Ship it", "cta": "Read more", "hashtag": "launch"},
+        "contains": ["#trending", {"regex": "#launch\\b"}],
+    },
+]
+
 # name -> [(version, template, metadata, promotions applied in order)]
 # Promotions run version by version, so later versions replace earlier ones and the
 # replaced ones end up archived: every stage is represented.
@@ -43,10 +59,17 @@ DEMO_TEMPLATES = {
         (
             "1.2.0",
             "🔥 {hook_text}\n👉 {cta} #trending #{hashtag}",
-            _meta("alice", "Hook with the call to action on its own line", 0.06),
+            _meta(
+                "alice", "Hook with the call to action on its own line", 0.06, test_cases=HOOK_CASES
+            ),
             ["staging"],
         ),
-        ("2.0.0", "{hook_text} 👉 {cta}", _meta("alice", "Hook without hashtags", 0.06), []),
+        (
+            "2.0.0",
+            "{hook_text} 👉 {cta}",
+            _meta("alice", "Hook without hashtags", 0.06, test_cases=HOOK_CASES),
+            [],
+        ),
     ],
     "persona/entrepreneur/story-narrator": [
         (

@@ -9,9 +9,12 @@ from registry_ui.core.records import VersionRecord
 from registry_ui.core.stages import ModelStage
 from registry_ui.core.template import parse_template
 from registry_ui.web import audit
+from registry_ui.web.checks import record_registration_runs
 from registry_ui.web.models import AuditEvent, Stage, Template, TemplateVersion
 
 _HELD_STAGES = (Stage.STAGING, Stage.PRODUCTION)
+# Up to this many records, the mirror reads only the rows they name (an IN list).
+_FEW_RECORDS = 100
 
 
 def mirror_template(
@@ -30,7 +33,12 @@ def _mirror_template(name, records, *, source, actor):
     template, _ = Template.objects.select_for_update().get_or_create(
         name=name, defaults={"registered_model_name": to_registered_model_name(name)}
     )
-    existing = {v.version: v for v in template.versions.all()}
+    rows = template.versions.all()
+    if len(records) <= _FEW_RECORDS:
+        # Only rows these records name are compared or changed: a worker mirroring the
+        # versions it just created does not read the template's whole history.
+        rows = rows.filter(version__in=[record.version for record in records])
+    existing = {v.version: v for v in rows}
     events: list[AuditEvent] = []
     new_rows: list[TemplateVersion] = []
     moves: list[tuple[TemplateVersion, str]] = []
@@ -52,6 +60,7 @@ def _mirror_template(name, records, *, source, actor):
     swapping = [row for row, _ in entering if row.stage in _HELD_STAGES]
     TemplateVersion.objects.filter(pk__in=[row.pk for row in swapping]).update(stage=Stage.DEV)
     TemplateVersion.objects.bulk_create(new_rows)
+    record_registration_runs(new_rows, actor=actor)
     for row, stage in entering:
         events.append(_move(template, row, stage, actor, source))
     template.synced_at = timezone.now()
@@ -140,6 +149,7 @@ def _write_new_templates(by_name: dict[str, list[VersionRecord]]) -> int:
         if (name, record.version) not in taken
     ]
     TemplateVersion.objects.bulk_create(rows, batch_size=1000)
+    record_registration_runs(rows, actor="mlflow")
     events = [
         _event("mlflow", "version.registered", row, None, _state(row), AuditEvent.Source.EXTERNAL)
         for row in rows

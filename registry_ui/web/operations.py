@@ -7,6 +7,8 @@ Writes happen here (services); tasks.py is a thin Celery interface over them.
   unique constraint on running operations serialises work on one template.
 - The MLflow write is idempotent through the operation id tag: a re-run finds its earlier
   effect and records it instead of writing again.
+- A template's registrations are carried out in chunks: one claimed, its followers taken
+  with it, one MLflow create call each, and one transaction recording them all.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from registry_ui.core.errors import BatchRegistrationError, RegistryUnavailableError
@@ -28,6 +30,7 @@ from registry_ui.core.records import VersionRecord
 from registry_ui.core.stages import ModelStage
 from registry_ui.registry import NewVersion
 from registry_ui.web import audit
+from registry_ui.web.checks import ensure_registration_run
 from registry_ui.web.mirror import mirror_template
 from registry_ui.web.models import AuditEvent, Batch, Operation
 
@@ -81,7 +84,7 @@ def batch_register(
             for position, new in enumerate(to_register)
         )
         _audit_batch(batch, "batch.registration_filed", source, operations)
-        send_after_commit([op.id for op in operations])
+        send_after_commit(_firsts_first(operations))
     return batch
 
 
@@ -111,7 +114,7 @@ def batch_transition(
             for position, (name, version, stage) in enumerate(moves)
         )
         _audit_batch(batch, "batch.transition_filed", source, operations)
-        send_after_commit([op.id for op in operations])
+        send_after_commit(_firsts_first(operations))
     return batch
 
 
@@ -126,6 +129,21 @@ def send_after_commit(operation_ids: Sequence[uuid.UUID]) -> None:
                 logger.exception("could not send operation %s; the sweeper will", operation_id)
 
     transaction.on_commit(send)
+
+
+def _firsts_first(operations: list[Operation]) -> list[uuid.UUID]:
+    """The batch's operation ids with every template's first operation first, then seconds...
+
+    The task of a template's first operation carries out the template's others too (see
+    run), so their messages usually find them done. Sent in this order, the next message a
+    free worker takes starts another template instead of finding one in progress busy.
+    """
+    seen: dict[str, int] = {}
+    ranked = []
+    for op in operations:  # in position order
+        rank = seen[op.template_name] = seen.get(op.template_name, -1) + 1
+        ranked.append((rank, op.position, op.id))
+    return [operation_id for _, _, operation_id in sorted(ranked)]
 
 
 def _audit_batch(batch: Batch, action: str, source: str, operations: list[Operation]) -> None:
@@ -165,14 +183,17 @@ def claim(operation_id: str) -> Operation | None:
     running (the partial unique constraint refuses a second running one): versions of a
     template must be written in order, one at a time.
     """
+    # One read answers most messages: the task of a template's first operation carries out
+    # the following ones too, so their own messages find them done (or queued behind it).
     mine = (
         Operation.objects.filter(id=operation_id)
-        .values("template_name", "batch_id", "position")
+        .annotate(blocked=Exists(_earlier_open()))
+        .values("status", "template_name", "blocked")
         .first()
     )
-    if mine is None:
+    if mine is None or mine["status"] != Operation.Status.PENDING:
         return None
-    if _earlier_open(mine).exists():
+    if mine["blocked"]:
         raise Busy(mine["template_name"])
     try:
         with transaction.atomic():
@@ -190,9 +211,26 @@ def claim(operation_id: str) -> Operation | None:
     )
 
 
+def _earlier_open():
+    """Open operations on the outer operation's template that come before it (for Exists)."""
+    return Operation.objects.filter(
+        Q(batch_id__lt=OuterRef("batch_id"))
+        | Q(batch_id=OuterRef("batch_id"), position__lt=OuterRef("position")),
+        template_name=OuterRef("template_name"),
+        status__in=[Operation.Status.PENDING, Operation.Status.RUNNING],
+    )
+
+
 # How long one task keeps carrying out a template's following operations before it hands
 # the rest to a new task (so a long batch does not hold one worker past its time limit).
 CHAIN_SECONDS = 20.0
+# A template's registrations are carried out in chunks: the chunk's first operation is
+# claimed (running), the rest are taken with it, each version is written to MLflow with
+# its own create call, and the chunk is recorded in one transaction (mirror, results,
+# audit events, batch counters). Small enough that results show up within a few seconds
+# and a crash repeats little (the re-run finds each write by its operation id).
+CHUNK_OPERATIONS = 25
+CHUNK_SECONDS = 3.0
 
 
 def run(operation_id: str) -> Outcome:
@@ -204,44 +242,196 @@ def run(operation_id: str) -> Outcome:
     """
     # Well inside the task's hard time limit, which kills the task mid-operation.
     deadline = time.monotonic() + min(CHAIN_SECONDS, settings.OPERATION_TIME_LIMIT_SECONDS / 2)
-    outcome, operation, known = _run_one(operation_id, known=None)
-    while outcome.status in ("succeeded", "failed") and operation is not None:
+    try:
+        operation = claim(operation_id)
+    except Busy:
+        # Not lost: the task running the template's earlier operation carries on with this
+        # one (and the sweeper re-sends anything left pending).
+        return Outcome("busy", "another operation on this template runs or comes first")
+    if operation is None:
+        return Outcome("skipped", "not pending: done, cancelled or claimed elsewhere")
+    outcome, go_on, known = _carry_out(operation, known=None, deadline=deadline)
+    while go_on:
         following = _next_pending(operation.template_name)
         if following is None:
             break
         if time.monotonic() > deadline:
             send_after_commit([following])
             break
-        next_outcome, next_operation, known = _run_one(str(following), known=known)
+        try:
+            operation = claim(str(following))
+        except Busy:
+            break  # someone else has the template now
+        if operation is None:
+            break
+        next_outcome, go_on, known = _carry_out(operation, known=known, deadline=deadline)
         if next_outcome.status == "retry":
             # Given back to pending: a task of its own retries it, with backoff and a limit.
-            send_after_commit([following])
-            break
-        if next_outcome.status in ("busy", "skipped"):
-            break  # someone else has the template now
-        operation = next_operation
+            send_after_commit([operation.id])
     return outcome
 
 
-def _run_one(operation_id: str, *, known):
-    try:
-        operation = claim(operation_id)
-    except Busy:
-        # Not lost: the task running the template's earlier operation carries on with this
-        # one (and the sweeper re-sends anything left pending).
-        return Outcome("busy", "another operation on this template runs or comes first"), None, None
-    if operation is None:
-        return Outcome("skipped", "not pending: done, cancelled or claimed elsewhere"), None, None
+def _carry_out(operation: Operation, *, known, deadline: float):
+    """Carry out a claimed operation (with the registrations that follow it, if it is one).
+
+    Returns its outcome, whether the task may go on with the template, and what is now
+    known of the template's versions.
+    """
+    if operation.kind == Operation.Kind.REGISTER and not operation.request_id:
+        return _register_chunk(operation, known=known, deadline=deadline)
     try:
         result, known = _execute(operation, known)
     except RegistryUnavailableError as error:
         release(operation, error=str(error))
-        return Outcome("retry", str(error)), None, None
+        return Outcome("retry", str(error)), False, None
     except (ValueError, LookupError) as error:  # refused by the registry rules or MLflow
         finish(operation, status=Operation.Status.FAILED, error=str(error))
-        return Outcome("failed", str(error)), operation, None
+        return Outcome("failed", str(error)), True, None
     finish(operation, status=Operation.Status.SUCCEEDED, result=result)
-    return Outcome("succeeded"), operation, known
+    return Outcome("succeeded"), True, known
+
+
+def _register_chunk(head: Operation, *, known, deadline: float):
+    """Register ``head`` (claimed) and the template's next pending registrations of its batch.
+
+    ``head`` stays running until the chunk is recorded, so no other task claims any of
+    them meanwhile (every one of them comes after it). Each version still gets its own
+    create call, idempotent through its operation id; a transient failure stops the chunk
+    there: what was written is recorded and the failed operation is given back.
+    """
+    from registry_ui.prompt_model import get_registry
+
+    registry = get_registry()
+    chunk = [head, *_take_following(head)]
+    cut = min(deadline, time.monotonic() + CHUNK_SECONDS)
+    done: list[tuple[Operation, str, dict, str]] = []  # operation, status, result, error
+    mirrored: dict[str, VersionRecord] = {}
+    transient: tuple[Operation, str] | None = None
+    for operation in chunk:
+        if operation is not head and time.monotonic() > cut:
+            break
+        try:
+            record, records, known = _write_registration(operation, known, registry)
+        except RegistryUnavailableError as error:
+            transient = (operation, str(error))
+            break
+        except (ValueError, LookupError) as error:  # refused by the registry rules or MLflow
+            done.append((operation, Operation.Status.FAILED, {}, str(error)))
+            known = None  # read afresh for the next one
+            continue
+        mirrored.update((r.version, r) for r in records)
+        result = {"mlflow_version": record.mlflow_version, "stage": record.stage.value}
+        done.append((operation, Operation.Status.SUCCEEDED, result, ""))
+    not_tried = chunk[len(done) + (transient is not None) :]
+    with audit.atomic():
+        if mirrored:
+            events = mirror_template(
+                head.template_name,
+                list(mirrored.values()),
+                source=AuditEvent.Source.WORKER,
+                actor=head.batch.actor,
+            )
+            new = {e.object_id for e in events if e.action == "version.registered"}
+            for operation, status, _, _ in done:
+                # The mirror stored the test-case results of the versions new to it; one a
+                # webhook's sync mirrored before us gets them here.
+                if status == Operation.Status.SUCCEEDED and (
+                    f"{operation.template_name}@{operation.version}" not in new
+                ):
+                    ensure_registration_run(
+                        operation.template_name, operation.version, actor=head.batch.actor
+                    )
+        _record_finished(head, done)
+        _give_back(not_tried)
+        if transient is not None:
+            operation, error = transient
+            if operation is head:
+                release(head, error=error)
+            else:  # still pending: keep the error for its page and its own task
+                Operation.objects.filter(id=operation.id, status=Operation.Status.PENDING).update(
+                    last_error=error[:5000]
+                )
+    if transient is None:
+        return _outcome_of(done[0]), True, known
+    operation, error = transient
+    if operation is head:
+        return Outcome("retry", error), False, None
+    send_after_commit([operation.id])  # a task of its own retries it, with backoff
+    return _outcome_of(done[0]), False, None
+
+
+def _take_following(head: Operation) -> list[Operation]:
+    """The template's next pending registrations in head's batch, taken with it as a chunk.
+
+    They stay pending (one running operation per template: ``head`` holds the template for
+    them); their attempts are counted now, so a re-run after a crash looks for their
+    writes by operation id. Nothing else moves them meanwhile: a claim waits behind the
+    running ``head`` and cancel_failed leaves them alone while ``head`` runs.
+    """
+    candidates = list(
+        Operation.objects.filter(
+            batch_id=head.batch_id,
+            template_name=head.template_name,
+            status=Operation.Status.PENDING,
+            position__gt=head.position,
+        ).order_by("position")[: CHUNK_OPERATIONS - 1]
+    )
+    following = []
+    for operation in candidates:
+        if operation.kind != Operation.Kind.REGISTER or operation.request_id:
+            break
+        operation.batch = head.batch  # one batch row for the whole chunk
+        following.append(operation)
+    if not following:
+        return []
+    now = timezone.now()
+    taken = Operation.objects.filter(
+        id__in=[op.id for op in following], status=Operation.Status.PENDING
+    ).update(attempts=F("attempts") + 1, started_at=now)
+    if taken != len(following):  # cancelled just before head was claimed
+        still = set(
+            Operation.objects.filter(
+                id__in=[op.id for op in following], status=Operation.Status.PENDING
+            ).values_list("id", flat=True)
+        )
+        following = [op for op in following if op.id in still]
+    for operation in following:
+        operation.attempts += 1
+        operation.started_at = now
+    return following
+
+
+def _write_registration(operation: Operation, known, registry):
+    """Write one version to MLflow; returns its record, the records to mirror and what is
+    now known of the template's versions."""
+    name = operation.template_name
+    if known is None:
+        known = registry.gateway.list_versions_many([name], stages=False)[name]
+    record = registry.register_operation(
+        NewVersion(
+            name,
+            operation.version,
+            operation.payload["template"],
+            operation.payload.get("metadata") or {},
+            operation_id=str(operation.id),
+        ),
+        actor=operation.batch.actor,
+        reason=operation.batch.reason,
+        run_id_for_batch=lambda: _batch_run_id(operation.batch, registry),
+        may_exist=operation.attempts > 1,
+        known=known,
+    )
+    if record.operation_id == str(operation.id):
+        if record not in known:
+            known = [*known, record]
+        return record, [record], known  # just created, in dev: nothing else changed
+    # Someone registered this content before us; read stages before mirroring it.
+    return record, registry.gateway.list_versions(name), known
+
+
+def _outcome_of(done: tuple[Operation, str, dict, str]) -> Outcome:
+    _, status, _, error = done
+    return Outcome(status, error)
 
 
 def _execute(operation: Operation, known: list[VersionRecord] | None):
@@ -250,36 +440,17 @@ def _execute(operation: Operation, known: list[VersionRecord] | None):
 
     registry = get_registry()
     if operation.kind == Operation.Kind.REGISTER:
-        if known is None:
-            known = registry.gateway.list_versions_many([operation.template_name], stages=False)[
-                operation.template_name
-            ]
-        record = registry.register_operation(
-            NewVersion(
-                operation.template_name,
-                operation.version,
-                operation.payload["template"],
-                operation.payload.get("metadata") or {},
-                operation_id=str(operation.id),
-            ),
-            actor=operation.batch.actor,
-            reason=operation.batch.reason,
-            run_id_for_batch=lambda: _batch_run_id(operation.batch, registry),
-            may_exist=operation.attempts > 1,
-            known=known,
-        )
-        if record.operation_id == str(operation.id):
-            if record not in known:
-                known = [*known, record]
-            mirrored = [record]  # just created, in dev: nothing else changed
-        else:
-            # Someone registered this content before us; read stages before mirroring it.
-            mirrored = registry.gateway.list_versions(operation.template_name)
+        record, mirrored, known = _write_registration(operation, known, registry)
         mirror_template(
             operation.template_name,
             mirrored,
             source=AuditEvent.Source.WORKER,
             actor=operation.batch.actor,
+        )
+        # Its test cases' results, stored with the version (the mirror stores them for a
+        # version it sees first; a webhook's sync may have mirrored this one before us).
+        ensure_registration_run(
+            operation.template_name, operation.version, actor=operation.batch.actor
         )
     elif operation.kind == Operation.Kind.RELEASE:
         from registry_ui.web.approvals import execute_release
@@ -317,7 +488,8 @@ def _next_pending(template_name: str):
 
 def _batch_run_id(batch: Batch, registry) -> str:
     """One MLflow run per batch, created by whichever operation needs it first."""
-    batch.refresh_from_db(fields=["run_id"])
+    if not batch.run_id:  # set once and never changed: a run id read with the batch holds
+        batch.refresh_from_db(fields=["run_id"])
     if batch.run_id:
         return batch.run_id
     run_id = registry.gateway.start_registration_run(
@@ -349,22 +521,7 @@ def finish(
             return
         counter = "succeeded" if status == Operation.Status.SUCCEEDED else "failed"
         Batch.objects.filter(pk=operation.batch_id).update(**{counter: F(counter) + 1})
-        audit.record(
-            actor=operation.batch.actor,
-            action=f"operation.{status}",
-            object_type="operation",
-            object_id=str(operation.id),
-            before=None,
-            after={
-                "kind": operation.kind,
-                "template": operation.template_name,
-                "version": operation.version,
-                "target_stage": operation.target_stage or None,
-                "result": result or {},
-                "error": error or None,
-            },
-            source=AuditEvent.Source.WORKER,
-        )
+        audit.record_many([_finished_event(operation, status, result or {}, error)])
         if operation.request_id:
             from registry_ui.web.approvals import operation_finished
 
@@ -372,12 +529,57 @@ def finish(
         _close_batch_if_done(operation.batch_id)
 
 
-def _earlier_open(mine: dict):
-    return Operation.objects.filter(
-        Q(batch_id__lt=mine["batch_id"])
-        | Q(batch_id=mine["batch_id"], position__lt=mine["position"]),
-        template_name=mine["template_name"],
-        status__in=[Operation.Status.PENDING, Operation.Status.RUNNING],
+def _record_finished(head: Operation, done: list[tuple[Operation, str, dict, str]]) -> None:
+    """Record a chunk's results (inside audit.atomic()): ``head`` ran, the rest were taken.
+
+    Each row is still moved by a conditional update, so an operation another task has
+    recorded meanwhile (after the sweeper gave a stuck one back) is counted once.
+    """
+    now = timezone.now()
+    counts = {"succeeded": 0, "failed": 0}
+    events = []
+    for operation, status, result, error in done:
+        was = Operation.Status.RUNNING if operation.pk == head.pk else Operation.Status.PENDING
+        moved = Operation.objects.filter(id=operation.id, status=was).update(
+            status=status, result=result, last_error=error[:5000], finished_at=now
+        )
+        if moved != 1:
+            continue
+        counts["succeeded" if status == Operation.Status.SUCCEEDED else "failed"] += 1
+        events.append(_finished_event(operation, status, result, error))
+    if not events:
+        return
+    Batch.objects.filter(pk=head.batch_id).update(
+        **{counter: F(counter) + n for counter, n in counts.items() if n}
+    )
+    audit.record_many(events)
+    _close_batch_if_done(head.batch_id)
+
+
+def _give_back(operations: list[Operation]) -> None:
+    """Operations taken with a chunk but not tried (time was up): not an attempt after all."""
+    if operations:
+        Operation.objects.filter(
+            id__in=[op.id for op in operations], status=Operation.Status.PENDING
+        ).update(attempts=F("attempts") - 1)
+
+
+def _finished_event(operation: Operation, status: str, result: dict, error: str) -> AuditEvent:
+    return AuditEvent(
+        actor=operation.batch.actor,
+        action=f"operation.{status}",
+        object_type="operation",
+        object_id=str(operation.id),
+        before=None,
+        after={
+            "kind": operation.kind,
+            "template": operation.template_name,
+            "version": operation.version,
+            "target_stage": operation.target_stage or None,
+            "result": result,
+            "error": error or None,
+        },
+        source=AuditEvent.Source.WORKER,
     )
 
 
@@ -450,12 +652,23 @@ def retry_failed(operation_ids: Iterable[str], *, actor: str) -> int:
 
 
 def cancel_failed(operation_ids: Iterable[str], *, actor: str) -> int:
-    """Cancel failed or pending operations so the sweeper stops sending them."""
+    """Cancel failed or pending operations so the sweeper stops sending them.
+
+    A pending registration taken into the chunk of its template's running operation is
+    under way, not waiting (see _take_following): it is left alone.
+    """
     ids = list(operation_ids)
     cancelled = 0
+    taken = Operation.objects.filter(
+        template_name=OuterRef("template_name"),
+        status=Operation.Status.RUNNING,
+        started_at__lte=OuterRef("started_at"),
+    )
     with audit.atomic():
-        for operation in Operation.objects.select_for_update().filter(
-            id__in=ids, status__in=[Operation.Status.FAILED, Operation.Status.PENDING]
+        for operation in (
+            Operation.objects.select_for_update()
+            .filter(id__in=ids, status__in=[Operation.Status.FAILED, Operation.Status.PENDING])
+            .exclude(Q(status=Operation.Status.PENDING) & Q(Exists(taken)))
         ):
             before = operation.status
             Operation.objects.filter(id=operation.id).update(

@@ -20,6 +20,7 @@ _READ = [
     "registry_web.view_auditevent",
     "registry_web.view_batch",
     "registry_web.view_operation",
+    "registry_web.view_checkrun",
 ]
 
 GROUP_PERMISSIONS: dict[str, list[str]] = {

@@ -1,40 +1,559 @@
-"""Reads for the pages."""
+"""Reads for the dashboard's pages, from the Django mirror only (never MLflow).
+
+Each selector owns its queries and makes a fixed number of them whatever the number of
+rows (tests/web/test_dashboard_queries.py counts them with 1 and with 100 rows).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from registry_ui.core.records import VersionRecord
-from registry_ui.core.stages import ModelStage
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Q, Subquery, Value
+from django.db.models.functions import StrIndex, Substr
+from django.http import Http404
+from django.urls import reverse
+
+from registry_ui.core.names import SEPARATOR
+from registry_ui.core.semver import Bump, SemVer, declared_bump
+from registry_ui.web.models import (
+    AuditEvent,
+    Batch,
+    Operation,
+    PromotionRequest,
+    Stage,
+    Template,
+    TemplateVersion,
+)
+
+TEMPLATES_PER_PAGE = 50
+BATCHES_PER_PAGE = 25
+EVENTS_PER_PAGE = 50
+# A tag is an entry of a version's metadata "tags" (a list, or one string).
+TAG = re.compile(r"[\w .:-]{1,60}")
+_SEMVER_ORDER = ("major", "minor", "patch")
+_NEWEST_FIRST = ("-major", "-minor", "-patch")
+
+
+# -- hierarchical names ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class TemplateOverview:
-    name: str
-    versions: list[VersionRecord]
+class Crumb:
+    label: str
+    folder: str  # the folder this crumb opens ("" for the root)
 
-    def holder(self, stage: ModelStage) -> VersionRecord | None:
-        return next((v for v in self.versions if v.stage == stage), None)
+
+def crumbs(name: str) -> list[Crumb]:
+    """``a/b/c`` -> a (folder "a"), b (folder "a/b"); the leaf is the template itself."""
+    parts = name.split(SEPARATOR)
+    return [
+        Crumb(part, SEPARATOR.join(parts[: position + 1]))
+        for position, part in enumerate(parts[:-1])
+    ]
+
+
+def folder_crumbs(folder: str) -> list[Crumb]:
+    """Every folder on the way to ``folder``, itself included."""
+    parts = folder.split(SEPARATOR) if folder else []
+    return [Crumb(part, SEPARATOR.join(parts[: i + 1])) for i, part in enumerate(parts)]
+
+
+@functools.cache
+def _template_url_prefix() -> str:
+    return reverse("template_detail", args=["_"])[:-1]
+
+
+def template_url(name: str) -> str:
+    """reverse("template_detail", args=[name]), without reversing for each of a page's rows:
+    names are letters, digits, "-", "_" and "/", which a URL carries as they are."""
+    return _template_url_prefix() + name
+
+
+def version_url(name: str, version: str) -> str:
+    return f"{template_url(name)}/-/versions/{version}"
+
+
+# -- the template list ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TemplateFilters:
+    q: str = ""
+    stage: str = ""
+    author: str = ""
+    tag: str = ""
+    folder: str = ""
+
+    def query(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+@dataclass
+class TemplateRow:
+    template: Template
+    version_count: int
+    production: TemplateVersion | None = None
+    staging: TemplateVersion | None = None
+    newest_dev: TemplateVersion | None = None
+    latest: TemplateVersion | None = None
+    pending: list[PromotionRequest] = field(default_factory=list)
 
     @property
-    def production(self) -> VersionRecord | None:
-        return self.holder(ModelStage.PRODUCTION)
+    def crumbs(self) -> list[Crumb]:
+        return crumbs(self.template.name)
 
     @property
-    def staging(self) -> VersionRecord | None:
-        return self.holder(ModelStage.STAGING)
+    def url(self) -> str:
+        return template_url(self.template.name)
+
+    def _version_url(self, version: TemplateVersion | None) -> str:
+        return version_url(self.template.name, version.version) if version else ""
 
     @property
-    def latest(self) -> VersionRecord:
-        return self.versions[-1]
+    def production_url(self) -> str:
+        return self._version_url(self.production)
+
+    @property
+    def staging_url(self) -> str:
+        return self._version_url(self.staging)
+
+    @property
+    def newest_dev_url(self) -> str:
+        return self._version_url(self.newest_dev)
+
+    @property
+    def leaf(self) -> str:
+        return self.template.name.rsplit(SEPARATOR, 1)[-1]
+
+    @property
+    def tags(self) -> list[str]:
+        return version_tags(self.latest)
 
 
-def template_overviews() -> list[TemplateOverview]:
-    """Every template with its versions, read from the registry in one paged search.
+def version_tags(version: TemplateVersion | None) -> list[str]:
+    tags = (version.metadata or {}).get("tags") if version else None
+    if isinstance(tags, str):
+        return [tags]
+    if isinstance(tags, list):
+        return [str(tag) for tag in tags if isinstance(tag, str | int | float)]
+    return []
 
-    The workers issue replaces this with the Django mirror so pages never wait on MLflow.
+
+def _newest(stage: str | None = None):
+    versions = TemplateVersion.objects.filter(template=OuterRef("pk"))
+    if stage:
+        versions = versions.filter(stage=stage)
+    return Subquery(versions.order_by(*_NEWEST_FIRST).values("pk")[:1])
+
+
+def filtered_templates(filters: TemplateFilters):
+    templates = Template.objects.all()
+    if filters.folder:
+        templates = templates.filter(name__startswith=filters.folder + SEPARATOR)
+    if filters.q:
+        templates = templates.filter(name__icontains=filters.q)
+    versions = TemplateVersion.objects.filter(template=OuterRef("pk"))
+    if filters.stage:
+        templates = templates.filter(Exists(versions.filter(stage=filters.stage)))
+    if filters.author:
+        author = Q(author=filters.author) | Q(registered_by=filters.author)
+        templates = templates.filter(Exists(versions.filter(author)))
+    if filters.tag:
+        # JSON containment is PostgreSQL only; the key's JSON text works on SQLite too. The
+        # quotes make "ai" match the tag "ai" and not "ai-tools" (TAG allows no quote).
+        tagged = Q(metadata__tags__icontains=f'"{filters.tag}"') | Q(
+            metadata__tags__iexact=filters.tag
+        )
+        templates = templates.filter(Exists(versions.filter(tagged)))
+    return templates.order_by("name")
+
+
+def template_list(filters: TemplateFilters, page_number) -> tuple:
+    """One page of templates, each with its production, staging, newest dev and latest
+    version and its open requests: five queries (count, page, per-template figures,
+    versions, requests), whatever the number of templates or versions."""
+    page = Paginator(filtered_templates(filters), TEMPLATES_PER_PAGE).get_page(page_number)
+    rows = {t.pk: TemplateRow(t, 0) for t in page.object_list}
+    if not rows:
+        return page, []
+    # Annotated for the page's templates only: counting and sorting the versions of every
+    # matching template just to show fifty of them costs more than this second query.
+    figures = (
+        Template.objects.filter(pk__in=rows)
+        .annotate(version_count=Count("versions"), latest_id=_newest(), dev_id=_newest(Stage.DEV))
+        .values_list("pk", "version_count", "latest_id", "dev_id")
+    )
+    latest, newest_dev = {}, {}
+    for pk, count, latest_id, dev_id in figures:
+        rows[pk].version_count = count
+        latest[latest_id] = pk
+        newest_dev[dev_id] = pk
+    # template_id first, outside the OR: the foreign key's index finds the page's versions.
+    versions = (
+        TemplateVersion.objects.filter(template_id__in=rows)
+        .filter(
+            Q(stage__in=[Stage.STAGING, Stage.PRODUCTION])
+            | Q(pk__in=[pk for pk in (*latest, *newest_dev) if pk is not None])
+        )
+        .only("id", "template_id", "version", "stage", "metadata")
+    )
+    for version in versions:
+        row = rows[version.template_id]
+        if version.stage == Stage.PRODUCTION:
+            row.production = version
+        elif version.stage == Stage.STAGING:
+            row.staging = version
+        if version.pk in latest:
+            row.latest = version
+        if version.pk in newest_dev:
+            row.newest_dev = version
+    pending = (
+        PromotionRequest.objects.filter(template_id__in=rows, status__in=PromotionRequest.ACTIVE)
+        .select_related("version")
+        .only("id", "template_id", "status", "target_stage", "version__version")
+    )
+    for request in pending.order_by("created_at", "id"):
+        rows[request.template_id].pending.append(request)
+    return page, list(rows.values())
+
+
+AUTHORS_CACHE_SECONDS = 60
+
+
+def authors() -> list[str]:
+    """Every version author, for the list's filter. Kept a minute in the cache: the DISTINCT
+    reads every version row (no index on author), and a new author can wait a minute."""
+    key = f"registry_ui:dashboard:authors:{connection.alias}:{connection.settings_dict['NAME']}"
+    return cache.get_or_set(key, _authors, AUTHORS_CACHE_SECONDS)
+
+
+def _authors() -> list[str]:
+    return list(
+        TemplateVersion.objects.exclude(author="")
+        .order_by("author")
+        .values_list("author", flat=True)
+        .distinct()
+    )
+
+
+def subfolders(folder: str) -> list[Crumb]:
+    """The folders directly inside ``folder``: the database cuts each name under it at its
+    next "/" and returns the distinct first segments (a few rows, not every name)."""
+    prefix = folder + SEPARATOR if folder else ""
+    rest = Substr("name", len(prefix) + 1)
+    cut = StrIndex(rest, Value(SEPARATOR))
+    segments = (
+        Template.objects.filter(name__startswith=prefix)
+        .annotate(cut=cut)
+        .filter(cut__gt=1)
+        .annotate(segment=Substr(rest, 1, cut - 1))
+        .order_by("segment")
+        .values_list("segment", flat=True)
+        .distinct()
+    )
+    return [Crumb(segment, prefix + segment) for segment in segments]
+
+
+# -- one template ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LineageEntry:
+    """One line of a template's timeline: a version registered, or a stage change."""
+
+    kind: str  # "version" or "stage"
+    at: datetime | None
+    version: str
+    actor: str = ""
+    bump: str = ""  # for "version": the bump from the version before it
+    from_stage: str = ""
+    to_stage: str = ""
+    source: str = ""
+    why: str = ""
+    request_id: int | None = None
+    approved_by: list[str] = field(default_factory=list)
+    seq: int = 0
+
+
+def get_template(name: str) -> Template:
+    try:
+        return Template.objects.get(name=name)
+    except Template.DoesNotExist:
+        raise Http404(f"no template named {name!r} in the mirror") from None
+
+
+def versions_of(template: Template) -> list[TemplateVersion]:
+    return list(template.versions.order_by(*_SEMVER_ORDER))
+
+
+def open_requests(template: Template) -> list[PromotionRequest]:
+    return list(
+        PromotionRequest.objects.filter(template=template, status__in=PromotionRequest.ACTIVE)
+        .select_related("version", "requester")
+        .order_by("-created_at", "-id")
+    )
+
+
+def lineage(template: Template, versions: list[TemplateVersion]) -> list[LineageEntry]:
+    """Every version (author, time, bump type) and every stage change (who, when, why),
+    newest first: two queries over the audit trail.
+
+    A stage change carried out by a request is followed by its "request.executed" event
+    naming the same version and target, which gives the why and the request.
     """
-    from registry_ui.prompt_model import get_registry
+    entries: list[LineageEntry] = []
+    previous = None
+    for version in versions:
+        current = SemVer.parse(version.version)
+        bump = declared_bump(previous, current) if previous else Bump.NONE
+        entries.append(
+            LineageEntry(
+                "version",
+                version.created_at,
+                version.version,
+                actor=version.author or version.registered_by,
+                bump="first version" if previous is None else str(bump),
+            )
+        )
+        previous = current
+    prefix = f"{template.name}@"
+    moves = AuditEvent.objects.filter(
+        object_type="template_version",
+        object_id__startswith=prefix,
+        action="version.stage_changed",
+    ).values_list("seq", "at", "actor", "source", "object_id", "before", "after")
+    executed = AuditEvent.objects.filter(
+        action="request.executed", object_type="promotion_request", after__template=template.name
+    ).values_list("seq", "object_id", "after")
+    changes: list[LineageEntry] = []
+    for seq, at, actor, source, object_id, before, after in moves:
+        changes.append(
+            LineageEntry(
+                "stage",
+                at,
+                object_id[len(prefix) :],
+                actor=actor,
+                from_stage=_stage(before),
+                to_stage=_stage(after),
+                source=source,
+                seq=seq,
+            )
+        )
+    changes.sort(key=lambda entry: entry.seq)
+    for seq, object_id, after in sorted(executed, key=lambda row: row[0]):
+        after = after or {}
+        for change in reversed(changes):
+            if (
+                change.seq < seq
+                and change.request_id is None
+                and change.version == after.get("version")
+                and change.to_stage == after.get("target_stage")
+            ):
+                change.request_id = int(object_id) if object_id.isdigit() else None
+                change.why = str(after.get("justification") or "")
+                change.approved_by = [str(name) for name in after.get("approved_by") or []]
+                break
+    entries += changes
+    return sorted(entries, key=_timeline_key, reverse=True)
 
-    by_name = get_registry().gateway.all_versions()
-    return [TemplateOverview(name, by_name[name]) for name in sorted(by_name)]
+
+def _stage(value) -> str:
+    return str(value.get("stage", "")) if isinstance(value, dict) else ""
+
+
+def _timeline_key(entry: LineageEntry):
+    # Versions registered outside the dashboard may lack a time: they sort first (oldest).
+    return (entry.at is not None, entry.at or datetime.min, entry.kind == "stage", entry.seq)
+
+
+# -- comparing versions ---------------------------------------------------------------------------
+
+
+def default_comparison(
+    template: Template, versions: list[TemplateVersion], requests: list[PromotionRequest]
+) -> tuple[TemplateVersion | None, TemplateVersion | None]:
+    """The version under review against the one it would replace; else the latest against
+    production (or the version before it)."""
+    if not versions:
+        return None, None
+    by_stage = {v.stage: v for v in versions if v.stage in (Stage.STAGING, Stage.PRODUCTION)}
+    reviewed = next((r for r in requests if r.version_id), None)
+    if reviewed is not None:
+        new = next(v for v in versions if v.pk == reviewed.version_id)
+        old = by_stage.get(reviewed.target_stage)
+        if old is None or old.pk == new.pk:
+            old = version_before(versions, new)
+        return old, new
+    new = versions[-1]
+    old = by_stage.get(Stage.PRODUCTION)
+    if old is None or old.pk == new.pk:
+        old = version_before(versions, new)
+    return old, new
+
+
+def version_before(
+    versions: list[TemplateVersion], version: TemplateVersion
+) -> TemplateVersion | None:
+    earlier = [v for v in versions if (v.major, v.minor, v.patch) < _key(version)]
+    return earlier[-1] if earlier else None
+
+
+def _key(version: TemplateVersion) -> tuple[int, int, int]:
+    return version.major, version.minor, version.patch
+
+
+def latest_version(name: str) -> TemplateVersion | None:
+    return (
+        TemplateVersion.objects.filter(template__name=name)
+        .select_related("template")
+        .order_by(*_NEWEST_FIRST)
+        .first()
+    )
+
+
+# -- operations ----------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchRow:
+    batch: Batch
+    release: PromotionRequest | None = None
+    requests: list[PromotionRequest] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.batch.status in (Batch.Status.SUCCEEDED, Batch.Status.FAILED)
+
+    @property
+    def done(self) -> int:
+        return self.batch.succeeded + self.batch.failed
+
+    @property
+    def release_items(self) -> list[dict]:
+        if self.release is None:
+            return []
+        return list((self.release.report or {}).get("items", {}).values())
+
+    @property
+    def release_moved(self) -> int:
+        return sum(1 for item in self.release_items if item.get("status") == "moved")
+
+
+def batch_rows(batches: list[Batch]) -> list[BatchRow]:
+    """What each batch carries out: one query for the requests behind its operations."""
+    rows = {batch.pk: BatchRow(batch) for batch in batches}
+    if not rows:
+        return []
+    linked = (
+        Operation.objects.filter(batch_id__in=rows)
+        .order_by("batch_id", "position")
+        .values_list("batch_id", "kind", "request_id")
+    )
+    request_ids: dict[int, int] = {}
+    for batch_id, kind, request_id in linked:
+        if kind not in rows[batch_id].kinds:
+            rows[batch_id].kinds.append(kind)
+        if request_id:
+            # A release's own operation comes first (position 0); the slots it takes for
+            # each template follow, tied to its items.
+            request_ids.setdefault(batch_id, request_id)
+    requests = (
+        PromotionRequest.objects.filter(pk__in=request_ids.values())
+        .select_related("template", "version")
+        .annotate(item_count=Count("items"))
+    )
+    by_id = {request.pk: request for request in requests}
+    for batch_id, request_id in request_ids.items():
+        request = by_id.get(request_id)
+        if request is None:
+            continue
+        if request.kind == PromotionRequest.Kind.RELEASE:
+            rows[batch_id].release = request
+        rows[batch_id].requests.append(request)
+    return list(rows.values())
+
+
+def batch_page(page_number, *, status: str = ""):
+    batches = Batch.objects.order_by("-created_at", "-id")
+    if status == "running":
+        batches = batches.filter(status__in=[Batch.Status.PENDING, Batch.Status.RUNNING])
+    elif status:
+        batches = batches.filter(status=status)
+    page = Paginator(batches, BATCHES_PER_PAGE).get_page(page_number)
+    return page, batch_rows(list(page.object_list))
+
+
+def failed_operations(limit: int = 50) -> list[Operation]:
+    return list(
+        Operation.objects.filter(status=Operation.Status.FAILED)
+        .select_related("batch")
+        .order_by("-finished_at")[:limit]
+    )
+
+
+def batch_detail(pk: int) -> tuple[BatchRow, list[Operation]]:
+    try:
+        batch = Batch.objects.get(pk=pk)
+    except Batch.DoesNotExist:
+        raise Http404(f"no batch {pk}") from None
+    [row] = batch_rows([batch])
+    operations = list(batch.operations.order_by("position", "created_at"))
+    return row, operations
+
+
+# -- the audit trail ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    template: str = ""
+    actor: str = ""
+    action: str = ""
+    source: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def audit_events(filters: AuditFilters, *, before: int | None = None):
+    """A page of events, newest first, by keyset on seq: (events, the seq to go on from).
+
+    One query whatever the page: ``before`` is the smallest seq already shown.
+    """
+    events = AuditEvent.objects.order_by("-seq")
+    if filters.template:
+        events = events.filter(
+            Q(object_id=filters.template)
+            | Q(object_id__startswith=f"{filters.template}@")
+            | Q(after__template=filters.template)
+        )
+    if filters.actor:
+        events = events.filter(actor=filters.actor)
+    if filters.action:
+        # "request." finds every request event; a whole action finds only itself.
+        if filters.action.endswith("."):
+            events = events.filter(action__startswith=filters.action)
+        else:
+            events = events.filter(action=filters.action)
+    if filters.source:
+        events = events.filter(source=filters.source)
+    if filters.since:
+        events = events.filter(at__gte=filters.since)
+    if filters.until:
+        events = events.filter(at__lt=filters.until)
+    if before is not None:
+        events = events.filter(seq__lt=before)
+    found = list(events[: EVENTS_PER_PAGE + 1])
+    more = len(found) > EVENTS_PER_PAGE
+    found = found[:EVENTS_PER_PAGE]
+    return found, (found[-1].seq if more else None)
+
+
+def audit_actions() -> list[str]:
+    return list(AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct())

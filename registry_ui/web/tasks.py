@@ -78,3 +78,45 @@ def send_webhook(event: str, request_data: dict) -> int:
     from registry_ui.web import notify
 
     return notify.post_webhook(event, request_data)
+
+
+# -- experiments --------------------------------------------------------------------------
+
+
+@shared_task(
+    autoretry_for=(RegistryUnavailableError,), retry_backoff=True, retry_jitter=True, max_retries=8
+)
+def publish_experiment(experiment_id: int) -> None:
+    """Write an experiment's configuration to MLflow (always the current one: idempotent)."""
+    from registry_ui.web import experiments
+
+    experiments.publish(experiment_id)
+
+
+@shared_task(
+    autoretry_for=(RegistryUnavailableError,), retry_backoff=True, retry_jitter=True, max_retries=5
+)
+def log_experiment_metrics(experiment_id: int) -> int:
+    from registry_ui.web import experiments
+
+    return experiments.log_metrics_to_mlflow(experiment_id)
+
+
+@shared_task
+def log_all_experiment_metrics() -> int:
+    """Periodic: one task per experiment whose daily figures changed since last logged."""
+    from registry_ui.web import experiments
+
+    pending = experiments.experiments_to_log()
+    for experiment_id in pending:
+        log_experiment_metrics.delay(experiment_id)
+    return len(pending)
+
+
+@shared_task(
+    autoretry_for=(RegistryUnavailableError,), retry_backoff=True, retry_jitter=True, max_retries=5
+)
+def import_run_metrics() -> dict[str, int]:
+    from registry_ui.web import experiments
+
+    return experiments.import_run_metrics()

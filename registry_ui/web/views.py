@@ -6,11 +6,13 @@ from django.contrib.auth.decorators import login_not_required, login_required
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from registry_ui.core.errors import RegistryError
 from registry_ui.web import selectors
+from registry_ui.web.models import Stage
 
 logger = logging.getLogger("registry_ui")
 
@@ -18,15 +20,47 @@ logger = logging.getLogger("registry_ui")
 @login_required
 @require_GET
 def template_list(request):
-    try:
-        templates = selectors.template_overviews()
-        error = None
-    except RegistryError as exc:
-        logger.warning("registry unavailable for the template list: %s", exc)
-        templates, error = [], str(exc)
-    return render(
-        request, "registry_ui/template_list.html", {"templates": templates, "error": error}
-    )
+    """Templates from the mirror: search, filters, folders and pages; an htmx request (search
+    as you type) gets only the results fragment."""
+    filters, errors = _template_filters(request.GET)
+    if errors:
+        page, rows = None, []
+    else:
+        page, rows = selectors.template_list(filters, request.GET.get("page"))
+    query = filters.query()
+    context = {
+        "page": page,
+        "rows": rows,
+        "filters": filters,
+        "errors": errors,
+        "query": urlencode(query),
+        "filtered": bool(set(query) - {"folder"}),
+        "stages": Stage.choices,
+        "authors": selectors.authors(),
+        "folder_crumbs": selectors.folder_crumbs(filters.folder),
+        "subfolders": selectors.subfolders(filters.folder) if not errors else [],
+    }
+    template = "registry_ui/template_list.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#template-results"
+    return render(request, template, context, status=400 if errors else 200)
+
+
+def _template_filters(query) -> tuple[selectors.TemplateFilters, dict[str, str]]:
+    values = {
+        key: query.get(key, "").strip()[:200] for key in ("q", "stage", "author", "tag", "folder")
+    }
+    values["folder"] = values["folder"].strip("/")
+    errors = {}
+    if values["stage"] and values["stage"] not in Stage.values:
+        errors["stage"] = f"stage {values['stage'][:40]!r} is not one of: " + ", ".join(
+            Stage.values
+        )
+    if values["tag"] and not selectors.TAG.fullmatch(values["tag"]):
+        errors["tag"] = (
+            "a tag is up to 60 letters, digits, spaces and '.', ':', '-' or '_', e.g. 'onboarding'"
+        )
+    return selectors.TemplateFilters(**values), errors
 
 
 @login_not_required  # probed by load balancers and container healthchecks

@@ -93,13 +93,17 @@ def test_it_reads_a_list_of_versions_under_templates_with_the_line_of_each(tmp_p
     ]
 
 
-def test_it_keeps_tests_as_written(tmp_path):
-    path = write(tmp_path, VALID + "tests:\n  - values: {name: Ada}\n    expect: Hi Ada\n")
+def test_it_keeps_tests_as_written_and_registers_them_in_the_metadata(tmp_path):
+    path = write(
+        tmp_path,
+        VALID + "tests:\n  - name: greets\n    values: {name: Ada}\n    expected: Hi Ada\n",
+    )
 
     [spec], problems = load_template_file(path)
 
     assert problems == []
-    assert spec.tests == [{"values": {"name": "Ada"}, "expect": "Hi Ada"}]
+    assert spec.tests == [{"name": "greets", "values": {"name": "Ada"}, "expected": "Hi Ada"}]
+    assert spec.version_metadata == {"test_cases": spec.tests}
 
 
 def test_it_accepts_merge_keys_and_aliases_in_metadata(tmp_path):

@@ -18,10 +18,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+# uvicorn worker processes of every `mlflow server` started here, as in docker-compose.yml
+# (tests/test_deployment_files.py keeps the two equal). More than one loses TCP_NODELAY
+# (uvicorn's shared socket), which adds ~40 ms to each request on a kept-alive connection.
+SERVER_WORKERS = 1
+
 
 def bench_server(root: Path) -> MlflowServer:
-    """The server the benchmarks use: like docker-compose.yml's, without MLflow's job runner
-    unless BENCH_MLFLOW_JOBS=on asks for MLflow's default."""
+    """The server the benchmarks use: like docker-compose.yml's (one uvicorn worker, no job
+    runner) but on a SQLite store; BENCH_MLFLOW_JOBS=on keeps MLflow's default job runner."""
     jobs = os.environ.get("BENCH_MLFLOW_JOBS", "off").strip().lower() in ("on", "1", "true")
     return MlflowServer(root, free_port(), enable_jobs=jobs)
 
@@ -55,7 +60,7 @@ class MlflowServer:
             "--port", str(self.port),
             "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
             "--artifacts-destination", str(self.root / "artifacts"),
-            "--workers", "1",
+            "--workers", str(SERVER_WORKERS),
         ]  # fmt: skip
 
     def start(self, timeout: float = 120.0) -> MlflowServer:

@@ -10,7 +10,15 @@ from django.contrib.auth.models import User
 
 pytestmark = pytest.mark.django_db
 
-MODELS = [m for m in apps.get_app_config("registry_web").get_models()]
+# ServiceToken is the one exception: an administrator creates a calling service's token in
+# the admin (shown once) and revokes it there; both go through registry_ui.web.experiments,
+# which audits them (tests/web/test_experiments.py tests that admin).
+CREATED_IN_THE_ADMIN = {"ServiceToken"}
+MODELS = [
+    m
+    for m in apps.get_app_config("registry_web").get_models()
+    if m.__name__ not in CREATED_IN_THE_ADMIN
+]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)

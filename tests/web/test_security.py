@@ -18,10 +18,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLResolver, get_resolver, resolve
 
-from registry_ui.core.records import VersionRecord
 from registry_ui.core.stages import ModelStage
-from registry_ui.web import selectors
-from registry_ui.web.models import AuditEvent
+from registry_ui.web.models import AuditEvent, Template, TemplateVersion
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -32,6 +30,7 @@ HOSTILE = "<script>alert(1)</script>{{ request.user }}"
 OPEN_WITHOUT_SIGN_IN = {
     "/healthz": "load balancers and container healthchecks",
     "/webhooks/mlflow": "MLflow's deliveries, authenticated by their HMAC signature",
+    "/api/v1/outcomes": "services' outcome events, authenticated by a bearer service token",
     "/accounts/login/": "the sign-in page itself",
     "/admin/login/": "the admin's own sign-in page",
 }
@@ -124,6 +123,7 @@ def test_the_open_pages_answer_without_sign_in(client):
     assert client.get("/accounts/login/").status_code == 200
     assert client.get("/admin/login/").status_code == 200
     assert client.get("/webhooks/mlflow").status_code == 405  # POST only, signed
+    assert client.get("/api/v1/outcomes").status_code == 405  # POST only, token
 
 
 # --- CSRF --------------------------------------------------------------------------------
@@ -147,20 +147,22 @@ def test_a_post_without_the_csrf_token_is_refused_and_with_it_works():
 # --- escaping and the Content-Security-Policy --------------------------------------------
 
 
-def test_prompt_text_metadata_and_errors_are_escaped(client, monkeypatch):
-    # Replaces the read with hostile values: real names are validated on registration and
-    # can hold no "<", so a registered template could not carry them to the page.
-    record = VersionRecord(
-        name=HOSTILE,
-        version=HOSTILE,
-        template=HOSTILE,
-        metadata={"note": HOSTILE},
-        stage=ModelStage.DEV,
-        mlflow_version="1",
+def test_prompt_text_metadata_and_errors_are_escaped(client):
+    # Mirror rows with hostile values: real names are validated on registration and can hold
+    # no "<", so a registered template could not carry them to the page.
+    template = Template.objects.create(name=HOSTILE, registered_model_name="hostile")
+    TemplateVersion.objects.create(
+        template=template,
+        version="1.0.0",
+        major=1,
+        minor=0,
+        patch=0,
+        stage=ModelStage.PRODUCTION.value,
+        text=HOSTILE,
+        metadata={"note": HOSTILE, "tags": [HOSTILE]},
+        author=HOSTILE,
         content_sha256="0" * 64,
-    )
-    monkeypatch.setattr(
-        selectors, "template_overviews", lambda: [selectors.TemplateOverview(HOSTILE, [record])]
+        mlflow_version="1",
     )
     client.force_login(User.objects.create_user("alice"))
 

@@ -33,6 +33,7 @@ class Command(BaseCommand):
             return
         try:
             counts = load_demo_templates()
+            experiment = load_demo_experiment()
         except RegistryError as error:
             raise CommandError(f"could not register the demo templates: {error}") from error
         # Users last: their existence marks a completed first run.
@@ -43,6 +44,10 @@ class Command(BaseCommand):
                 f"Demo data: {counts['templates']} templates, {counts['versions']} versions in "
                 "dev, staging, production and archived."
             )
+        )
+        self.stdout.write(
+            f"Demo experiment {experiment['key']}: {experiment['events']:,} outcomes over "
+            f"{experiment['days']} days (Experiments page)."
         )
         self.stdout.write(f"Demo sign-ins (also saved in {CREDENTIALS_FILE}):")
         for username, role, password in credentials:
@@ -105,3 +110,81 @@ def load_demo_templates() -> dict[str, int]:
             )
     sync_registry()  # versions that never moved
     return {"templates": len(DEMO_TEMPLATES), "versions": len(models)}
+
+
+DEMO_EXPERIMENT = "hook-cta-own-line"
+
+
+def load_demo_experiment(*, units: int = 6000, days: int = 14, seed: int = 7) -> dict:
+    """A running experiment on the hook generator, production 1.1.0 against staging 1.2.0,
+    with two weeks of believable outcomes; safe to run again (it is made once)."""
+    import hashlib
+    import random
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from registry_ui.web import experiments
+    from registry_ui.web.experiments import VariantLine
+    from registry_ui.web.models import Experiment, ServiceToken
+
+    existing = Experiment.objects.filter(key=DEMO_EXPERIMENT).first()
+    if existing is not None:
+        return {"key": existing.key, "events": 0, "days": days}
+    now = timezone.now()
+    start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    experiment = experiments.create_experiment(
+        actor="demo-loader",
+        template_name="persona/entrepreneur/hook-generator",
+        key=DEMO_EXPERIMENT,
+        title="Call to action on its own line",
+        hypothesis="Putting the call to action on its own line (1.2.0) lifts engagement.",
+        variants=[VariantLine("control", "1.1.0", 50), VariantLine("treatment", "1.2.0", 50)],
+        metric="engagement",
+        kind="rate",
+        min_samples=2000,
+        target=0.06,
+        start_at=start,
+        stop_at=start + timedelta(days=days + 7),
+    )
+    config = experiments.config_of(experiment)
+    service, _ = ServiceToken.objects.get_or_create(
+        name="demo-loader",
+        defaults={
+            "token_sha256": hashlib.sha256(random.randbytes(32)).hexdigest(),
+            "prefix": "(demo)",
+            "created_by": "demo-loader",
+        },
+    )
+    rng = random.Random(seed)
+    engagement = {"control": 0.061, "treatment": 0.069}
+    events = []
+    for unit in range(units):
+        unit_id = f"demo-user-{unit}"
+        variant = config.assign(unit_id).name
+        # Traffic grows a little over the fortnight; each unit sees the hook 1-3 times.
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            day = min(int(days * rng.random() ** 0.9), days - 1)
+            moment = start + timedelta(days=day, seconds=rng.randrange(86_400))
+            if moment > now:
+                moment = now - timedelta(seconds=rng.randrange(3600))
+            engaged = rng.random() < engagement[variant]
+            seconds = max(1.0, rng.gauss(16 if variant == "treatment" else 15, 6))
+            for metric, value in (("engagement", int(engaged)), ("read_seconds", seconds)):
+                events.append(
+                    {
+                        "experiment": DEMO_EXPERIMENT,
+                        "variant": variant,
+                        "unit_id": unit_id,
+                        "metric": metric,
+                        "value": round(value, 1),
+                        "time": moment.isoformat(),
+                        "event_id": f"demo-{len(events)}",
+                    }
+                )
+    for first in range(0, len(events), experiments.MAX_BATCH):
+        experiments.record_outcomes(
+            service, {"events": events[first : first + experiments.MAX_BATCH]}
+        )
+    experiments.log_metrics_to_mlflow(experiment.pk)
+    return {"key": DEMO_EXPERIMENT, "events": len(events), "days": days}

@@ -12,6 +12,7 @@ from registry_ui.core.errors import RegistryError
 from registry_ui.core.template_files import scan_templates
 from registry_ui.registry import NewVersion
 from registry_ui.web import operations
+from registry_ui.web.management.commands.validate_templates import metadata_policy
 from registry_ui.web.management.requests import file_one, requesting_user
 from registry_ui.web.models import AuditEvent, Batch, Operation
 
@@ -43,15 +44,17 @@ class Command(BaseCommand):
                 raise CommandError("--stage needs the versions registered: drop --no-wait")
             account = requesting_user(user)  # refused before anything is registered
         try:
-            scan = scan_templates(Path(path))
+            scan = scan_templates(Path(path), policy=metadata_policy())
         except FileNotFoundError:
             raise CommandError(f"{path}: no such file or directory") from None
         for problem in scan.problems:
             self.stdout.write(str(problem))
         if scan.problems:
             raise CommandError(f"{len(scan.problems)} problem(s): nothing was registered")
+        # A file's tests are registered in the version's metadata, under test_cases.
         versions = [
-            NewVersion(spec.name, spec.version, spec.template, spec.metadata) for spec in scan.specs
+            NewVersion(spec.name, spec.version, spec.template, spec.version_metadata)
+            for spec in scan.specs
         ]
         try:
             batch = operations.batch_register(

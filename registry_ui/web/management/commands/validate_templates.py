@@ -7,13 +7,15 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from registry_ui import config
 from registry_ui.core.template_files import scan_templates
 
 
 class Command(BaseCommand):
     help = (
         "Check prompt template files (*.yaml, *.yml) and print every problem as "
-        "file:line:col: message. Exits with status 1 if there is any problem. Registers nothing."
+        "file:line:col: message, metadata the policy (REGISTRY_UI_REQUIRED_METADATA) requires "
+        "and test cases included. Exits with status 1 if there is any problem. Registers nothing."
     )
     # Reads files only: no database, no MLflow, no reason to check the project's settings.
     requires_system_checks = []
@@ -27,7 +29,7 @@ class Command(BaseCommand):
         root = shown_path(path)
         if not root.exists():
             raise CommandError(f"{path}: no such file or directory")
-        scan = scan_templates(root)
+        scan = scan_templates(root, policy=metadata_policy())
         if not scan.files:
             raise CommandError(f"{path}: no template files (*.yaml, *.yml) found")
         for problem in scan.problems:
@@ -41,6 +43,14 @@ class Command(BaseCommand):
             self.stdout.flush()
             raise CommandError(summary + _count(len(scan.problems), "problem"))
         self.stdout.write(summary + "all valid")
+
+
+def metadata_policy():
+    """The policy registration applies, so that a file that validates also registers."""
+    try:
+        return config.required_metadata()
+    except config.ConfigurationError as error:
+        raise CommandError(str(error)) from None
 
 
 def shown_path(path: str) -> Path:

@@ -1,0 +1,275 @@
+"""Server time of the dashboard's pages with 1,000 templates x 10 versions in the mirror.
+
+Run from the repository root: python -m bench.pages
+Loads the rows straight into a fresh Django database (DATABASE_URL, or a temporary SQLite
+file) with bulk_create, plus open and executed requests and their audit events
+(audit.record_many), then times 200 requests of each page through Django's test Client, in
+process, signed in as a reviewer. No MLflow is involved: pages read the mirror.
+Prints a short summary, then one JSON object as the last line. Goal: p95_ms <= 50 for every page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+TEMPLATES = 1000
+VERSIONS = 10
+PROMOTED = 200  # templates with a production and a staging version (and their history)
+OPEN_REQUESTS = 150  # open requests to staging, for the inbox and the list's pending column
+REQUESTS = 200  # timed requests per page
+WARM_UP = 10
+GOAL_P95_MS = 50.0
+TEXT = (
+    "You are a {persona} writing for {audience}. Write {count:d} posts about {topic}.\n"
+    "Tone: {tone}. Each post at most {max_chars:d} characters. Avoid: {avoid}."
+)
+
+
+def name_of(number: int) -> str:
+    return f"bench/team-{number % 10}/group-{number % 7}/template-{number:04d}"
+
+
+def load() -> dict[str, int]:
+    """Mirror rows, requests and audit events, written in bulk."""
+    import uuid
+
+    from django.contrib.auth.models import Group, User
+    from django.utils import timezone
+
+    from registry_ui.core.template import parse_template
+    from registry_ui.web import audit
+    from registry_ui.web.models import AuditEvent, PromotionRequest, Template, TemplateVersion
+
+    alice = User.objects.create_user("alice")
+    alice.groups.add(Group.objects.get(name="authors"))
+    bob = User.objects.create_user("bob")
+    bob.groups.add(Group.objects.get(name="reviewers"))
+    variables = list(parse_template(TEXT).variables)
+    now = timezone.now()
+    Template.objects.bulk_create(
+        Template(name=name_of(n), registered_model_name=name_of(n).replace("/", "."))
+        for n in range(TEMPLATES)
+    )
+    templates = Template.objects.in_bulk(field_name="name")
+    rows = []
+    for n in range(TEMPLATES):
+        for v in range(VERSIONS):
+            stage = "dev"
+            if n < PROMOTED:
+                stage = {0: "archived", 1: "production", 2: "staging"}.get(v, "dev")
+            text = TEXT + " #tag" * v
+            rows.append(
+                TemplateVersion(
+                    template=templates[name_of(n)],
+                    version=f"1.0.{v}",
+                    major=1,
+                    minor=0,
+                    patch=v,
+                    stage=stage,
+                    text=text,
+                    variables=variables,
+                    metadata={
+                        "author": "alice",
+                        "purpose": f"posts for team {n % 10}",
+                        "tags": ["bench", f"team-{n % 10}"],
+                        "performance_metrics": {"engagement_rate": 0.05 + v / 1000},
+                    },
+                    author="alice",
+                    registered_by="alice",
+                    content_sha256=uuid.uuid4().hex * 2,
+                    mlflow_version=str(v + 1),
+                    created_at=now,
+                    was_production=stage in ("production", "archived"),
+                )
+            )
+    TemplateVersion.objects.bulk_create(rows, batch_size=2000)
+    versions = {
+        (row.template.name, row.version): row
+        for row in TemplateVersion.objects.select_related("template").filter(
+            version__in=["1.0.1", "1.0.3"]
+        )
+    }
+    requests = [
+        PromotionRequest(
+            template=templates[name_of(n)],
+            version=versions[(name_of(n), "1.0.3")],
+            content_sha256="0" * 64,
+            from_stage="dev",
+            target_stage="staging",
+            requester=alice,
+            version_authors=",alice,",
+            justification=f"ready: template {n}",
+            required_approvals=1,
+        )
+        for n in range(OPEN_REQUESTS)
+    ]
+    done = [
+        PromotionRequest(
+            template=templates[name_of(n)],
+            version=versions[(name_of(n), "1.0.1")],
+            content_sha256="0" * 64,
+            from_stage="staging",
+            target_stage="production",
+            requester=alice,
+            version_authors=",alice,",
+            justification=f"beats 1.0.0: template {n}",
+            required_approvals=2,
+            status="done",
+        )
+        for n in range(PROMOTED)
+    ]
+    PromotionRequest.objects.bulk_create(requests + done)
+    executed = {r.template.name: r.pk for r in PromotionRequest.objects.filter(status="done")}
+    events = [
+        AuditEvent(
+            actor="mlflow",
+            action="version.registered",
+            object_type="template_version",
+            object_id=f"{row.template.name}@{row.version}",
+            before=None,
+            after={"version": row.version, "stage": "dev"},
+            source="external",
+        )
+        for row in rows
+    ]
+    for n in range(PROMOTED):
+        name = name_of(n)
+        for number, before, after in (
+            ("1.0.0", "dev", "staging"),
+            ("1.0.0", "staging", "production"),
+            ("1.0.1", "dev", "staging"),
+            ("1.0.1", "staging", "production"),
+            ("1.0.0", "production", "archived"),
+            ("1.0.2", "dev", "staging"),
+        ):
+            events.append(
+                AuditEvent(
+                    actor="worker",
+                    action="version.stage_changed",
+                    object_type="template_version",
+                    object_id=f"{name}@{number}",
+                    before={"stage": before},
+                    after={"stage": after},
+                    source="worker",
+                )
+            )
+        events.append(
+            AuditEvent(
+                actor="alice",
+                action="request.executed",
+                object_type="promotion_request",
+                object_id=str(executed[name]),
+                source="worker",
+                after={
+                    "kind": "promote",
+                    "template": name,
+                    "version": "1.0.1",
+                    "target_stage": "production",
+                    "justification": "beats 1.0.0",
+                    "approved_by": ["bob", "carol"],
+                },
+            )
+        )
+    for start in range(0, len(events), 5000):
+        audit.record_many(events[start : start + 5000])
+    return {
+        "templates": TEMPLATES,
+        "versions": len(rows),
+        "requests": len(requests) + len(done),
+        "audit_events": len(events),
+    }
+
+
+def measure(client, url: str) -> dict[str, float]:
+    for _ in range(WARM_UP):
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+    times, cpu = [], []
+    for _ in range(REQUESTS):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        response = client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    times.sort()
+    return {
+        "p50_ms": round(statistics.median(times), 2),
+        "p95_ms": round(times[int(len(times) * 0.95) - 1], 2),
+        # This process's CPU time: what other load on the machine does not inflate (on
+        # SQLite it includes the database's work; PostgreSQL's runs in its own process).
+        "cpu_p50_ms": round(statistics.median(cpu), 2),
+    }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as root:
+        os.environ.setdefault("DATABASE_URL", f"sqlite:///{Path(root) / 'registry_ui.sqlite3'}")
+        os.environ["DJANGO_SETTINGS_MODULE"] = "registry_ui.settings"
+        import django
+
+        django.setup()
+        from django.conf import settings
+        from django.contrib.auth.models import User
+        from django.core.management import call_command
+        from django.db import connection
+        from django.test import Client
+        from django.urls import NoReverseMatch, reverse
+
+        from registry_ui.web.models import Template
+
+        # As deployed: DEBUG off (no query log, cached templates). Not setup_test_environment():
+        # its instrumented rendering copies every template context for the test client.
+        settings.DEBUG = False
+        settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+        call_command("migrate", verbosity=0)
+        if Template.objects.exists():
+            raise SystemExit(
+                "bench.pages needs an empty database: point DATABASE_URL at a fresh one"
+            )
+        started = time.perf_counter()
+        loaded = load()
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # as autovacuum would have, on a database in use
+        print(f"loaded {loaded} in {time.perf_counter() - started:.1f}s ({connection.vendor})")
+        client = Client()
+        client.force_login(User.objects.get(username="bob"))
+        promoted = name_of(7)
+        pages = {
+            "templates": "/",
+            "template": f"/templates/{promoted}",
+            "diff": f"/templates/{promoted}/-/diff?from=1.0.1&to=1.0.3&view=side",
+        }
+        try:
+            pages["inbox"] = reverse("request_list")
+        except NoReverseMatch:
+            print("the inbox (request_list) does not exist yet: not measured")
+        results = {}
+        for page, url in pages.items():
+            results[page] = measure(client, url)
+            print(
+                f"{page:10s} {url}: p50 {results[page]['p50_ms']} ms, "
+                f"p95 {results[page]['p95_ms']} ms"
+            )
+        summary = {
+            "benchmark": "pages",
+            "database": connection.vendor,
+            "debug": settings.DEBUG,
+            **loaded,
+            "requests_per_page": REQUESTS,
+            "p50_ms": {page: r["p50_ms"] for page, r in results.items()},
+            "p95_ms": {page: r["p95_ms"] for page, r in results.items()},
+            "cpu_p50_ms": {page: r["cpu_p50_ms"] for page, r in results.items()},
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "goal_p95_ms": GOAL_P95_MS,
+            "goal_met": all(r["p95_ms"] <= GOAL_P95_MS for r in results.values()),
+        }
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

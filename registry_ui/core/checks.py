@@ -1,0 +1,760 @@
+"""Checks on a template version: the metadata it must carry and the test cases it must pass.
+
+The design note's best practices, made enforceable:
+
+- **Metadata policy**: the keys every new version carries and the kind of value each holds
+  (by default ``author``, ``purpose``, ``tested_on`` and ``performance_metrics``). A version
+  that misses one, or holds the wrong kind of value, is refused at registration with every
+  problem listed. Versions registered before the policy are only flagged.
+- **Test cases**: named sample values and what the rendered text must satisfy (it renders;
+  at most N characters; contains or does not contain a text or a regular expression; no
+  brace left over; an exact expected output). They are versioned with the template, in its
+  metadata under ``test_cases``, so the content hash covers them.
+
+Pure Python: no Django, no MLflow.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from registry_ui.core.template import TemplateValidationError, parse_template
+
+# Where a version's test cases live in its metadata (and so in MLflow, with the version).
+TEST_CASES_KEY = "test_cases"
+# MLflow keeps a registry tag value up to 100,000 characters; the metadata, test cases
+# included, is one tag (docs/mlflow-contract.md).
+MAX_METADATA_JSON_LENGTH = 100_000
+MAX_CASE_NAME_LENGTH = 200
+
+
+# -- the metadata policy ----------------------------------------------------------------------
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (not isinstance(value, float) or math.isfinite(value))
+    )
+
+
+@dataclass(frozen=True)
+class ValueKind:
+    """A kind of metadata value a policy may require: its name and how it reads in messages."""
+
+    name: str
+    description: str
+    accepts: Callable[[Any], bool] = field(compare=False, repr=False)
+
+
+KINDS: dict[str, ValueKind] = {
+    kind.name: kind
+    for kind in (
+        ValueKind("str", "text", _is_text),
+        ValueKind(
+            "str_or_list",
+            "text or a list of texts",
+            lambda v: _is_text(v) or (isinstance(v, list) and bool(v) and all(map(_is_text, v))),
+        ),
+        ValueKind(
+            "metrics",
+            "a mapping of metric names to numbers",
+            lambda v: (
+                isinstance(v, Mapping)
+                and bool(v)
+                and all(isinstance(k, str) and _is_number(n) for k, n in v.items())
+            ),
+        ),
+        ValueKind("number", "a number", _is_number),
+        ValueKind("bool", "true or false", lambda v: isinstance(v, bool)),
+        ValueKind("list", "a list", lambda v: isinstance(v, list)),
+        ValueKind("mapping", "a mapping", lambda v: isinstance(v, Mapping)),
+        ValueKind("any", "any value", lambda v: v is not None),
+    )
+}
+
+# The design note's "Metadata Standards": what each key holds, as an example for messages.
+_HINTS = {
+    "author": "who created or modified it, e.g. author: content-team",
+    "purpose": "what the template does, e.g. purpose: Opening hook for entrepreneur posts",
+    "tested_on": "the platforms it was tested on, e.g. tested_on: threads",
+    "performance_metrics": "its expected metrics, e.g. performance_metrics: "
+    "{engagement_rate: 0.06}",
+}
+DEFAULT_REQUIRED_METADATA = (
+    ("author", "str"),
+    ("purpose", "str"),
+    ("tested_on", "str_or_list"),
+    ("performance_metrics", "metrics"),
+)
+# The value of REGISTRY_UI_REQUIRED_METADATA that requires nothing (empty means the default).
+NO_POLICY = "none"
+
+
+@dataclass(frozen=True)
+class MetadataProblem:
+    """One way a version's metadata misses the policy; ``key`` is the key in question."""
+
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class MetadataPolicy:
+    """The metadata keys every new version must carry, each with the kind of its value."""
+
+    required: tuple[tuple[str, str], ...] = DEFAULT_REQUIRED_METADATA
+
+    def __post_init__(self) -> None:
+        for key, kind in self.required:
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"a required metadata key must be text, got {key!r}")
+            if kind not in KINDS:
+                raise ValueError(
+                    f"metadata key {key!r}: unknown kind {kind!r}; the kinds are "
+                    + ", ".join(KINDS)
+                )
+
+    @classmethod
+    def none(cls) -> MetadataPolicy:
+        return cls(())
+
+    @classmethod
+    def parse(cls, raw: str) -> MetadataPolicy:
+        """Read a policy written as JSON ({"author": "str", ...}) or as "author:str,...".
+
+        Empty text means the default policy; "none" means no key is required. A key given
+        without a kind may hold any value. Raises ValueError saying what is wrong.
+        """
+        text = raw.strip()
+        if not text:
+            return cls()
+        if text.lower() == NO_POLICY:
+            return cls.none()
+        if text.startswith("{"):
+            try:
+                loaded = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"not valid JSON: {error}") from None
+            if not isinstance(loaded, dict) or not all(isinstance(v, str) for v in loaded.values()):
+                raise ValueError('write a JSON object of key to kind, e.g. {"author": "str"}')
+            pairs = list(loaded.items())
+        else:
+            pairs = []
+            for item in filter(None, (part.strip() for part in text.split(","))):
+                key, _, kind = item.partition(":")
+                pairs.append((key.strip(), kind.strip() or "any"))
+        keys = [key for key, _ in pairs]
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        if twice:
+            raise ValueError(f"key {twice[0]!r} is given twice")
+        return cls(tuple(pairs))
+
+    def __bool__(self) -> bool:
+        return bool(self.required)
+
+    def describe(self) -> str:
+        if not self.required:
+            return "no key is required"
+        return ", ".join(f"{key} ({KINDS[kind].description})" for key, kind in self.required)
+
+    def check(self, metadata: Mapping[str, Any] | None) -> list[MetadataProblem]:
+        """Every problem with ``metadata``, in the policy's order (empty: it complies)."""
+        metadata = metadata or {}
+        problems = []
+        for key, kind_name in self.required:
+            kind = KINDS[kind_name]
+            hint = f" ({_HINTS[key]})" if key in _HINTS else ""
+            if key not in metadata or metadata[key] is None:
+                message = (
+                    f"metadata.{key} is missing: the metadata policy requires "
+                    f"{kind.description} here{hint}"
+                )
+                problems.append(MetadataProblem(key, message))
+            elif not kind.accepts(metadata[key]):
+                found = describe_value(metadata[key])
+                message = f"metadata.{key} must be {kind.description}{hint}; found {found}"
+                problems.append(MetadataProblem(key, message))
+        return problems
+
+    def problems(self, metadata: Mapping[str, Any] | None) -> list[str]:
+        return [problem.message for problem in self.check(metadata)]
+
+
+class MetadataPolicyError(ValueError):
+    """Metadata that misses the policy; ``problems`` lists every problem."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__(_listed("the metadata misses the required metadata policy", self.problems))
+
+    def __reduce__(self):
+        return type(self), (self.problems,)
+
+
+# -- test cases -------------------------------------------------------------------------------
+
+CASE_KEYS = (
+    "name",
+    "values",
+    "max_length",
+    "contains",
+    "not_contains",
+    "no_leftover_braces",
+    "expected",
+)
+_ACCEPTED_CASE_KEYS = ", ".join(CASE_KEYS)
+RENDERS = "renders without error"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One thing the rendered text must satisfy.
+
+    ``kind`` is max_length (``value`` the limit), contains or not_contains (``value`` the
+    text, or with ``regex`` the pattern), no_leftover_braces, or expected (``value`` the
+    exact output).
+    """
+
+    kind: str
+    value: Any = None
+    regex: bool = False
+    _compiled: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def describe(self) -> str:
+        if self.kind == "max_length":
+            return f"at most {self.value:,} characters"
+        if self.kind in ("contains", "not_contains"):
+            verb = {
+                ("contains", False): "contains",
+                ("contains", True): "matches",
+                ("not_contains", False): "does not contain",
+                ("not_contains", True): "does not match",
+            }[(self.kind, self.regex)]
+            if self.regex:
+                return f"{verb} regular expression {_pattern(self.value)}"
+            return f"{verb} {_quote(self.value)}"
+        if self.kind == "no_leftover_braces":
+            return "no '{' or '}' left over"
+        return "equals the expected output"
+
+    def failure(self, rendered: str) -> str | None:
+        """Why ``rendered`` misses this expectation, or None when it meets it."""
+        if self.kind == "max_length":
+            if len(rendered) > self.value:
+                return f"is {len(rendered):,} characters long, {len(rendered) - self.value:,} over"
+            return None
+        if self.kind in ("contains", "not_contains"):
+            found = self._find(rendered)
+            if self.kind == "contains":
+                return None if found else "not found in the rendered text"
+            if found is None:
+                return None
+            start, text = found
+            if self.regex:
+                return f"{_quote(text)} at character {start + 1} matches it"
+            return f"found at character {start + 1}"
+        if self.kind == "no_leftover_braces":
+            match = re.search(r"[{}]", rendered)
+            if match is None:
+                return None
+            where = match.start()
+            return f"{match.group()!r} at character {where + 1}: {_around(rendered, where)}"
+        if rendered == self.value:
+            return None
+        return _first_difference(self.value, rendered)
+
+    def _find(self, rendered: str) -> tuple[int, str] | None:
+        if self.regex:
+            match = self.pattern.search(rendered)
+            return (match.start(), match.group()) if match else None
+        index = rendered.find(self.value)
+        return (index, self.value) if index >= 0 else None
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        if self._compiled is None:  # built by hand rather than parsed: compile now
+            object.__setattr__(self, "_compiled", re.compile(self.value))
+        return self._compiled
+
+    def to_data(self) -> Any:
+        """The value as written in a case (for contains/not_contains, one item)."""
+        if self.kind in ("contains", "not_contains") and self.regex:
+            return {"regex": self.value}
+        return self.value
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """Named sample values and the expectations on the text they render."""
+
+    __test__ = False  # not a pytest test class, whatever module imports it
+
+    name: str
+    values: dict[str, Any] = field(default_factory=dict)
+    expectations: tuple[Expectation, ...] = ()
+
+    def to_data(self) -> dict[str, Any]:
+        """The plain dict this case is stored as (parse_cases reads it back)."""
+        data: dict[str, Any] = {"name": self.name}
+        if self.values:
+            data["values"] = self.values
+        for expectation in self.expectations:
+            if expectation.kind in ("contains", "not_contains"):
+                data.setdefault(expectation.kind, []).append(expectation.to_data())
+            else:
+                data[expectation.kind] = expectation.to_data()
+        return data
+
+
+@dataclass(frozen=True)
+class CaseProblem:
+    """A problem in a set of test cases.
+
+    ``path`` locates it in the list as written: (case index, key, item index, ...), so a
+    reader of a YAML file can point at the very value. ``regex_position`` is the position
+    of a regular expression's error in the pattern (from 0), when that is the problem.
+    """
+
+    case: str
+    path: tuple[Any, ...]
+    message: str
+    regex_position: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.case}: {self.message}"
+
+
+class TestCaseError(ValueError):
+    """Test cases that cannot be used as written; ``problems`` holds every CaseProblem."""
+
+    __test__ = False
+
+    def __init__(self, problems: Sequence[CaseProblem]):
+        self.problems = list(problems)
+        super().__init__(_listed("the test cases cannot be used", [str(p) for p in self.problems]))
+
+    def __reduce__(self):
+        return type(self), (self.problems,)
+
+
+def parse_cases(data: Any) -> list[TestCase]:
+    """Test cases from plain data (a list of dicts), every problem found before raising.
+
+    Regular expressions are compiled here, so a bad one is refused when the cases are saved,
+    with the pattern, the position of its error and the case's name.
+    """
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        found = describe_value(data)
+        raise TestCaseError([CaseProblem("test cases", (), f"must be a list; found {found}")])
+    problems: list[CaseProblem] = []
+    cases: list[TestCase] = []
+    names: dict[str, int] = {}
+    for index, item in enumerate(data):
+        case = _CaseReader(index, item, problems).read()
+        name = item.get("name") if isinstance(item, Mapping) else None
+        if isinstance(name, str) and name in names:
+            problems.append(
+                CaseProblem(
+                    _case_label(index, name),
+                    (index, "name"),
+                    f"the name is used by test case {names[name] + 1} too: give each case "
+                    "its own name",
+                )
+            )
+            continue
+        if isinstance(name, str):
+            names[name] = index
+        if case is not None:
+            cases.append(case)
+    if problems:
+        raise TestCaseError(problems)
+    return cases
+
+
+def cases_in(metadata: Mapping[str, Any] | None) -> list[TestCase]:
+    """The test cases a version's metadata holds (TestCaseError if they cannot be used)."""
+    return parse_cases((metadata or {}).get(TEST_CASES_KEY))
+
+
+class _CaseReader:
+    def __init__(self, index: int, item: Any, problems: list[CaseProblem]):
+        self.index = index
+        self.item = item
+        self.problems = problems
+        self.label = _case_label(index, None)
+        self.failed = False
+
+    def read(self) -> TestCase | None:
+        item = self.item
+        if not isinstance(item, Mapping):
+            self._problem((), f"must be a mapping with a name; found {describe_value(item)}")
+            return None
+        name = item.get("name")
+        if _is_text(name) and len(name) <= MAX_CASE_NAME_LENGTH:
+            self.label = _case_label(self.index, name)
+        elif "name" not in item:
+            self._problem((), "has no name: give it one, e.g. name: fits a Threads post")
+        else:
+            self._problem(
+                ("name",),
+                f"name must be text of 1 to {MAX_CASE_NAME_LENGTH} characters; found "
+                f"{describe_value(name)}",
+            )
+        for key in item:
+            if key not in CASE_KEYS:
+                self._problem((key,), _unknown_case_key(key))
+        values = item.get("values", {})
+        if values is None:
+            values = {}
+        if not isinstance(values, Mapping) or not all(isinstance(k, str) for k in values):
+            self._problem(
+                ("values",),
+                "values must be a mapping of variable names to sample values, e.g. values: "
+                f"{{hook_text: Hello}}; found {describe_value(values)}",
+            )
+            values = {}
+        expectations = [
+            *self._max_length(),
+            *self._texts("contains"),
+            *self._texts("not_contains"),
+            *self._no_leftover_braces(),
+            *self._expected(),
+        ]
+        if self.failed:
+            return None
+        return TestCase(name, dict(values), tuple(expectations))
+
+    def _max_length(self) -> list[Expectation]:
+        if "max_length" not in self.item:
+            return []
+        limit = self.item["max_length"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            self._problem(
+                ("max_length",),
+                "max_length must be a whole number of characters, at least 1, e.g. "
+                f"max_length: 500; found {describe_value(limit)}",
+            )
+            return []
+        return [Expectation("max_length", limit)]
+
+    def _texts(self, key: str) -> list[Expectation]:
+        if key not in self.item:
+            return []
+        given = self.item[key]
+        items = given if isinstance(given, list) else [given]
+        if not items:
+            self._problem((key,), f"{key} is an empty list: list at least one text")
+        expectations = []
+        for position, entry in enumerate(items):
+            where = (key, position) if isinstance(given, list) else (key,)
+            shown = f"{key}[{position}]" if isinstance(given, list) else key
+            if isinstance(entry, str) and entry:
+                expectations.append(Expectation(key, entry))
+            elif isinstance(entry, Mapping) and set(entry) == {"regex"}:
+                expectation = self._regex(key, entry["regex"], (*where, "regex"), shown)
+                if expectation is not None:
+                    expectations.append(expectation)
+            else:
+                self._problem(
+                    where,
+                    f"{shown} must be a text, or {{regex: PATTERN}} for a regular expression; "
+                    f"found {describe_value(entry)}",
+                )
+        return expectations
+
+    def _regex(self, key: str, pattern: Any, where: tuple, shown: str) -> Expectation | None:
+        if not isinstance(pattern, str) or not pattern:
+            self._problem(
+                where, f"{shown}.regex must be a regular expression as text; found "
+                f"{describe_value(pattern)}"
+            )  # fmt: skip
+            return None
+        try:
+            compiled = re.compile(pattern)
+        except re.error as error:
+            position = error.pos if error.pos is not None else 0
+            self._problem(
+                where,
+                f"{shown}: regular expression {_pattern(pattern)} is invalid at position "
+                f"{position}: {error.msg}",
+                regex_position=position,
+            )
+            return None
+        except (OverflowError, RecursionError) as error:
+            self._problem(where, f"{shown}: regular expression {_pattern(pattern)}: {error}")
+            return None
+        return Expectation(key, pattern, regex=True, _compiled=compiled)
+
+    def _no_leftover_braces(self) -> list[Expectation]:
+        if "no_leftover_braces" not in self.item:
+            return []
+        flag = self.item["no_leftover_braces"]
+        if not isinstance(flag, bool):
+            self._problem(
+                ("no_leftover_braces",),
+                f"no_leftover_braces must be true or false; found {describe_value(flag)}",
+            )
+            return []
+        return [Expectation("no_leftover_braces", True)] if flag else []
+
+    def _expected(self) -> list[Expectation]:
+        if "expected" not in self.item:
+            return []
+        text = self.item["expected"]
+        if not isinstance(text, str):
+            self._problem(
+                ("expected",),
+                f"expected must be the exact rendered text; found {describe_value(text)}",
+            )
+            return []
+        return [Expectation("expected", text)]
+
+    def _problem(self, where: tuple, message: str, *, regex_position: int | None = None):
+        self.failed = True
+        self.problems.append(CaseProblem(self.label, (self.index, *where), message, regex_position))
+
+
+def _case_label(index: int, name: str | None) -> str:
+    return f"test case {name!r}" if name else f"test case {index + 1}"
+
+
+def _unknown_case_key(key: Any) -> str:
+    guess = difflib.get_close_matches(str(key), CASE_KEYS, n=1)
+    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+    return f"unknown key {key!r}{hint}: a test case has the keys {_ACCEPTED_CASE_KEYS}"
+
+
+def case_set_size_problem(metadata: Mapping[str, Any]) -> str | None:
+    """Why the metadata, test cases included, is too large for MLflow, or None."""
+    encoded = json.dumps(metadata, sort_keys=True, ensure_ascii=False)
+    if len(encoded) <= MAX_METADATA_JSON_LENGTH:
+        return None
+    message = (
+        f"metadata is {len(encoded):,} characters as JSON: MLflow keeps at most "
+        f"{MAX_METADATA_JSON_LENGTH:,} in the tag that stores it"
+    )
+    cases = metadata.get(TEST_CASES_KEY)
+    if cases:
+        size = len(json.dumps(cases, sort_keys=True, ensure_ascii=False))
+        message += (
+            f"; its {len(cases)} test case(s) take {size:,} of them: shorten their values "
+            "and expected outputs, or keep fewer cases"
+        )
+    return message
+
+
+def registration_problems(
+    metadata: Mapping[str, Any] | None, policy: MetadataPolicy | None = None
+) -> list[str]:
+    """Every reason to refuse registering a version with this metadata (empty: none).
+
+    The policy's problems, then the test cases' (each with its case), then the size.
+    """
+    metadata = metadata or {}
+    problems = policy.problems(metadata) if policy else []
+    try:
+        cases_in(metadata)
+    except TestCaseError as error:
+        problems.extend(f"{TEST_CASES_KEY}: {problem}" for problem in error.problems)
+    too_large = case_set_size_problem(metadata)
+    if too_large:
+        problems.append(too_large)
+    return problems
+
+
+# -- running them -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An expectation a case missed: what was expected, and what was wrong."""
+
+    expectation: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.expectation}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One case run against one template text; ``rendered`` is None when it did not render."""
+
+    name: str
+    passed: bool
+    rendered: str | None
+    failures: tuple[Failure, ...] = ()
+
+    @property
+    def error(self) -> str | None:
+        """The render error, when the text did not render."""
+        if self.rendered is None and self.failures:
+            return self.failures[0].message
+        return None
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "rendered": self.rendered,
+            "failures": [
+                {"expectation": f.expectation, "message": f.message} for f in self.failures
+            ],
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> CaseResult:
+        return cls(
+            name=data["name"],
+            passed=bool(data["passed"]),
+            rendered=data.get("rendered"),
+            failures=tuple(
+                Failure(f["expectation"], f["message"]) for f in data.get("failures", ())
+            ),
+        )
+
+
+def run_case(template_text: str, case: TestCase) -> CaseResult:
+    try:
+        rendered = parse_template(template_text).render(case.values)
+    except TemplateValidationError as error:
+        return CaseResult(case.name, False, None, (Failure(RENDERS, str(error)),))
+    except Exception as error:  # the case's values broke the render: that case fails
+        return CaseResult(case.name, False, None, (Failure(RENDERS, str(error)),))
+    failures = tuple(
+        Failure(expectation.describe(), message)
+        for expectation in case.expectations
+        if (message := expectation.failure(rendered)) is not None
+    )
+    return CaseResult(case.name, not failures, rendered, failures)
+
+
+def run_cases(template_text: str, cases: Iterable[TestCase]) -> list[CaseResult]:
+    """Render each case's values with the template and check each of its expectations."""
+    return [run_case(template_text, case) for case in cases]
+
+
+def run_version_cases(template_text: str, metadata: Mapping[str, Any] | None) -> list[CaseResult]:
+    """Run the cases a version's metadata holds; cases that cannot be read are one failure.
+
+    Registration refuses such cases, so only a version written to MLflow by other means
+    gets here with them: it is flagged as failing rather than breaking the caller.
+    """
+    try:
+        cases = cases_in(metadata)
+    except TestCaseError as error:
+        return [
+            CaseResult(
+                "(test cases)",
+                False,
+                None,
+                tuple(Failure("the test cases can be read", str(p)) for p in error.problems),
+            )
+        ]
+    return run_cases(template_text, cases)
+
+
+def failing(results: Iterable[CaseResult]) -> list[CaseResult]:
+    return [result for result in results if not result.passed]
+
+
+def regressions(
+    old_results: Iterable[CaseResult], new_results: Iterable[CaseResult]
+) -> list[CaseResult]:
+    """The cases the new version fails that the old one passed (matched by name)."""
+    passed_before = {result.name for result in old_results if result.passed}
+    return [r for r in new_results if not r.passed and r.name in passed_before]
+
+
+def cases_for_comparison(old: Sequence[TestCase], new: Sequence[TestCase]) -> list[TestCase]:
+    """The cases to run on both texts of a diff: the new version's, then the old one's that
+    the new version dropped (a dropped case the new text fails is still worth seeing)."""
+    names = {case.name for case in new}
+    return [*new, *(case for case in old if case.name not in names)]
+
+
+def summarize(results: Sequence[CaseResult]) -> str:
+    if not results:
+        return "no test cases"
+    bad = failing(results)
+    if not bad:
+        return f"all {len(results)} test case(s) pass"
+    return f"{len(bad)} of {len(results)} test case(s) fail: " + ", ".join(r.name for r in bad)
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+def describe_value(value: Any) -> str:
+    """How a value reads in a message: "the number 3", "a list", "empty text"."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {_quote(value)}" if value.strip() else "empty text"
+    if isinstance(value, Mapping):
+        return "a mapping" if value else "an empty mapping"
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
+    return f"a {type(value).__name__}"
+
+
+def _quote(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _pattern(pattern: str, limit: int = 60) -> str:
+    """A regular expression as written: backslashes are not doubled as repr() would."""
+    if not pattern.isprintable() or "'" in pattern:
+        return _quote(pattern, limit)
+    return f"'{pattern}'" if len(pattern) <= limit else f"'{pattern[: limit - 3]}...'"
+
+
+def _around(text: str, index: int, width: int = 20) -> str:
+    start = max(0, index - width)
+    end = min(len(text), index + width + 1)
+    return ("..." if start else "") + repr(text[start:end]) + ("..." if end < len(text) else "")
+
+
+def _first_difference(expected: str, rendered: str) -> str:
+    index = next(
+        (i for i, (a, b) in enumerate(zip(expected, rendered, strict=False)) if a != b),
+        min(len(expected), len(rendered)),
+    )
+    if index == len(expected):
+        return (
+            f"goes on after the expected end, at character {index + 1}: {_around(rendered, index)}"
+        )
+    if index == len(rendered):
+        return f"stops at character {index + 1}, before the expected {_around(expected, index)}"
+    return (
+        f"differs at character {index + 1}: expected {_around(expected, index)}, "
+        f"got {_around(rendered, index)}"
+    )
+
+
+def _listed(heading: str, problems: Sequence[str]) -> str:
+    if len(problems) == 1:
+        return f"{heading}: {problems[0]}"
+    listed = "\n".join(f"- {problem}" for problem in problems)
+    return f"{heading}, {len(problems)} problems:\n{listed}"

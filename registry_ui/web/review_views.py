@@ -1,0 +1,335 @@
+"""The review pages: the inbox, a request's page, and every form that changes a request.
+
+Views are thin: a form checks the shape of the input, the service in
+registry_ui.web.approvals authorises and applies it. The services raise PermissionDenied
+(answered 403 by Django) and PolicyError, shown in the form with a 400. A success
+redirects (303) to the request's page; an htmx form gets the updated fragment instead.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Prefetch
+from django.http import HttpResponseBadRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from registry_ui.core.policy import PolicyError
+from registry_ui.web import approvals
+from registry_ui.web.forms import (
+    ApproveForm,
+    CommentForm,
+    PromotionRequestForm,
+    RejectForm,
+    ReleaseForm,
+    RollbackForm,
+    WithdrawForm,
+)
+from registry_ui.web.models import Approval, PromotionRequest, RequestComment, Template
+
+Status = PromotionRequest.Status
+PAGE_SIZE = 50
+TABS = {
+    "waiting": "Waiting for me",
+    "mine": "Mine",
+    "open": "Open",
+    "all": "All",
+}
+DETAIL = "registry_ui/requests/detail.html"
+REVIEW_FRAGMENT = DETAIL + "#request-review"
+
+
+# -- the inbox -------------------------------------------------------------------------------
+
+
+@login_required
+@permission_required("registry_web.view_promotionrequest", raise_exception=True)
+@require_GET
+def request_list(request):
+    can_review = request.user.has_perm("registry_web.approve_promotion")
+    tab = request.GET.get("tab") or ("waiting" if can_review else "mine")
+    if tab not in TABS:
+        return HttpResponseBadRequest(
+            f"unknown tab {tab!r}: accepted tab={', tab='.join(TABS)}\n",
+            content_type="text/plain; charset=utf-8",
+        )
+    page = Paginator(_inbox(request.user, tab), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "registry_ui/requests/list.html",
+        {
+            "tabs": TABS,
+            "tab": tab,
+            "tab_label": TABS[tab],
+            "page": page,
+            "can_review": can_review,
+        },
+    )
+
+
+def _inbox(user, tab: str):
+    """One tab's requests, with what each row shows, in one query per page.
+
+    Release items are reviewed as part of their release, so only the release is listed.
+    """
+    requests = (
+        PromotionRequest.objects.filter(release__isnull=True)
+        .select_related("template", "version", "requester")
+        # distinct: both counts join a many-side; without it they would multiply.
+        .annotate(
+            approval_count=Count("approvals", distinct=True),
+            item_count=Count("items", distinct=True),
+        )
+        .order_by("-created_at", "-id")
+    )
+    if tab == "waiting":
+        return approvals.waiting_for_me(user, requests)
+    if tab == "mine":
+        return requests.filter(requester=user)
+    if tab == "open":
+        return requests.filter(status__in=PromotionRequest.ACTIVE)
+    return requests
+
+
+# -- one request -----------------------------------------------------------------------------
+
+
+@login_required
+@permission_required("registry_web.view_promotionrequest", raise_exception=True)
+@require_GET
+def request_detail(request, pk: int):
+    return render(request, DETAIL, _review_context(request, pk))
+
+
+def _review_context(request, pk: int, **bound_forms) -> dict:
+    """The request page's context; ``bound_forms`` replace the empty forms (with errors)."""
+    review = get_object_or_404(
+        PromotionRequest.objects.select_related(
+            "template", "version", "requester"
+        ).prefetch_related(
+            Prefetch("approvals", queryset=Approval.objects.select_related("reviewer")),
+            Prefetch("comments", queryset=RequestComment.objects.order_by("created_at", "id")),
+            Prefetch(
+                "items",
+                queryset=PromotionRequest.objects.select_related("template", "version").order_by(
+                    "id"
+                ),
+            ),
+        ),
+        pk=pk,
+    )
+    forms = {
+        "approve_form": ApproveForm(),
+        "reject_form": RejectForm(),
+        "comment_form": CommentForm(),
+        "withdraw_form": WithdrawForm(),
+        **bound_forms,
+    }
+    return {
+        "review": review,
+        "valid_approvals": approvals.valid_approvals(review),
+        "approved_by_me": any(a.reviewer_id == request.user.pk for a in review.approvals.all()),
+        "can": _allowed_actions(request.user, review),
+        # Sorted pairs, not the dict: a key such as "items" would shadow dict.items in a template.
+        "metadata": sorted(review.version.metadata.items()) if review.version else [],
+        "report_items": list((review.report or {}).get("items", {}).values()),
+        **forms,
+    }
+
+
+def _allowed_actions(user, review: PromotionRequest) -> dict[str, bool]:
+    """Which forms to show. Only a courtesy: the services refuse the others anyway."""
+    actionable = review.status == Status.OPEN and not review.release_id
+    reviewer = user.has_perm("registry_web.approve_promotion")
+    own = review.requester_id == user.pk
+    author = f",{user.get_username().casefold()}," in review.version_authors.casefold()
+    approved = any(a.reviewer_id == user.pk for a in review.approvals.all())
+    return {
+        "approve": actionable and reviewer and not own and not author and not approved,
+        "reject": actionable and reviewer and not own,
+        "withdraw": actionable and (own or user.is_superuser),
+        "comment": user.has_perm("registry_web.comment_request"),
+    }
+
+
+def _act(request, pk: int, form_name: str, form, perform):
+    """Run one review action: the form's shape, then the service; answer page or fragment."""
+    get_object_or_404(PromotionRequest, pk=pk)
+    if form.is_valid():
+        try:
+            perform(form.cleaned_data)
+        except PolicyError as error:
+            form.add_error(None, str(error))
+        else:
+            if request.htmx:
+                return render(request, REVIEW_FRAGMENT, _review_context(request, pk))
+            return _see_other(reverse("request_detail", args=[pk]))
+    # htmx 2 swaps a 4xx answer only when htmx.config.responseHandling lets it (base.html).
+    template = REVIEW_FRAGMENT if request.htmx else DETAIL
+    return render(request, template, _review_context(request, pk, **{form_name: form}), status=400)
+
+
+@login_required
+@require_POST
+def request_approve(request, pk: int):
+    return _act(
+        request,
+        pk,
+        "approve_form",
+        ApproveForm(request.POST),
+        lambda data: approvals.approve(
+            request.user,
+            pk,
+            comment=data["comment"],
+            gate_reason=data["gate_reason"],
+            checks_reason=data["checks_reason"],
+        ),
+    )
+
+
+@login_required
+@require_POST
+def request_reject(request, pk: int):
+    return _act(
+        request,
+        pk,
+        "reject_form",
+        RejectForm(request.POST),
+        lambda data: approvals.reject(request.user, pk, comment=data["comment"]),
+    )
+
+
+@login_required
+@require_POST
+def request_comment(request, pk: int):
+    return _act(
+        request,
+        pk,
+        "comment_form",
+        CommentForm(request.POST),
+        lambda data: approvals.add_comment(request.user, pk, text=data["text"]),
+    )
+
+
+@login_required
+@require_POST
+def request_withdraw(request, pk: int):
+    return _act(
+        request,
+        pk,
+        "withdraw_form",
+        WithdrawForm(request.POST),
+        lambda data: approvals.withdraw(request.user, pk),
+    )
+
+
+# -- filing ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_create(request):
+    if request.method == "GET":
+        form = PromotionRequestForm(
+            initial={k: request.GET[k] for k in ("template", "version") if request.GET.get(k)}
+        )
+        return _filing_page(request, "new.html", form)
+    form = PromotionRequestForm(request.POST)
+    return _file(
+        request,
+        "new.html",
+        form,
+        lambda data: approvals.file_request(
+            request.user,
+            template_name=data["template"],
+            version=data["version"],
+            target=data["target"],
+            justification=data["justification"],
+        ),
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rollback_create(request):
+    if request.method == "GET":
+        name = request.GET.get("template")
+        initial = {k: request.GET[k] for k in ("template", "version") if request.GET.get(k)}
+        form = RollbackForm(initial=initial, template_name=name)
+        return _filing_page(request, "rollback.html", form)
+    form = RollbackForm(request.POST, template_name=request.POST.get("template"))
+    return _file(
+        request,
+        "rollback.html",
+        form,
+        lambda data: approvals.file_rollback(
+            request.user,
+            template_name=data["template"],
+            version=data["version"],
+            reason=data["reason"],
+        ),
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def release_create(request):
+    if request.method == "GET":
+        return _filing_page(request, "release.html", ReleaseForm(initial={"action": "dry_run"}))
+    form = ReleaseForm(request.POST)
+    if form.is_valid() and form.cleaned_data["action"] == "dry_run":
+        try:
+            plans = approvals.dry_run(form.cleaned_data["lines"])
+        except PolicyError as error:
+            form.add_error(None, str(error))
+            return _filing_page(request, "release.html", form, status=400)
+        return _filing_page(request, "release.html", form, plans=plans)
+    return _file(
+        request,
+        "release.html",
+        form,
+        lambda data: approvals.file_release(
+            request.user, lines=data["lines"], justification=data["justification"]
+        ),
+    )
+
+
+def _file(request, page: str, form, perform):
+    if form.is_valid():
+        try:
+            filed = perform(form.cleaned_data)
+        except PolicyError as error:
+            form.add_error(None, str(error))
+        else:
+            url = reverse("request_detail", args=[filed.pk])
+            return HttpResponseClientRedirect(url) if request.htmx else _see_other(url)
+    return _filing_page(request, page, form, status=400)
+
+
+FILING_PERMISSIONS = {
+    "new.html": "registry_web.request_promotion",
+    "rollback.html": "registry_web.rollback_production",
+    "release.html": "registry_web.request_promotion",
+}
+
+
+def _filing_page(request, page: str, form, *, status: int = 200, plans=None):
+    context = {
+        "form": form,
+        "plans": plans,
+        "plans_ok": plans is not None and not any(plan.problems for plan in plans),
+        "may_file": request.user.has_perm(FILING_PERMISSIONS[page]),
+        "template_names": Template.objects.values_list("name", flat=True),
+    }
+    template = f"registry_ui/requests/{page}"
+    if request.htmx:
+        template += "#filing-form"
+    return render(request, template, context, status=status)
+
+
+def _see_other(url: str) -> HttpResponseRedirect:
+    """303: the browser follows with a GET, so a reload never re-sends the form."""
+    return HttpResponseRedirect(url, status=303)
