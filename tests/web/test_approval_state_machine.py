@@ -226,26 +226,35 @@ class ApprovalStateMachine(RuleBasedStateMachine):
                 self.sync(key)  # the mirror sees each production holder: rollbacks need it
 
     def file_and_approve(self, data, *, label: str) -> None:
-        moves = [
-            (k, v, stage)
-            for k, v, stage in self.promotions()
-            if self.may_be_promoted(self.row(k, v), stage)
-        ]
+        """A request, or a release of one move per template, filed and approved."""
+        moves = [m for m in self.promotions() if self.may_be_promoted(self.row(m[0], m[1]), m[2])]
         if not moves:
             return
-        key, version, stage = data.draw(st.sampled_from(moves), label=label)
         requester = self.users[data.draw(st.sampled_from(sorted(CAN_REQUEST)), label="requester")]
-        request = approvals.file_request(
-            requester, template_name=self.names[key], version=version, target=stage,
-            justification="queued before the run",
-        )  # fmt: skip
-        self.note_filing(request, key)
-        reviewers = [
-            self.users[name] for name in sorted(CAN_REVIEW) if self.users[name] != requester
-        ]
-        for reviewer in reviewers[: request.required_approvals]:
-            approvals.approve(reviewer, request.pk)
-            self.approved_by.setdefault(request.pk, set()).add(reviewer.username)
+        if data.draw(st.booleans(), label=f"{label} is a release"):
+            lines = [
+                data.draw(st.sampled_from([m for m in moves if m[0] == key]), label=label)
+                for key in sorted({key for key, _, _ in moves})
+            ]
+            request = approvals.file_release(
+                requester,
+                lines=[ReleaseLine(self.names[k], v, stage) for k, v, stage in lines],
+                justification="queued before the run",
+            )
+            self.request_ids.append(request.pk)
+            for item in request.items.select_related("template"):
+                self.note_filing(item, self.keys[item.template.name])
+        else:
+            key, version, stage = data.draw(st.sampled_from(moves), label=label)
+            request = approvals.file_request(
+                requester, template_name=self.names[key], version=version, target=stage,
+                justification="queued before the run",
+            )  # fmt: skip
+            self.note_filing(request, key)
+        reviewers = [name for name in sorted(CAN_REVIEW) if self.users[name] != requester]
+        for name in reviewers[: request.required_approvals]:
+            approvals.approve(self.users[name], request.pk)
+            self.approved_by.setdefault(request.pk, set()).add(self.users[name].username)
         request.refresh_from_db()
         assert request.status == Status.EXECUTING, request.outcome
 

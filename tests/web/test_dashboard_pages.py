@@ -366,3 +366,28 @@ def test_every_page_answers_a_signed_in_reader_without_a_role(db):
         "/audit/",
     ):
         assert client.get(url).status_code == 200, url
+
+
+def test_the_diff_and_the_version_page_show_test_cases_a_new_version_breaks(alice):
+    cases = [
+        {"name": "fits a post", "values": {"name": "Ann"}, "max_length": 20},
+        {"name": "says hi", "values": {"name": "Ann"}, "contains": ["Hi"]},
+    ]
+    row = template("t/cases")
+    version(row, "1.0.0", "Hi {name}", metadata={"test_cases": cases})
+    version(
+        row, "1.1.0", "Hello there {name}, a much longer greeting", metadata={"test_cases": cases}
+    )
+    client = signed_in(alice)
+
+    diff = client.get("/templates/t/cases/-/diff", {"from": "1.0.0", "to": "1.1.0"})
+    same = client.get("/templates/t/cases/-/diff", {"from": "1.0.0", "to": "1.0.0"})
+
+    assert diff.status_code == 200
+    assert "1.1.0 breaks 2 cases that 1.0.0 passed" in diff.text
+    assert "<strong>fits a post</strong>" in diff.text
+    assert "1.0.0 breaks no case that 1.0.0 passed" in same.text
+    page = client.get("/templates/t/cases/-/versions/1.1.0")
+    assert page.status_code == 200
+    assert 'class="checks"' in page.text
+    assert "The test cases have not been run yet." in page.text  # rows made without a run

@@ -18,3 +18,16 @@ def version_checks(context, version, compare_stage: str | None = None):
         **results_context(version, user=user, compare_stage=compare_stage),
         "next_url": request.get_full_path() if request else "",
     }
+
+
+@register.inclusion_tag("registry_ui/checks/_regressions.html")
+def check_regressions(old, new):
+    """The diff's check column: cases ``new`` breaks that ``old`` passed."""
+    from registry_ui.web.checks import compare, has_cases
+
+    return {
+        "old": old,
+        "new": new,
+        "has_cases": has_cases(old) or has_cases(new),
+        "regressions": compare(old, new),
+    }
