@@ -240,22 +240,44 @@ def csv_safe(text: str) -> str:
     return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
-def events_for_export(
-    *, template: str | None = None, since: datetime | None = None, until: datetime | None = None
+def filter_events(
+    events: QuerySet[AuditEvent],
+    *,
+    template: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    source: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
-    """Events in chain order; a template's are its versions' and those naming it in `after`."""
-    events = AuditEvent.objects.order_by("seq")
+    """The audit page's and the export's filters: a template's events are its versions' and
+    those naming it in `after`; an action ending in "." is a prefix ("request." finds every
+    request event); `since` is inclusive, `until` exclusive."""
     if template:
         events = events.filter(
             Q(object_id=template)
             | Q(object_id__startswith=f"{template}@")
             | Q(after__template=template)
         )
+    if actor:
+        events = events.filter(actor=actor)
+    if action:
+        if action.endswith("."):
+            events = events.filter(action__startswith=action)
+        else:
+            events = events.filter(action=action)
+    if source:
+        events = events.filter(source=source)
     if since:
         events = events.filter(at__gte=since)
     if until:
         events = events.filter(at__lt=until)
     return events
+
+
+def events_for_export(**filters) -> QuerySet[AuditEvent]:
+    """Events in chain order, filtered as the audit page filters them."""
+    return filter_events(AuditEvent.objects.order_by("seq"), **filters)
 
 
 def csv_lines(events: QuerySet[AuditEvent], *, chunk_size: int = 2000) -> Iterator[str]:

@@ -10,9 +10,13 @@ from django.views.decorators.http import require_GET
 
 from registry_ui.core.names import InvalidNameError, validate_template_name
 from registry_ui.web import audit
+from registry_ui.web.models import AuditEvent
 
+MAX_FILTER_LENGTH = 150  # an actor is a username; an action a dotted name such as request.
 _ACCEPTED = (
-    "accepted filters: template=NAME, since=DATE-OR-TIME (inclusive), until=DATE-OR-TIME "
+    "accepted filters: template=NAME, actor=USERNAME, action=ACTION (or a prefix ending in "
+    "'.', e.g. request.), source=dashboard|worker|external|command (one of the audit "
+    "sources), since=DATE-OR-TIME (inclusive), until=DATE-OR-TIME "
     "(exclusive; a bare date includes that whole day), in ISO 8601 and UTC unless an offset "
     "is given, e.g. ?template=persona/hook&since=2026-11-01&until=2026-11-30T18:00:00Z"
 )
@@ -39,7 +43,7 @@ def audit_export(request):
 
 
 def _filters(query) -> dict:
-    unknown = sorted(set(query) - {"template", "since", "until"})
+    unknown = sorted(set(query) - {"template", "actor", "action", "source", "since", "until"})
     if unknown:
         raise ValueError(f"unknown filter {', '.join(unknown)}")
     for key in query:
@@ -51,6 +55,18 @@ def _filters(query) -> dict:
             filters["template"] = validate_template_name(query["template"])
         except InvalidNameError as error:
             raise ValueError(str(error)) from None
+    for key in ("actor", "action"):
+        if query.get(key):
+            if len(query[key]) > MAX_FILTER_LENGTH:
+                raise ValueError(f"{key} is longer than {MAX_FILTER_LENGTH} characters")
+            filters[key] = query[key]
+    if query.get("source"):
+        if query["source"] not in AuditEvent.Source.values:
+            raise ValueError(
+                f"source {query['source'][:40]!r} is not one of: "
+                + ", ".join(AuditEvent.Source.values)
+            )
+        filters["source"] = query["source"]
     if query.get("since"):
         filters["since"] = audit.parse_moment(query["since"], name="since")
     if query.get("until"):

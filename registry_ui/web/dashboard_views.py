@@ -61,6 +61,7 @@ def template_detail(request, name: str):
     by_stage = {v.stage: v for v in versions if v.stage in (Stage.STAGING, Stage.PRODUCTION)}
     requests = selectors.open_requests(template)
     old, new = selectors.default_comparison(template, versions, requests)
+    timeline = timeline_rows(template, versions)
     return render(
         request,
         "registry_ui/dashboard/template.html",
@@ -68,6 +69,7 @@ def template_detail(request, name: str):
             "template": template,
             "crumbs": selectors.crumbs(template.name),
             "versions": list(reversed(versions)),
+            "version_rows": [_version_row(template.name, v) for v in reversed(versions)],
             "leaf": _leaf(template.name),
             "holders": [
                 {
@@ -80,11 +82,44 @@ def template_detail(request, name: str):
                 for stage in (Stage.PRODUCTION, Stage.STAGING)
             ],
             "requests": requests,
-            "lineage": selectors.lineage(template, versions),
+            "timeline": timeline,
             "diff_url": _diff_url(template.name, old, new) if old and new else None,
             "may_register": request.user.has_perm("registry_web.register_version"),
         },
     )
+
+
+# The rows of a template's versions table and timeline, worked out once: the template then only
+# looks up keys ({% url %} and the date filter cost more per row than the row's data).
+
+
+def _version_row(name: str, version: TemplateVersion) -> dict:
+    created_iso, created = selectors.moment(version.created_at)
+    return {
+        "version": version.version,
+        "url": selectors.version_url(name, version.version),
+        "stage": version.stage,
+        "author": version.author or version.registered_by or "unknown",
+        "created_iso": created_iso,
+        "created": created,
+        "variables": version.variables,
+    }
+
+
+def timeline_rows(template, versions: list[TemplateVersion]) -> list[dict]:
+    """The lineage as template.html#timeline shows it, newest first."""
+    return [_timeline_row(template.name, entry) for entry in selectors.lineage(template, versions)]
+
+
+def _timeline_row(name: str, entry: selectors.LineageEntry) -> dict:
+    at_iso, at = selectors.moment(entry.at)
+    return {
+        "entry": entry,
+        "at_iso": at_iso,
+        "at": at,
+        "url": selectors.version_url(name, entry.version),
+        "request_url": selectors.request_url(entry.request_id) if entry.request_id else "",
+    }
 
 
 def _diff_url(name: str, old: TemplateVersion, new: TemplateVersion, view: str = "") -> str:
@@ -234,17 +269,10 @@ def template_diff(request, name: str):
             old = selectors.version_before(versions, new) if new_number else default_old
         if not errors and old is not None and new is not None:
             return _see_other(_diff_url(template.name, old, new, view))
-    comparison = None
+    compared = {"old": old, "new": new, "comparison": None, "rows": [], "metadata_rows": []}
     if old is not None and new is not None:
         try:
-            comparison = compare_templates(
-                old.text,
-                new.text,
-                old_metadata=old.metadata,
-                new_metadata=new.metadata,
-                old_version=old.version,
-                new_version=new.version,
-            )
+            compared = comparison_context(old, new)
         except TemplateValidationError as error:  # only a hand-edited mirror row could
             errors.append(str(error))
     return render(
@@ -255,13 +283,9 @@ def template_diff(request, name: str):
             "crumbs": selectors.crumbs(template.name),
             "leaf": _leaf(template.name),
             "versions": list(reversed(versions)),
-            "old": old,
-            "new": new,
+            **compared,
             "view": view,
             "errors": errors,
-            "comparison": comparison,
-            "rows": _side_rows(comparison) if comparison else [],
-            "metadata_rows": _metadata_rows(comparison) if comparison else [],
             "share_url": request.build_absolute_uri(_diff_url(template.name, old, new, view))
             if old and new
             else "",
@@ -273,6 +297,29 @@ def template_diff(request, name: str):
         },
         status=400 if errors else 200,
     )
+
+
+def comparison_context(old: TemplateVersion, new: TemplateVersion) -> dict:
+    """What diff.html#diff-body shows of two versions (the diff page and a request's page).
+
+    Raises TemplateValidationError for a text that does not parse (only a hand-edited
+    mirror row could hold one).
+    """
+    comparison = compare_templates(
+        old.text,
+        new.text,
+        old_metadata=old.metadata,
+        new_metadata=new.metadata,
+        old_version=old.version,
+        new_version=new.version,
+    )
+    return {
+        "old": old,
+        "new": new,
+        "comparison": comparison,
+        "rows": _side_rows(comparison),
+        "metadata_rows": _metadata_rows(comparison),
+    }
 
 
 def _side_rows(comparison: dict) -> list[dict]:
@@ -362,7 +409,7 @@ def _draft(data) -> dashboard_services.Draft:
 def version_create(request):
     may_register = request.user.has_perm("registry_web.register_version")
     if request.method == "GET":
-        draft = _starting_draft(request.GET.get("template", "").strip())
+        draft = _starting_draft(request.GET.get("template", "").strip(), request.user)
         check = dashboard_services.draft_check(draft) if draft.name else None
         return render(
             request,
@@ -385,16 +432,20 @@ def version_create(request):
     return HttpResponseClientRedirect(url) if request.htmx else _see_other(url)
 
 
-def _starting_draft(name: str):
-    """A draft from the template's latest version, with the next patch version suggested."""
+def _starting_draft(name: str, user):
+    """A draft from the template's latest version, with the next patch version suggested;
+    the one writing it is its author (the latest version's author wrote the latest)."""
     latest = selectors.latest_version(name) if name else None
     if latest is None:
         return dashboard_services.Draft(name=name, version="1.0.0" if name else "")
+    metadata = dict(latest.metadata)
+    if "author" in metadata:
+        metadata["author"] = user.get_username()
     return dashboard_services.Draft(
         name=name,
         version=str(SemVer.parse(latest.version).bumped(Bump.PATCH)),
         template=latest.text,
-        metadata=json.dumps(latest.metadata, ensure_ascii=False, indent=2),
+        metadata=json.dumps(metadata, ensure_ascii=False, indent=2),
     )
 
 
@@ -492,6 +543,9 @@ def operation_retry(request):
 # -- the audit log -----------------------------------------------------------------------------
 
 
+AUDIT_EXPORT_FILTERS = ("template", "actor", "action", "source", "since", "until")
+
+
 @login_required
 @require_GET
 def audit_log(request):
@@ -502,7 +556,7 @@ def audit_log(request):
         ([], None) if errors else selectors.audit_events(filters, before=before_seq)
     )
     query = {k: v for k, v in request.GET.items() if k != "before" and v}
-    export = {k: query[k] for k in ("template", "since", "until") if k in query}
+    export = {k: query[k] for k in AUDIT_EXPORT_FILTERS if k in query}
     return render(
         request,
         "registry_ui/dashboard/audit.html",
@@ -515,7 +569,6 @@ def audit_log(request):
             "next_url": f"?{urlencode({**query, 'before': next_before})}" if next_before else "",
             "first_url": f"?{urlencode(query)}" if before_seq else "",
             "export_url": f"{reverse('audit_export')}?{urlencode(export)}",
-            "export_partial": any(k in query for k in ("actor", "action", "source")),
             "may_export": request.user.has_perm("registry_web.export_auditevent"),
         },
         status=400 if errors else 200,

@@ -108,3 +108,14 @@ DEMO_TEMPLATES = {
         ),
     ],
 }
+
+# Tags (metadata "tags") the template list filters by, the same for every version of one.
+DEMO_TAGS = {
+    "persona/entrepreneur/hook-generator": ["social", "hooks"],
+    "persona/entrepreneur/story-narrator": ["social", "stories"],
+    "system/error-handler/user-message": ["system"],
+    "viral-hook-generator": ["social", "hooks", "design-note"],
+}
+for _name, _versions in DEMO_TEMPLATES.items():
+    for _version, _text, _metadata, _promotions in _versions:
+        _metadata["tags"] = DEMO_TAGS[_name]

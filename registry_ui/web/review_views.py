@@ -8,9 +8,12 @@ redirects (303) to the request's page; an htmx form gets the updated fragment in
 
 from __future__ import annotations
 
+import contextlib
+
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch
+from django.db.models import Count, OuterRef, Prefetch, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -18,7 +21,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from registry_ui.core.policy import PolicyError
-from registry_ui.web import approvals
+from registry_ui.core.template import TemplateValidationError
+from registry_ui.web import approvals, dashboard_views, selectors
 from registry_ui.web.forms import (
     ApproveForm,
     CommentForm,
@@ -28,10 +32,17 @@ from registry_ui.web.forms import (
     RollbackForm,
     WithdrawForm,
 )
-from registry_ui.web.models import Approval, PromotionRequest, RequestComment, Template
+from registry_ui.web.models import (
+    Approval,
+    Operation,
+    PromotionRequest,
+    RequestComment,
+    Template,
+)
 
 Status = PromotionRequest.Status
 PAGE_SIZE = 50
+TIMELINE_ENTRIES = 12  # the newest of a template's lineage on a request's page
 TABS = {
     "waiting": "Waiting for me",
     "mine": "Mine",
@@ -57,17 +68,39 @@ def request_list(request):
             content_type="text/plain; charset=utf-8",
         )
     page = Paginator(_inbox(request.user, tab), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "registry_ui/requests/list.html",
-        {
-            "tabs": TABS,
-            "tab": tab,
-            "tab_label": TABS[tab],
-            "page": page,
-            "can_review": can_review,
-        },
-    )
+    context = {
+        "tabs": TABS,
+        "tab": tab,
+        "tab_label": TABS[tab],
+        "page": page,
+        "can_review": can_review,
+    }
+    if tab == "waiting":
+        # The header's badge counts the same requests: the page's COUNT answers it too.
+        context["waiting_for_me"] = page.paginator.count
+    return render(request, "registry_ui/requests/list.html", context)
+
+
+# What a row of the inbox shows (registry_ui/requests/list.html); the rest is deferred.
+INBOX_FIELDS = (
+    "kind",
+    "template__name",
+    "version__version",
+    "target_stage",
+    "gate",
+    "justification",
+    "requester__username",
+    "status",
+    "checks",
+    "required_approvals",
+    "created_at",
+)
+
+
+def _count(related, link: str):
+    """COUNT(*) of ``related`` rows for each outer row, 0 when there are none."""
+    counted = related.order_by().values(link).annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted), 0)
 
 
 def _inbox(user, tab: str):
@@ -78,10 +111,13 @@ def _inbox(user, tab: str):
     requests = (
         PromotionRequest.objects.filter(release__isnull=True)
         .select_related("template", "version", "requester")
-        # distinct: both counts join a many-side; without it they would multiply.
+        # Only what a row shows: not the version's text and metadata, nor the request's report.
+        .only(*INBOX_FIELDS)
+        # Counted per row by subqueries: joining both many-sides would need a GROUP BY over
+        # every selected column (and COUNT DISTINCT), and the page's COUNT would carry it too.
         .annotate(
-            approval_count=Count("approvals", distinct=True),
-            item_count=Count("items", distinct=True),
+            approval_count=_count(Approval.objects.filter(request=OuterRef("pk")), "request"),
+            item_count=_count(PromotionRequest.objects.filter(release=OuterRef("pk")), "release"),
         )
         .order_by("-created_at", "-id")
     )
@@ -101,7 +137,9 @@ def _inbox(user, tab: str):
 @permission_required("registry_web.view_promotionrequest", raise_exception=True)
 @require_GET
 def request_detail(request, pk: int):
-    return render(request, DETAIL, _review_context(request, pk))
+    """The request's page; htmx polls its review section while an approved request runs."""
+    template = DETAIL + "#request-review" if request.htmx else DETAIL
+    return render(request, template, _review_context(request, pk))
 
 
 def _review_context(request, pk: int, **bound_forms) -> dict:
@@ -130,6 +168,8 @@ def _review_context(request, pk: int, **bound_forms) -> dict:
     }
     return {
         "review": review,
+        "progress": _progress(review),
+        **_template_context(review),
         "valid_approvals": approvals.valid_approvals(review),
         "approved_by_me": any(a.reviewer_id == request.user.pk for a in review.approvals.all()),
         "can": _allowed_actions(request.user, review),
@@ -138,6 +178,37 @@ def _review_context(request, pk: int, **bound_forms) -> dict:
         "report_items": list((review.report or {}).get("items", {}).values()),
         **forms,
     }
+
+
+def _template_context(review: PromotionRequest) -> dict:
+    """The template's side of a request: ``change``, the version against the one it would
+    replace (the target stage's holder, or else the version before it; None for a first
+    version), and ``timeline``, the template's lineage. Empty for a release: its items have
+    their own pages."""
+    if review.version is None:
+        return {"change": None, "timeline": [], "timeline_more": False}
+    versions = selectors.versions_of(review.template)
+    old = next(
+        (v for v in versions if v.stage == review.target_stage and v.pk != review.version_id),
+        None,
+    ) or selectors.version_before(versions, review.version)
+    change = None
+    # A text that does not parse could only come from a hand-edited mirror row.
+    with contextlib.suppress(TemplateValidationError):
+        change = dashboard_views.comparison_context(old, review.version) if old else None
+    timeline = dashboard_views.timeline_rows(review.template, versions)
+    return {
+        "change": change,
+        "timeline": timeline[:TIMELINE_ENTRIES],
+        "timeline_more": len(timeline) > TIMELINE_ENTRIES,
+    }
+
+
+def _progress(review: PromotionRequest):
+    """The batch carrying out an approved request (a release item's is its release's), or None."""
+    carrier = review.release_id or review.pk
+    operation = Operation.objects.filter(request_id=carrier).select_related("batch").first()
+    return selectors.batch_rows([operation.batch])[0] if operation else None
 
 
 def _allowed_actions(user, review: PromotionRequest) -> dict[str, bool]:
@@ -234,7 +305,9 @@ def request_withdraw(request, pk: int):
 def request_create(request):
     if request.method == "GET":
         form = PromotionRequestForm(
-            initial={k: request.GET[k] for k in ("template", "version") if request.GET.get(k)}
+            initial={
+                k: request.GET[k] for k in ("template", "version", "target") if request.GET.get(k)
+            }
         )
         return _filing_page(request, "new.html", form)
     form = PromotionRequestForm(request.POST)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.web.conftest import in_process_tasks, start_worker, worker_queue  # noqa: F401
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"  # git-ignored
 
 

@@ -26,5 +26,6 @@ def test_sign_in_reaches_the_templates_without_csp_violations(new_page, screensh
     page.wait_for_url(lambda url: "/accounts/login/" not in url)
     assert page.locator("header").get_by_text("bob").is_visible()
     assert page.evaluate("typeof htmx") == "object"  # htmx loaded from our own static files
+    assert "{#" not in page.inner_text("body")  # no template comment leaks as text
     screenshot(page, "templates")
     assert problems == []

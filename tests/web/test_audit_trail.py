@@ -295,9 +295,30 @@ def test_the_export_view_filters_by_template_and_time(client):
     assert b"".join(later.streaming_content).decode().splitlines() == [",".join(audit.CSV_COLUMNS)]
 
 
+def test_the_export_view_filters_by_actor_action_and_source_as_the_page_does(client):
+    record("shop/hook@1.0.0", actor="alice")
+    record("shop/hook@1.0.1", actor="bob", source=AuditEvent.Source.COMMAND)
+    record("17", actor="bob", action="request.filed", object_type="promotion_request")
+    record("18", actor="bob", action="request.approved", object_type="promotion_request")
+    client.force_login(exporter(permitted=True))
+
+    def object_ids(query: str) -> list[str]:
+        response = client.get(f"/audit/export.csv?{query}")
+        assert response.status_code == 200, response.content
+        rows = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+        return [row["object_id"] for row in rows]
+
+    assert object_ids("actor=bob") == ["shop/hook@1.0.1", "17", "18"]
+    assert object_ids("actor=bob&action=request.") == ["17", "18"]  # a prefix
+    assert object_ids("action=request.approved") == ["18"]
+    assert object_ids("source=command") == ["shop/hook@1.0.1"]
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
+        ("source=mlflow", "source 'mlflow' is not one of: dashboard, worker, external, command"),
+        ("actor=" + "x" * 151, "actor is longer than 150 characters"),
         ("since=yesterday", "since='yesterday' is not understood: since takes an ISO 8601 date"),
         ("until=2026-13-01", "until='2026-13-01' is not a real date"),
         ("since=2026-11-02&until=2026-11-01", "is not before until"),
@@ -312,7 +333,7 @@ def test_the_export_view_says_what_is_accepted_when_a_filter_is_wrong(client, qu
 
     assert response.status_code == 400
     assert message in response.text
-    assert "accepted filters: template=NAME, since=" in response.text
+    assert "accepted filters: template=NAME, actor=USERNAME, action=ACTION" in response.text
 
 
 # -- what was in production when -------------------------------------------------------------

@@ -56,3 +56,15 @@ def test_a_second_run_changes_nothing(fresh_registry, capsys):
 
     assert "already loaded" in capsys.readouterr().out
     assert prompt_model.get_registry().gateway.all_versions() == before
+
+
+def test_the_demo_templates_carry_tags_the_list_filters_by(fresh_registry, client, capsys):
+    call_command("load_demo_data")
+    client.force_login(User.objects.get(username="bob"))
+
+    page = client.get("/", {"tag": "hooks"}).content.decode()
+
+    assert "persona/entrepreneur/hook-generator" in page
+    assert "viral-hook-generator" in page
+    assert "story-narrator" not in page
+    assert "user-message" not in page

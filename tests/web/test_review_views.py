@@ -120,7 +120,11 @@ def test_an_htmx_approval_answers_with_the_review_fragment(users):
     )
 
     assert response.status_code == 200
-    assert response.text.lstrip().startswith('<section id="request-review"')
+    # The navigation's count, swapped out of band (bob has nothing left to review), then
+    # the review section.
+    badge, section = response.text.strip().split("\n", 1)
+    assert badge == '<span id="review-badge" aria-live="polite" hx-swap-oob="true"></span>'
+    assert section.lstrip().startswith('<section id="request-review"')
     assert "<html" not in response.text
     assert "1 of 2 required" in response.text
     assert "You approved this request." in response.text
@@ -162,7 +166,11 @@ def test_a_refused_approval_is_a_400_with_the_message_in_the_approve_form(users)
     form = page.text[page.text.index('action="/requests/') :]
     assert form.index("four-eyes rule") < form.index("Approve</button>")
     assert "four-eyes rule" in fragment.text
-    assert fragment.text.lstrip().startswith('<section id="request-review"')
+    assert (
+        fragment.text.split('<section id="request-review"', 1)[0]
+        .strip()
+        .startswith('<span id="review-badge"')
+    )
     assert not request.approvals.exists()
 
 
@@ -487,3 +495,46 @@ def test_a_refusal_page_says_what_permission_is_missing(client, db):
     response = client.post("/requests/new", form)
     assert response.status_code == 403
     assert "request_promotion permission" in response.content.decode()
+
+
+# --- the request's page shows what changes --------------------------------------------------
+
+
+def add_version(row: Template, number: str, stage: str, text: str, metadata: dict) -> None:
+    major, minor, patch = (int(n) for n in number.split("."))
+    TemplateVersion.objects.create(
+        template=row, version=number, major=major, minor=minor, patch=patch, stage=stage,
+        text=text, metadata=metadata, author="writer", content_sha256=f"{number:0>64}",
+        mlflow_version=str(minor + 1),
+    )  # fmt: skip
+
+
+def test_a_request_page_shows_the_change_against_the_version_it_would_replace(users):
+    row = template("t/change", ("1.0.0", "production"), text="Hi {who}, welcome.")
+    add_version(row, "1.0.1", "archived", "Hey {who}.", {"author": "writer"})  # not compared
+    new_metadata = {"author": "writer", "tone": "warm"}
+    add_version(row, "1.1.0", "staging", "Hi {who}, welcome {when:%H}.", new_metadata)
+    request = file(users["erin"], "t/change", version="1.1.0", target="production")
+
+    page = as_user(users["bob"]).get(f"/requests/{request.pk}/")
+
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "What changes against 1.0.0" in text  # production's holder, not 1.0.1
+    assert '<ins><span class="visually-hidden">[added: </span>' in text  # the text, inline
+    assert "<code>when</code>" in text  # the variable diff: added
+    assert "Breaks callers" in text
+    assert "<code>tone</code>" in text  # the metadata diff
+    assert "/-/diff?from=1.0.0&amp;to=1.1.0" in text  # the full diff, to share
+    assert "1.1.0</a> registered by writer" in text  # the template's lineage
+
+
+def test_a_first_version_s_request_says_there_is_nothing_to_compare(users):
+    template("t/first", ("1.0.0", "dev"))
+    request = file(users["erin"], "t/first")
+
+    page = as_user(users["bob"]).get(f"/requests/{request.pk}/")
+
+    assert "1.0.0 is the first version of t/first: there is nothing to compare it with" in (
+        page.content.decode()
+    )

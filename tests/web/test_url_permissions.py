@@ -555,7 +555,7 @@ def test_an_htmx_post_carries_the_token_in_its_header_from_the_body(cast, world)
 
     assert refused.status_code == 403
     assert accepted.status_code == 200
-    assert accepted.text.lstrip().startswith('<section id="request-review"')
+    assert '<section id="request-review"' in accepted.text and "<html" not in accepted.text
     assert list(RequestComment.objects.values_list("text", flat=True)) == ["with token"]
 
 
