@@ -27,5 +27,5 @@ def test_sign_in_reaches_the_templates_without_csp_violations(new_page, screensh
     assert page.locator("header").get_by_text("bob").is_visible()
     assert page.evaluate("typeof htmx") == "object"  # htmx loaded from our own static files
     assert "{#" not in page.inner_text("body")  # no template comment leaks as text
-    screenshot(page, "templates")
+    screenshot(page, "templates-empty")  # the empty state: what to do first
     assert problems == []
