@@ -4,6 +4,8 @@ Run from the repository root: python -m bench.batch_register
 Needs Redis (REDIS_URL, default redis://127.0.0.1:6379/0). Starts its own `mlflow server`
 and one Celery worker process (concurrency 2) on a queue of its own; the Django database is
 DATABASE_URL, or a temporary SQLite file. Both sides write to the same server in one run.
+BENCH_MLFLOW_SERVER picks the server's process model: "uvicorn:1" (default, like
+docker-compose.yml) or e.g. "gunicorn:2" (two sync worker processes).
 Prints one JSON object last.
 """
 
@@ -55,6 +57,29 @@ def naive_loop(client, prefix: str) -> float:
     return time.perf_counter() - started
 
 
+def start_server(root: Path):
+    """The bench's `mlflow server` (see bench_server), in the process model BENCH_MLFLOW_SERVER
+    names: "uvicorn:N" (MLflow's default server, N workers) or "gunicorn:N" (N sync workers)."""
+    from tests.support.mlflow_server import MlflowServer, bench_server
+
+    kind, _, workers = os.environ.get("BENCH_MLFLOW_SERVER", "uvicorn:1").partition(":")
+    workers = int(workers or 1)
+    if kind not in ("uvicorn", "gunicorn") or workers < 1:
+        raise SystemExit(f"BENCH_MLFLOW_SERVER={kind}:{workers}: use uvicorn:N or gunicorn:N")
+
+    class Server(MlflowServer):
+        def command(self) -> list[str]:
+            command = super().command()
+            at = command.index("--workers")
+            command[at : at + 2] = ["--workers", str(workers)]
+            if kind == "gunicorn":
+                command += ["--gunicorn-opts", "--worker-class sync --timeout 60"]
+            return command
+
+    base = bench_server(root)
+    return Server(base.root, base.port, enable_jobs=base.enable_jobs).start(), f"{kind}:{workers}"
+
+
 def main() -> None:
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
     queue = f"bench-{uuid.uuid4().hex[:8]}"
@@ -72,11 +97,10 @@ def main() -> None:
         from registry_ui.registry import NewVersion
         from registry_ui.web import operations
         from registry_ui.web.models import Batch
-        from tests.support.mlflow_server import bench_server
         from tests.support.workers import WorkerProcess, wait_for
 
         call_command("migrate", verbosity=0)
-        server = bench_server(root / "mlflow").start()
+        server, server_model = start_server(root / "mlflow")
         worker = None
         try:
             configure_mlflow_with_registry(server.url)
@@ -106,6 +130,7 @@ def main() -> None:
             if worker is not None:
                 worker.stop()
             server.stop()
+            _purge(queue)
     print(json.dumps({
         "naive_seconds": round(naive_seconds, 2),
         "workers_seconds": round(ours_seconds, 2),
@@ -113,7 +138,17 @@ def main() -> None:
         "workers_ms_per_version": round(ours_seconds / 0.5, 1),
         "speedup_vs_naive": round(naive_seconds / ours_seconds, 2),
         "database": os.environ["DATABASE_URL"].split(":", 1)[0],
+        "mlflow_server": server_model,
     }))  # fmt: skip
+
+
+def _purge(queue: str) -> None:
+    """Drop the messages the workers never took (operations their chains had carried out):
+    the queue is this run's own, and Redis would keep them for good."""
+    from registry_ui.celery import app
+
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(queue)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,38 @@ _client: MlflowClient | None = None
 _client_uri: str | None = None
 
 
+def _settle_databricks_context() -> bool:
+    """Ask once per process whether it runs in Databricks, not once per MLflow request.
+
+    MLflow resolves request headers on every HTTP call, and its Databricks provider tries to
+    import IPython, pyspark and Databricks modules each time to find out (failed imports are
+    not cached): about 1.5 ms of CPU per call, more than the rest of the client's work on a
+    create_model_version. The answer cannot change within a process, so outside Databricks
+    the provider is told so once. Returns whether it was (False if MLflow's registry of
+    providers is not where this expects it: nothing is changed then).
+    """
+    try:
+        from mlflow.tracking.request_header.databricks_request_header_provider import (
+            DatabricksRequestHeaderProvider,
+        )
+        from mlflow.tracking.request_header.registry import _request_header_provider_registry
+    except ImportError:
+        return False
+    settled = False
+    for provider in getattr(_request_header_provider_registry, "_registry", ()):
+        if type(provider) is DatabricksRequestHeaderProvider and not provider.in_context():
+            provider.in_context = _outside_databricks
+            settled = True
+    return settled
+
+
+def _outside_databricks() -> bool:
+    return False
+
+
+_settle_databricks_context()
+
+
 def configure_mlflow_with_registry(tracking_uri: str | None = None) -> str:
     """Point MLflow (tracking and registry) at one URI and set tight HTTP limits.
 
@@ -173,9 +205,24 @@ class MlflowGateway:
         in letter case (SQLite and PostgreSQL compare names case-sensitively, MySQL and most
         people do not: 'Hook' and 'hook' side by side would be one template to a reader).
         """
+        return self._ensure_registered_model(name)[0]
+
+    def versions_to_register_into(self, name: str) -> list[VersionRecord]:
+        """The template's versions (stages unknown), its registered model made sure of first.
+
+        For a worker about to register versions of the template: a registered model created
+        just now has no versions, so a brand-new template costs no version search.
+        """
+        _, created = self._ensure_registered_model(name)
+        if created:
+            return []
+        return self.list_versions_many([name], stages=False)[name]
+
+    def _ensure_registered_model(self, name: str) -> tuple[str, bool]:
+        """The registered name, and whether this call created the model (so it is empty)."""
         registered = to_registered_model_name(name)
         if registered in self._known_models:
-            return registered
+            return registered, False
         found = self._call(
             f"look up names like {name!r}",
             self.client.search_registered_models,
@@ -189,8 +236,9 @@ class MlflowGateway:
                 f"template name {name!r} differs only in letter case from the existing "
                 f"registered model {same[0].name!r}: use the existing name or another one"
             )
+        created = False
         if model is None:
-            model = self._create_registered_model(name, registered)
+            model, created = self._create_registered_model(name, registered)
         owner = model.tags.get(TAG_TEMPLATE_NAME)
         if owner != name:
             holder = f"template {owner!r}" if owner else "a model registry_ui did not create"
@@ -199,20 +247,23 @@ class MlflowGateway:
                 f"already belongs to {holder}: choose another name"
             )
         self._known_models.add(registered)
-        return registered
+        return registered, created
 
-    def _create_registered_model(self, name: str, registered: str):
+    def _create_registered_model(self, name: str, registered: str) -> tuple[Any, bool]:
+        """The model, and True if we created it (False: someone else did meanwhile)."""
         tags = {TAG_TEMPLATE_NAME: name, TAG_KIND: KIND_PROMPT_TEMPLATE}
         try:
             self.calls += 1
-            return self.client.create_registered_model(
+            created = self.client.create_registered_model(
                 registered, tags=tags, description=f"Prompt template {name}"
             )
+            return created, True
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise translate_error(error, action=f"create template {name!r}") from error
         # Someone created it between our read and our create: use theirs if it is ours.
-        return self._call(f"read template {name!r}", self.client.get_registered_model, registered)
+        model = self._call(f"read template {name!r}", self.client.get_registered_model, registered)
+        return model, False
 
     def list_template_names(self) -> list[str]:
         names = []

@@ -100,8 +100,11 @@ class TemplateRegistry:
         return results
 
     def plan_registrations(self, versions: Sequence[NewVersion]) -> list[NewVersion]:
-        """The versions of a batch still to create; raises if any is refused (nothing written)."""
-        existing = self.gateway.list_versions_many({v.name for v in versions})
+        """The versions of a batch still to create; raises if any is refused (nothing written).
+
+        The plan compares contents only, so stages are not read (one search per template).
+        """
+        existing = self.gateway.list_versions_many({v.name for v in versions}, stages=False)
         plan, errors = _plan_registrations(versions, existing, self.metadata_policy())
         if errors:
             raise BatchRegistrationError(errors)
@@ -128,7 +131,7 @@ class TemplateRegistry:
             if found is not None:
                 return found
         if known is None:
-            known = self.gateway.list_versions_many([new.name], stages=False)[new.name]
+            known = self.gateway.versions_to_register_into(new.name)
         plan, errors = _plan_registrations([new], {new.name: known}, self.metadata_policy())
         if errors:
             raise BatchRegistrationError(errors)

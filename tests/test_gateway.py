@@ -72,3 +72,40 @@ def test_it_sorts_mlflow_errors_into_transient_and_permanent(error, kind):
 
     assert isinstance(translated, kind)
     assert str(translated).startswith("register 'a' 1.0.0: ")
+
+
+def test_mlflow_requests_do_not_probe_for_databricks_each_time(monkeypatch):
+    """MLflow asks on every request whether it runs in Databricks (failed imports of
+    pyspark, IPython, dbutils: ~1.5 ms of CPU a call); the gateway settles it once."""
+    from mlflow.tracking.request_header.registry import resolve_request_headers
+    from mlflow.utils import databricks_utils
+
+    probes = []
+    for probe in ("is_in_cluster", "is_in_databricks_notebook", "is_in_databricks_job"):
+        monkeypatch.setattr(databricks_utils, probe, lambda probe=probe: probes.append(probe))
+
+    headers = resolve_request_headers()
+
+    assert probes == []
+    assert "User-Agent" in headers  # the other providers still answer
+
+
+def test_a_template_registered_into_for_the_first_time_costs_no_version_search(
+    mlflow_sqlite_uri, unique_name
+):
+    gateway.configure_mlflow_with_registry(mlflow_sqlite_uri)
+    mlflow = gateway.MlflowGateway()
+    name = unique_name()
+
+    assert mlflow.versions_to_register_into(name) == []
+    assert mlflow.calls == 2  # the name check and the model's creation
+
+    run_id = mlflow.start_registration_run(actor="alice")
+    mlflow.create_version(
+        name=name, version="1.0.0", template="Hi {who}", metadata={}, content_sha256="x",
+        run_id=run_id, actor="alice", operation_id="op-1",
+    )  # fmt: skip
+    again = gateway.MlflowGateway()
+    [record] = again.versions_to_register_into(name)
+    assert (record.version, record.operation_id) == ("1.0.0", "op-1")
+    assert again.calls == 2  # the name check finds the model, then one version search

@@ -145,7 +145,9 @@ def operations_retry(user, *, operation_ids: Iterable[str]) -> int:
             f"this operation carries out promotion request {listed}: it is not retried here. "
             "The request failed with it; file a new request for the version instead"
         )
-    return operations.retry_failed([str(i) for i in ids], actor=user.get_username())
+    return operations.retry_failed(
+        [str(i) for i in ids], actor=user.get_username(), source="dashboard"
+    )
 
 
 # -- a new version -----------------------------------------------------------------------------

@@ -183,8 +183,12 @@ def claim(operation_id: str) -> Operation | None:
     running (the partial unique constraint refuses a second running one): versions of a
     template must be written in order, one at a time.
     """
-    # One read answers most messages: the task of a template's first operation carries out
-    # the following ones too, so their own messages find them done (or queued behind it).
+    # One plain read answers most messages: the task of a template's first operation carries
+    # out the following ones too, so their own messages find them done. Only a pending one
+    # is then asked whether it is queued behind an earlier open one (a costlier query).
+    status = Operation.objects.filter(id=operation_id).values_list("status", flat=True).first()
+    if status != Operation.Status.PENDING:
+        return None
     mine = (
         Operation.objects.filter(id=operation_id)
         .annotate(blocked=Exists(_earlier_open()))
@@ -405,8 +409,8 @@ def _write_registration(operation: Operation, known, registry):
     """Write one version to MLflow; returns its record, the records to mirror and what is
     now known of the template's versions."""
     name = operation.template_name
-    if known is None:
-        known = registry.gateway.list_versions_many([name], stages=False)[name]
+    if known is None:  # a brand-new template: its model is created here, no version search
+        known = registry.gateway.versions_to_register_into(name)
     record = registry.register_operation(
         NewVersion(
             name,
@@ -628,8 +632,14 @@ def sweep(*, now=None) -> dict[str, int]:
     return {"reset": reset, "sent": len(pending)}
 
 
-def retry_failed(operation_ids: Iterable[str], *, actor: str) -> int:
-    """Put failed operations back in the queue (the retry button and command)."""
+def retry_failed(
+    operation_ids: Iterable[str], *, actor: str, source: str = AuditEvent.Source.COMMAND
+) -> int:
+    """Put failed operations back in the queue (the retry button and command).
+
+    ``source`` is who asked, for the audit trail: the command by default, "dashboard" from
+    the dashboard's retry button.
+    """
     ids = list(operation_ids)
     with audit.atomic():
         operations = list(
@@ -645,7 +655,7 @@ def retry_failed(operation_ids: Iterable[str], *, actor: str) -> int:
             audit.record(
                 actor=actor, action="operation.retried", object_type="operation",
                 object_id=str(operation.id), before={"status": "failed"},
-                after={"status": "pending"}, source=AuditEvent.Source.COMMAND,
+                after={"status": "pending"}, source=source,
             )  # fmt: skip
         send_after_commit([op.id for op in operations])
     return len(operations)

@@ -120,7 +120,7 @@ def test_authors_and_reviewers_retry_a_failed_operation(who, alice, bob):
     batch.refresh_from_db()
     assert (failed.status, batch.status, batch.failed) == ("pending", "running", 0)
     event = AuditEvent.objects.get(action="operation.retried")
-    assert (event.actor, event.object_id) == (who, str(failed.pk))
+    assert (event.actor, event.object_id, event.source) == (who, str(failed.pk), "dashboard")
 
 
 def test_others_may_not_retry(dave):

@@ -6,7 +6,10 @@ same paths on real Celery worker processes over Redis.
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from registry_ui.core.errors import BatchRegistrationError
@@ -148,6 +151,22 @@ def test_failed_operations_can_be_retried_and_cancelled(unique_name):
     assert operations.cancel_failed([operation.id], actor="bob") == 0
 
 
+def test_the_operations_command_retries_with_command_as_the_audited_source(unique_name):
+    name = unique_name()
+    PromptModel(name, "Hi {who}", "1.0.0").register()
+    batch = operations.batch_transition(moves=[(name, "1.0.0", "production")], actor="bob")
+    operation = Operation.objects.get(batch=batch)
+    assert operation.status == "failed"
+    PromptModel.load_from_registry(name, version="1.0.0").promote_to_staging()
+
+    call_command("operations", "retry", str(operation.id), "--actor", "carol", stdout=StringIO())
+
+    event = AuditEvent.objects.get(action="operation.retried", object_id=str(operation.id))
+    assert (event.actor, event.source) == ("carol", "command")
+    operation.refresh_from_db()
+    assert operation.status == "succeeded"
+
+
 def test_the_sweeper_sends_operations_whose_send_was_lost(unique_name, settings, monkeypatch):
     settings.OPERATION_SEND_GRACE_SECONDS = 0
     name = unique_name()
@@ -229,3 +248,23 @@ def test_a_pending_operation_taken_with_its_templates_running_one_is_not_cancell
 
     Operation.objects.filter(id=running.id).update(status="failed")
     assert operations.cancel_failed([taken.id], actor="bob") == 1
+
+
+def test_a_new_templates_batch_costs_one_mlflow_create_per_version_and_little_else(unique_name):
+    """The plan reads contents only (no stages), a brand-new template's model is made sure
+    of without a version search, and idempotency costs nothing on a first attempt."""
+    # The registration runs' experiment is looked up once per process: not counted below.
+    operations.batch_register(versions=[new(unique_name("warm"))], actor="alice")
+    gateway = get_registry().gateway
+    name = unique_name()
+    before = gateway.calls
+
+    batch = operations.batch_register(
+        versions=[new(name, f"1.{minor}.0", "Hi {who}" + "!" * minor) for minor in range(4)],
+        actor="alice",
+    )
+
+    batch.refresh_from_db()
+    assert (batch.status, batch.succeeded) == ("succeeded", 4)
+    # 1 plan search + 1 name check + 1 model creation + 1 batch run + 4 version creations
+    assert gateway.calls - before == 8
