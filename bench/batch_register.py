@@ -37,9 +37,16 @@ def versions(prefix: str):
 
 
 def naive_loop(client, prefix: str) -> float:
-    """The design note's register(): a run, an artifact and a version, one after another."""
+    """The design note's register(): a run, an artifact and a version, one after another.
+
+    Trimmed to the least a correct loop does: the registered model is created once per
+    template, the version's tags go in its create call, and each run is ended (as
+    ``with mlflow.start_run():`` ends it; a run left RUNNING for good is a bug). The version
+    keeps what registry_ui keeps of it: its text, number and metadata.
+    """
     experiment = client.create_experiment(f"naive-{uuid.uuid4().hex[:6]}")
     created = set()
+    metadata = json.dumps(BENCH_METADATA, sort_keys=True)
     started = time.perf_counter()
     for name, version, text in versions(prefix):
         registered = name.replace("/", ".")
@@ -48,11 +55,12 @@ def naive_loop(client, prefix: str) -> float:
             created.add(registered)
         run = client.create_run(experiment)
         client.log_text(run.info.run_id, text, "prompt/template.txt")
+        client.set_terminated(run.info.run_id)
         client.create_model_version(
             registered,
             source=f"runs:/{run.info.run_id}/prompt/template.txt",
             run_id=run.info.run_id,
-            tags={"version": version, "template": text},
+            tags={"version": version, "template": text, "metadata": metadata},
         )
     return time.perf_counter() - started
 
@@ -63,6 +71,7 @@ def start_server(root: Path):
     from tests.support.mlflow_server import MlflowServer, bench_server
 
     kind, _, workers = os.environ.get("BENCH_MLFLOW_SERVER", "uvicorn:1").partition(":")
+    store = os.environ.get("BENCH_MLFLOW_STORE", "")  # e.g. postgresql+psycopg://...
     workers = int(workers or 1)
     if kind not in ("uvicorn", "gunicorn") or workers < 1:
         raise SystemExit(f"BENCH_MLFLOW_SERVER={kind}:{workers}: use uvicorn:N or gunicorn:N")
@@ -74,6 +83,9 @@ def start_server(root: Path):
             command[at : at + 2] = ["--workers", str(workers)]
             if kind == "gunicorn":
                 command += ["--gunicorn-opts", "--worker-class sync --timeout 60"]
+            if store:
+                at = command.index("--backend-store-uri")
+                command[at + 1] = store
             return command
 
     base = bench_server(root)
@@ -109,7 +121,10 @@ def main() -> None:
             print(f"naive loop: 500 versions in {naive_seconds:.1f}s", flush=True)
 
             worker = WorkerProcess(
-                queue=queue, mlflow_uri=server.url, log_path=root / "worker.log", concurrency=2
+                queue=queue,
+                mlflow_uri=server.url,
+                log_path=root / "worker.log",
+                concurrency=int(os.environ.get("BENCH_WORKER_CONCURRENCY", "2")),
             ).start()
             batch_versions = [
                 NewVersion(name, version, text, BENCH_METADATA)
