@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import dateparse, timezone
 
+from registry_ui.core.names import InvalidNameError, validate_template_name
 from registry_ui.web.models import AuditEvent
 
 GENESIS_HASH = "0" * 64  # the prev_hash of the first event
@@ -273,6 +274,44 @@ def filter_events(
     if until:
         events = events.filter(at__lt=until)
     return events
+
+
+FILTERS = ("template", "actor", "action", "source", "since", "until")
+MAX_FILTER_LENGTH = 150  # an actor is a username; an action a dotted name such as request.
+
+
+def read_filters(query: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The audit page's and the export's filters from a query: (the values given, checked and
+    parsed, for filter_events; an error message by filter name for the others)."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    text = {key: (query.get(key) or "").strip() for key in FILTERS}
+    if text["template"]:
+        try:
+            values["template"] = validate_template_name(text["template"])
+        except InvalidNameError as error:
+            errors["template"] = str(error)
+    for key in ("actor", "action"):
+        if len(text[key]) > MAX_FILTER_LENGTH:
+            errors[key] = f"{key} is longer than {MAX_FILTER_LENGTH} characters"
+        elif text[key]:
+            values[key] = text[key]
+    if text["source"]:
+        if text["source"] in AuditEvent.Source.values:
+            values["source"] = text["source"]
+        else:
+            errors["source"] = f"source {text['source'][:40]!r} is not one of: " + ", ".join(
+                AuditEvent.Source.values
+            )
+    for key in ("since", "until"):
+        if text[key]:
+            try:
+                values[key] = parse_moment(text[key], name=key, end_of_day=key == "until")
+            except ValueError as error:
+                errors[key] = str(error)
+    if "since" in values and "until" in values and values["since"] >= values["until"]:
+        errors["until"] = f"since={text['since']} is not before until={text['until']}"
+    return values, errors
 
 
 def events_for_export(**filters) -> QuerySet[AuditEvent]:

@@ -8,11 +8,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from registry_ui.core.names import InvalidNameError, validate_template_name
 from registry_ui.web import audit
-from registry_ui.web.models import AuditEvent
 
-MAX_FILTER_LENGTH = 150  # an actor is a username; an action a dotted name such as request.
 _ACCEPTED = (
     "accepted filters: template=NAME, actor=USERNAME, action=ACTION (or a prefix ending in "
     "'.', e.g. request.), source=dashboard|worker|external|command (one of the audit "
@@ -43,34 +40,13 @@ def audit_export(request):
 
 
 def _filters(query) -> dict:
-    unknown = sorted(set(query) - {"template", "actor", "action", "source", "since", "until"})
+    unknown = sorted(set(query) - set(audit.FILTERS))
     if unknown:
         raise ValueError(f"unknown filter {', '.join(unknown)}")
     for key in query:
         if len(query.getlist(key)) > 1:
             raise ValueError(f"{key} was given {len(query.getlist(key))} times: give it once")
-    filters = {}
-    if query.get("template"):
-        try:
-            filters["template"] = validate_template_name(query["template"])
-        except InvalidNameError as error:
-            raise ValueError(str(error)) from None
-    for key in ("actor", "action"):
-        if query.get(key):
-            if len(query[key]) > MAX_FILTER_LENGTH:
-                raise ValueError(f"{key} is longer than {MAX_FILTER_LENGTH} characters")
-            filters[key] = query[key]
-    if query.get("source"):
-        if query["source"] not in AuditEvent.Source.values:
-            raise ValueError(
-                f"source {query['source'][:40]!r} is not one of: "
-                + ", ".join(AuditEvent.Source.values)
-            )
-        filters["source"] = query["source"]
-    if query.get("since"):
-        filters["since"] = audit.parse_moment(query["since"], name="since")
-    if query.get("until"):
-        filters["until"] = audit.parse_moment(query["until"], name="until", end_of_day=True)
-    if "since" in filters and "until" in filters and filters["since"] >= filters["until"]:
-        raise ValueError(f"since={query['since']} is not before until={query['until']}")
+    filters, errors = audit.read_filters(query)
+    if errors:
+        raise ValueError("\n".join(errors.values()))
     return filters

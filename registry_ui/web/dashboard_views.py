@@ -543,9 +543,6 @@ def operation_retry(request):
 # -- the audit log -----------------------------------------------------------------------------
 
 
-AUDIT_EXPORT_FILTERS = ("template", "actor", "action", "source", "since", "until")
-
-
 @login_required
 @require_GET
 def audit_log(request):
@@ -556,7 +553,7 @@ def audit_log(request):
         ([], None) if errors else selectors.audit_events(filters, before=before_seq)
     )
     query = {k: v for k, v in request.GET.items() if k != "before" and v}
-    export = {k: query[k] for k in AUDIT_EXPORT_FILTERS if k in query}
+    export = {k: query[k] for k in audit.FILTERS if k in query}
     return render(
         request,
         "registry_ui/dashboard/audit.html",
@@ -576,23 +573,8 @@ def audit_log(request):
 
 
 def _audit_filters(query) -> tuple[selectors.AuditFilters, dict[str, str]]:
-    errors: dict[str, str] = {}
-    values = {k: query.get(k, "").strip() for k in ("template", "actor", "action", "source")}
-    if values["source"] and values["source"] not in AuditEvent.Source.values:
-        errors["source"] = f"source {values['source'][:40]!r} is not one of: " + ", ".join(
-            AuditEvent.Source.values
-        )
-    moments = {}
-    for key in ("since", "until"):
-        text = query.get(key, "").strip()
-        if text:
-            try:
-                moments[key] = audit.parse_moment(text, name=key, end_of_day=key == "until")
-            except ValueError as error:
-                errors[key] = str(error)
-    if "since" in moments and "until" in moments and moments["since"] >= moments["until"]:
-        errors["until"] = "until must be after since"
-    return selectors.AuditFilters(**values, **moments), errors
+    values, errors = audit.read_filters(query)
+    return selectors.AuditFilters(**values), errors
 
 
 def _event_row(event: AuditEvent) -> dict:

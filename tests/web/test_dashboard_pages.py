@@ -313,6 +313,19 @@ def test_the_audit_log_pages_by_keyset_and_links_the_export_with_its_filters(bob
     assert "Export as CSV" not in signed_in(alice).get("/audit/").text  # no export permission
 
 
+def test_the_audit_log_checks_its_filters_as_the_export_does(bob):
+    response = signed_in(bob).get(
+        "/audit/", {"template": "a//b", "actor": "x" * 151, "source": "mlflow"}
+    )
+
+    assert response.status_code == 400
+    errors = response.context["errors"]
+    assert "segment 2 '(empty)' is not accepted" in errors["template"]
+    assert errors["actor"] == "actor is longer than 150 characters"
+    assert errors["source"].startswith("source 'mlflow' is not one of: dashboard")
+    assert 'id="audit-template-error"' in response.text
+
+
 def test_the_audit_log_says_which_date_is_wrong(bob):
     response = signed_in(bob).get("/audit/", {"since": "yesterday"})
 

@@ -122,13 +122,17 @@ def test_stage_moves_run_as_operations_and_are_mirrored_and_audited(unique_name)
     ]
 
 
-def test_a_refused_stage_move_fails_its_operation_with_the_reason(unique_name):
-    name = unique_name()
+def refused_move(name: str) -> Operation:
+    """A dev version asked straight into production: the operation fails with the reason."""
     PromptModel(name, "Hi {who}", "1.0.0").register()
-
     batch = operations.batch_transition(moves=[(name, "1.0.0", "production")], actor="bob")
+    return Operation.objects.get(batch=batch)
 
-    operation = Operation.objects.get(batch=batch)
+
+def test_a_refused_stage_move_fails_its_operation_with_the_reason(unique_name):
+    operation = refused_move(unique_name())
+
+    batch = operation.batch
     assert operation.status == "failed"
     assert "promote it to staging first" in operation.last_error
     batch.refresh_from_db()
@@ -137,9 +141,8 @@ def test_a_refused_stage_move_fails_its_operation_with_the_reason(unique_name):
 
 def test_failed_operations_can_be_retried_and_cancelled(unique_name):
     name = unique_name()
-    PromptModel(name, "Hi {who}", "1.0.0").register()
-    batch = operations.batch_transition(moves=[(name, "1.0.0", "production")], actor="bob")
-    operation = Operation.objects.get(batch=batch)
+    operation = refused_move(name)
+    batch = operation.batch
     PromptModel.load_from_registry(name, version="1.0.0").promote_to_staging()
 
     retried = operations.retry_failed([operation.id], actor="bob")
@@ -153,9 +156,7 @@ def test_failed_operations_can_be_retried_and_cancelled(unique_name):
 
 def test_the_operations_command_retries_with_command_as_the_audited_source(unique_name):
     name = unique_name()
-    PromptModel(name, "Hi {who}", "1.0.0").register()
-    batch = operations.batch_transition(moves=[(name, "1.0.0", "production")], actor="bob")
-    operation = Operation.objects.get(batch=batch)
+    operation = refused_move(name)
     assert operation.status == "failed"
     PromptModel.load_from_registry(name, version="1.0.0").promote_to_staging()
 
