@@ -5,7 +5,7 @@ from django.core.management import call_command
 from registry_ui import prompt_model
 from registry_ui.core.stages import ModelStage
 from registry_ui.web.management.commands import load_demo_data
-from registry_ui.web.models import TemplateVersion
+from registry_ui.web.models import PromotionRequest, TemplateVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -44,6 +44,13 @@ def test_it_loads_templates_in_every_stage_and_users_whose_passwords_it_prints(
         template__name="persona/entrepreneur/hook-generator", version="1.0.0"
     )
     assert (mirrored.stage, mirrored.was_production) == ("archived", True)
+    # Requests by alice wait for both reviewers, so the inbox has something to show.
+    waiting = PromotionRequest.objects.filter(status="open", requester__username="alice")
+    assert sorted(waiting.values_list("version__version", "target_stage")) == [
+        ("1.2.0", "production"),
+        ("2.0.0", "staging"),
+    ]
+    assert "Demo requests waiting for bob and carol: #" in printed
     assert TemplateVersion.objects.count() == sum(len(v) for v in versions.values())
 
 

@@ -39,6 +39,7 @@ class Command(BaseCommand):
         # Users last: their existence marks a completed first run.
         credentials = self._create_users(User)
         self._save_credentials(credentials)
+        requests = load_demo_requests()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data: {counts['templates']} templates, {counts['versions']} versions in "
@@ -48,6 +49,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Demo experiment {experiment['key']}: {experiment['events']:,} outcomes over "
             f"{experiment['days']} days (Experiments page)."
+        )
+        self.stdout.write(
+            f"Demo requests waiting for bob and carol: {', '.join(requests)} (Requests page)."
         )
         self.stdout.write(f"Demo sign-ins (also saved in {CREDENTIALS_FILE}):")
         for username, role, password in credentials:
@@ -110,6 +114,45 @@ def load_demo_templates() -> dict[str, int]:
             )
     sync_registry()  # versions that never moved
     return {"templates": len(DEMO_TEMPLATES), "versions": len(models)}
+
+
+# (template, version, target, justification): filed by alice, waiting for the reviewers.
+DEMO_REQUESTS = [
+    (
+        "persona/entrepreneur/hook-generator",
+        "1.2.0",
+        "production",
+        "The call to action on its own line: see the experiment against 1.1.0.",
+    ),
+    (
+        "persona/entrepreneur/hook-generator",
+        "2.0.0",
+        "staging",
+        "Hooks without hashtags, for platforms that bury them.",
+    ),
+]
+
+
+def load_demo_requests() -> list[str]:
+    """Open requests in the reviewers' inbox; one already open is left as it is."""
+    from django.contrib.auth import get_user_model
+
+    from registry_ui.web import approvals
+    from registry_ui.web.models import PromotionRequest
+
+    alice = get_user_model().objects.get(username="alice")
+    filed = []
+    for name, version, target, justification in DEMO_REQUESTS:
+        request = PromotionRequest.objects.filter(
+            template__name=name,
+            version__version=version,
+            target_stage=target,
+            status__in=PromotionRequest.ACTIVE,
+        ).first() or approvals.file_request(
+            alice, template_name=name, version=version, target=target, justification=justification
+        )
+        filed.append(f"#{request.pk} {name} {version} to {target}")
+    return filed
 
 
 DEMO_EXPERIMENT = "hook-cta-own-line"
