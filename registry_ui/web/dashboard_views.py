@@ -40,7 +40,7 @@ def _leaf(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
-def _pairs(metadata: dict, *, skip: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+def metadata_pairs(metadata: dict, *, skip: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """Sorted (key, text) pairs, not the dict: a key such as "items" would shadow dict.items
     in a template. Text stays as written; anything else is shown as JSON."""
     return sorted(
@@ -75,7 +75,7 @@ def template_detail(request, name: str):
                 {
                     "stage": stage,
                     "version": by_stage.get(stage),
-                    "metadata": _pairs(by_stage[stage].metadata, skip=("author",))
+                    "metadata": metadata_pairs(by_stage[stage].metadata, skip=("author",))
                     if stage in by_stage
                     else [],
                 }
@@ -185,7 +185,7 @@ def _version_context(request, row: TemplateVersion, typed, **extra) -> dict:
         "template": row.template,
         "crumbs": selectors.crumbs(row.template.name),
         "leaf": _leaf(row.template.name),
-        "metadata": _pairs(row.metadata),
+        "metadata": metadata_pairs(row.metadata),
         "fields": [
             {
                 "field": each,

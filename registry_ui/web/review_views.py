@@ -173,8 +173,9 @@ def _review_context(request, pk: int, **bound_forms) -> dict:
         "valid_approvals": approvals.valid_approvals(review),
         "approved_by_me": any(a.reviewer_id == request.user.pk for a in review.approvals.all()),
         "can": _allowed_actions(request.user, review),
-        # Sorted pairs, not the dict: a key such as "items" would shadow dict.items in a template.
-        "metadata": sorted(review.version.metadata.items()) if review.version else [],
+        "metadata": dashboard_views.metadata_pairs(review.version.metadata)
+        if review.version
+        else [],
         "report_items": list((review.report or {}).get("items", {}).values()),
         **forms,
     }

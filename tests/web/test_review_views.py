@@ -529,6 +529,16 @@ def test_a_request_page_shows_the_change_against_the_version_it_would_replace(us
     assert "1.1.0</a> registered by writer" in text  # the template's lineage
 
 
+def test_a_request_page_shows_structured_metadata_as_json(users):
+    template("t/meta", ("1.0.0", "dev"), metadata={"author": "writer", "limits": {"chars": 280}})
+    request = file(users["erin"], "t/meta")
+
+    text = as_user(users["bob"]).get(f"/requests/{request.pk}/").content.decode()
+
+    assert "{&quot;chars&quot;: 280}" in text  # JSON, not a Python repr
+    assert "&#x27;chars&#x27;" not in text
+
+
 def test_a_first_version_s_request_says_there_is_nothing_to_compare(users):
     template("t/first", ("1.0.0", "dev"))
     request = file(users["erin"], "t/first")
