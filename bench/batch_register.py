@@ -1,11 +1,17 @@
 """500 versions registered through the workers vs the design note's naive loop.
 
 Run from the repository root: python -m bench.batch_register
-Needs Redis (REDIS_URL, default redis://127.0.0.1:6379/0). Starts its own `mlflow server`
-and one Celery worker process (concurrency 2) on a queue of its own; the Django database is
-DATABASE_URL, or a temporary SQLite file. Both sides write to the same server in one run.
-BENCH_MLFLOW_SERVER picks the server's process model: "uvicorn:1" (default, like
-docker-compose.yml) or e.g. "gunicorn:2" (two sync worker processes).
+Needs Redis (REDIS_URL, default redis://127.0.0.1:6379/0). Starts its own `mlflow server` and
+one Celery worker process on a queue of its own, both as docker-compose.yml runs them: the
+server with its uvicorn worker count (tests/support/mlflow_server.py keeps them equal) and the
+worker with --concurrency=4. The Django database is DATABASE_URL, or a temporary SQLite file.
+Both sides write to the same server in one run. Settings:
+- BENCH_MLFLOW_STORE: the server's backend store, "sqlite" (default, a temporary file) or a
+  PostgreSQL server as in docker-compose.yml (e.g. postgresql://postgres@127.0.0.1:5432), on
+  which the run creates a database of its own and drops it afterwards;
+- BENCH_MLFLOW_SERVER: the server's process model, "uvicorn:N" (N uvicorn workers) or
+  "gunicorn:N" (N sync workers);
+- BENCH_WORKER_CONCURRENCY: the Celery worker's pool processes (default 4).
 Prints one JSON object last.
 """
 
@@ -16,7 +22,9 @@ import os
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 TEMPLATES = 50
 VERSIONS_EACH = 10  # 500 versions in all
@@ -65,13 +73,14 @@ def naive_loop(client, prefix: str) -> float:
     return time.perf_counter() - started
 
 
-def start_server(root: Path):
-    """The bench's `mlflow server` (see bench_server), in the process model BENCH_MLFLOW_SERVER
-    names: "uvicorn:N" (MLflow's default server, N workers) or "gunicorn:N" (N sync workers)."""
-    from tests.support.mlflow_server import MlflowServer, bench_server
+def start_server(root: Path, store_uri: str | None):
+    """The bench's `mlflow server` (see bench_server) on ``store_uri`` (None: SQLite), in the
+    process model BENCH_MLFLOW_SERVER names: "uvicorn:N" (MLflow's default server, N workers)
+    or "gunicorn:N" (N sync workers)."""
+    from tests.support.mlflow_server import SERVER_WORKERS, MlflowServer, bench_server
 
-    kind, _, workers = os.environ.get("BENCH_MLFLOW_SERVER", "uvicorn:1").partition(":")
-    store = os.environ.get("BENCH_MLFLOW_STORE", "")  # e.g. postgresql+psycopg://...
+    default = f"uvicorn:{SERVER_WORKERS}"
+    kind, _, workers = os.environ.get("BENCH_MLFLOW_SERVER", default).partition(":")
     workers = int(workers or 1)
     if kind not in ("uvicorn", "gunicorn") or workers < 1:
         raise SystemExit(f"BENCH_MLFLOW_SERVER={kind}:{workers}: use uvicorn:N or gunicorn:N")
@@ -83,13 +92,40 @@ def start_server(root: Path):
             command[at : at + 2] = ["--workers", str(workers)]
             if kind == "gunicorn":
                 command += ["--gunicorn-opts", "--worker-class sync --timeout 60"]
-            if store:
+            if store_uri:
                 at = command.index("--backend-store-uri")
-                command[at + 1] = store
+                command[at + 1] = store_uri
             return command
 
     base = bench_server(root)
     return Server(base.root, base.port, enable_jobs=base.enable_jobs).start(), f"{kind}:{workers}"
+
+
+@contextmanager
+def mlflow_store():
+    """The server's store: None for SQLite, or the URI of a database created for this run on
+    the PostgreSQL server BENCH_MLFLOW_STORE names (dropped afterwards)."""
+    setting = os.environ.get("BENCH_MLFLOW_STORE", "sqlite").strip()
+    if setting in ("", "sqlite"):
+        yield None, "sqlite"
+        return
+    url = urlsplit(setting)
+    if url.scheme.split("+")[0] not in ("postgres", "postgresql"):
+        raise SystemExit(
+            f"BENCH_MLFLOW_STORE={setting!r}: use sqlite or a PostgreSQL server URL "
+            "such as postgresql://postgres@127.0.0.1:5432"
+        )
+    import psycopg
+
+    server = url._replace(scheme="postgresql", path="/postgres").geturl()
+    database = f"bench_mlflow_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{database}"')
+    try:
+        yield url._replace(scheme="postgresql+psycopg", path=f"/{database}").geturl(), "postgresql"
+    finally:
+        with psycopg.connect(server, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def main() -> None:
@@ -112,9 +148,12 @@ def main() -> None:
         from tests.support.workers import WorkerProcess, wait_for
 
         call_command("migrate", verbosity=0)
-        server, server_model = start_server(root / "mlflow")
-        worker = None
+        concurrency = int(os.environ.get("BENCH_WORKER_CONCURRENCY", "4"))
+        store = ExitStack()  # the PostgreSQL store's database, dropped last
+        server = worker = None
         try:
+            store_uri, store_kind = store.enter_context(mlflow_store())
+            server, server_model = start_server(root / "mlflow", store_uri)
             configure_mlflow_with_registry(server.url)
             client = get_mlflow_client()
             naive_seconds = naive_loop(client, "naive")
@@ -124,7 +163,7 @@ def main() -> None:
                 queue=queue,
                 mlflow_uri=server.url,
                 log_path=root / "worker.log",
-                concurrency=int(os.environ.get("BENCH_WORKER_CONCURRENCY", "2")),
+                concurrency=concurrency,
             ).start()
             batch_versions = [
                 NewVersion(name, version, text, BENCH_METADATA)
@@ -144,7 +183,9 @@ def main() -> None:
         finally:
             if worker is not None:
                 worker.stop()
-            server.stop()
+            if server is not None:
+                server.stop()
+            store.close()
             _purge(queue)
     print(json.dumps({
         "naive_seconds": round(naive_seconds, 2),
@@ -154,6 +195,8 @@ def main() -> None:
         "speedup_vs_naive": round(naive_seconds / ours_seconds, 2),
         "database": os.environ["DATABASE_URL"].split(":", 1)[0],
         "mlflow_server": server_model,
+        "mlflow_store": store_kind,
+        "worker_concurrency": concurrency,
     }))  # fmt: skip
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.mlflow_server import SERVER_WORKERS
+from tests.support.mlflow_server import MLFLOW_SITE, SERVER_WORKERS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +42,16 @@ def test_mlflow_runs_as_many_server_workers_as_the_benchmarks_and_tests_start():
     workers = command[command.index("--workers") + 1]
 
     assert workers == str(SERVER_WORKERS)
+
+
+def test_the_mlflow_image_turns_tcp_nodelay_on_for_its_uvicorn_workers():
+    dockerfile = (ROOT / "docker" / "mlflow.Dockerfile").read_text()
+
+    assert (
+        "COPY docker/mlflow-site/sitecustomize.py /opt/mlflow-site/sitecustomize.py" in dockerfile
+    )
+    assert "ENV PYTHONPATH=/opt/mlflow-site" in dockerfile
+    assert MLFLOW_SITE == ROOT / "docker" / "mlflow-site"  # what the tests' servers use
 
 
 def test_long_running_services_have_healthchecks():

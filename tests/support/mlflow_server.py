@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # uvicorn worker processes of every `mlflow server` started here, as in docker-compose.yml
-# (tests/test_deployment_files.py keeps the two equal). More than one loses TCP_NODELAY
-# (uvicorn's shared socket), which adds ~40 ms to each request on a kept-alive connection.
-SERVER_WORKERS = 1
+# (tests/test_deployment_files.py keeps the two equal).
+SERVER_WORKERS = 2
+# On the server's PYTHONPATH, as in the mlflow image: with more than one worker, uvicorn
+# leaves Nagle's algorithm on without it (docker/mlflow-site/sitecustomize.py says why).
+MLFLOW_SITE = Path(__file__).resolve().parents[2] / "docker" / "mlflow-site"
 
 
 def bench_server(root: Path) -> MlflowServer:
@@ -66,6 +68,9 @@ class MlflowServer:
     def start(self, timeout: float = 120.0) -> MlflowServer:
         self.root.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(MLFLOW_SITE), os.environ.get("PYTHONPATH")])
+        )
         if not self.enable_jobs:
             env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         env.update(self.extra_env or {})
