@@ -27,8 +27,9 @@ MLFLOW_SITE = Path(__file__).resolve().parents[2] / "docker" / "mlflow-site"
 
 
 def bench_server(root: Path) -> MlflowServer:
-    """The server the benchmarks use: like docker-compose.yml's (one uvicorn worker, no job
-    runner) but on a SQLite store; BENCH_MLFLOW_JOBS=on keeps MLflow's default job runner."""
+    """The server the benchmarks use: like docker-compose.yml's (SERVER_WORKERS uvicorn
+    workers with MLFLOW_SITE, no job runner) but on a SQLite store; BENCH_MLFLOW_JOBS=on keeps
+    MLflow's default job runner."""
     jobs = os.environ.get("BENCH_MLFLOW_JOBS", "off").strip().lower() in ("on", "1", "true")
     return MlflowServer(root, free_port(), enable_jobs=jobs)
 
