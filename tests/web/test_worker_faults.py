@@ -240,15 +240,21 @@ def test_operations_retry_through_an_mlflow_server_restart_and_complete_exactly_
         versions=[new for name in names for new in revisions(name, 8)], actor="alice"
     )
 
+    # Killed as soon as a worker has claimed the batch's first operation. The whole batch takes
+    # well under a second on two server workers, about as long as a graceful stop (which
+    # serves the requests in flight), so waiting for recorded results and then stopping could
+    # find it finished. A kill also cuts off requests in flight: a version MLflow wrote whose
+    # answer never came back must be found by its operation id, not written again.
     wait_for(
-        lambda: operations_of(batch).filter(status="succeeded").count() >= 4,
+        lambda: operations_of(batch).exclude(status="pending").exists(),
         timeout=120,
-        message=lambda: f"4 operations done before the server stops; {progress([batch])}",
+        interval=0.02,
+        message=lambda: f"a worker to start on the batch; {progress([batch])}",
     )
-    server.stop()
+    server.kill()
     stopped_with = operations_of(batch).filter(status="succeeded").count()
     assert stopped_with < 32, "the server should stop while the batch is under way"
-    server.start()  # same port, same SQLite store; about 15 s down
+    server.start()  # same port, same SQLite store; several seconds down
     # No sweeping: the tasks' own retries must carry the batch through.
     wait_for_batches([batch], timeout=240, what="the batch after the MLflow restart")
 
