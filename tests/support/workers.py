@@ -64,6 +64,8 @@ class WorkerProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> WorkerProcess:
+        # A restarted worker appends to the same log: only what this start writes counts.
+        self._started_at = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
         self.process = subprocess.Popen(
             self.command,
@@ -77,12 +79,16 @@ class WorkerProcess:
         return self
 
     def _wait_for_log(self, text: str, timeout: float) -> None:
+        """Wait for ``text`` anywhere in what this start logged: a worker that starts on a
+        full queue can log pages of tasks within one poll, past any fixed tail."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"celery worker exited:\n{self.log()}")
-            if text in self.log():
-                return
+            with open(self.log_path, "rb") as log:
+                log.seek(self._started_at)
+                if text.encode() in log.read():
+                    return
             time.sleep(0.2)
         raise RuntimeError(f"celery worker not ready after {timeout}s:\n{self.log()}")
 
