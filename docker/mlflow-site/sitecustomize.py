@@ -18,7 +18,7 @@ try:
 except ImportError:  # not the server's environment
     Config = None
 
-if Config is not None and not getattr(Config.bind_socket, "sets_nodelay", False):
+if Config is not None:
     _bind_socket = Config.bind_socket
 
     def bind_socket(self):
@@ -27,5 +27,4 @@ if Config is not None and not getattr(Config.bind_socket, "sets_nodelay", False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    bind_socket.sets_nodelay = True
     Config.bind_socket = bind_socket
