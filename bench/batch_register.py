@@ -143,8 +143,8 @@ def main() -> None:
 
         from registry_ui.prompt_model import configure_mlflow_with_registry, get_mlflow_client
         from registry_ui.registry import NewVersion
-        from registry_ui.web import operations
         from registry_ui.web.models import Batch
+        from registry_ui.web.operations import queue
         from tests.support.workers import WorkerProcess, wait_for
 
         call_command("migrate", verbosity=0)
@@ -170,7 +170,7 @@ def main() -> None:
                 for name, version, text in versions("batch")
             ]
             started = time.perf_counter()
-            batch = operations.batch_register(versions=batch_versions, actor="bench")
+            batch = queue.batch_register(versions=batch_versions, actor="bench")
 
             def done() -> bool:
                 batch.refresh_from_db()

@@ -3,7 +3,7 @@
 Run from the repository root: python -m bench.pages
 Loads the rows straight into a fresh Django database (DATABASE_URL, or a temporary SQLite
 file) with bulk_create, plus open and executed requests and their audit events
-(audit.record_many), then times 200 requests of each page through Django's test Client, in
+(trail.record_many), then times 200 requests of each page through Django's test Client, in
 process, signed in as a reviewer. No MLflow is involved: pages read the mirror.
 Prints a short summary, then one JSON object as the last line. Goal: p95_ms <= 50 for every page.
 """
@@ -42,7 +42,7 @@ def load() -> dict[str, int]:
     from django.utils import timezone
 
     from registry_ui.core.template import parse_template
-    from registry_ui.web import audit
+    from registry_ui.web.audit import trail
     from registry_ui.web.models import AuditEvent, PromotionRequest, Template, TemplateVersion
 
     alice = User.objects.create_user("alice")
@@ -176,7 +176,7 @@ def load() -> dict[str, int]:
             )
         )
     for start in range(0, len(events), 5000):
-        audit.record_many(events[start : start + 5000])
+        trail.record_many(events[start : start + 5000])
     return {
         "templates": TEMPLATES,
         "versions": len(rows),

@@ -78,8 +78,8 @@ def main() -> None:
         from django.core.management import call_command
 
         from registry_ui.prompt_model import configure_mlflow_with_registry
-        from registry_ui.web.mirror import sync_registry
         from registry_ui.web.models import TemplateVersion
+        from registry_ui.web.prompts.mirror import sync_registry
 
         call_command("migrate", verbosity=0)
         TemplateVersion.objects.all().delete()

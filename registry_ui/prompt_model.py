@@ -24,6 +24,7 @@ from typing import Any
 from registry_ui.core.checks import CaseResult, case_set_size_problem, run_version_cases
 from registry_ui.core.diff import compare_templates
 from registry_ui.core.errors import NotFoundError
+from registry_ui.core.limits import MAX_METADATA_JSON_LENGTH, MAX_TEMPLATE_LENGTH
 from registry_ui.core.names import validate_template_name
 from registry_ui.core.records import VersionRecord
 from registry_ui.core.semver import SemVer
@@ -46,9 +47,6 @@ __all__ = [
     "get_registry",
 ]
 
-# MLflow keeps registry tag values up to 100,000 characters; the template is one of them.
-MAX_TEMPLATE_LENGTH = 100_000
-MAX_METADATA_JSON_LENGTH = 100_000
 
 _registry_lock = threading.Lock()
 _registry: TemplateRegistry | None = None

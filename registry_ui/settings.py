@@ -160,7 +160,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "registry_ui.web.context_processors.review_inbox",
+                "registry_ui.web.reviews.inbox.review_inbox",
             ],
         },
     },

@@ -24,13 +24,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from registry_ui.core.limits import MAX_METADATA_JSON_LENGTH
 from registry_ui.core.template import TemplateValidationError, parse_template
 
 # Where a version's test cases live in its metadata (and so in MLflow, with the version).
 TEST_CASES_KEY = "test_cases"
-# MLflow keeps a registry tag value up to 100,000 characters; the metadata, test cases
-# included, is one tag (docs/mlflow-contract.md).
-MAX_METADATA_JSON_LENGTH = 100_000
 MAX_CASE_NAME_LENGTH = 200
 
 

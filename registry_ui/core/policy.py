@@ -152,7 +152,7 @@ class GateResult:
 class MetricObservation:
     """What an experiment measured for a version, and for production beside it.
 
-    Filled by registry_ui.web.experiments.observation_for(); ``rate`` is the rate or the
+    Filled by registry_ui.web.experiments.results.observation_for(); ``rate`` is the rate or the
     mean of the experiment's primary metric (``kind``).
     """
 

@@ -45,6 +45,7 @@ from registry_ui.core.checks import (
     case_set_size_problem,
     parse_cases,
 )
+from registry_ui.core.limits import MAX_METADATA_JSON_LENGTH, MAX_TEMPLATE_LENGTH
 from registry_ui.core.names import InvalidNameError, validate_template_name
 from registry_ui.core.semver import InvalidVersionError, SemVer
 from registry_ui.core.template import TemplateError, validate_template
@@ -54,10 +55,6 @@ OPTIONAL_KEYS = ("metadata", "tests")
 ACCEPTED_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
 LIST_KEY = "templates"
 SUFFIXES = (".yaml", ".yml")
-# The limits PromptModel enforces (registry_ui/prompt_model.py): MLflow tag values hold at
-# most 100,000 characters. Repeated here so that the core does not import the library layer.
-MAX_TEMPLATE_LENGTH = 100_000
-MAX_METADATA_JSON_LENGTH = 100_000
 
 _ACCEPTED = "name, version, template, metadata and tests"
 _SHAPE = (

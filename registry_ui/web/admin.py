@@ -9,6 +9,8 @@ token is created (shown once) and revoked here, through registry_ui.web.experime
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 
+from registry_ui.core.policy import PolicyError
+from registry_ui.web.experiments.tokens import service_token_create, service_token_revoke
 from registry_ui.web.models import (
     Approval,
     AuditEvent,
@@ -182,9 +184,6 @@ class ServiceTokenAdmin(admin.ModelAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        from registry_ui.core.policy import PolicyError
-        from registry_ui.web.experiments import service_token_create
-
         if change:
             raise PermissionDenied("service tokens cannot be changed: revoke it and add another")
         try:
@@ -202,15 +201,13 @@ class ServiceTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request, queryset):
-        from registry_ui.web.experiments import service_token_revoke
-
         count = service_token_revoke(request.user, queryset.values_list("pk", flat=True))
         self.message_user(request, f"{count} token(s) revoked.", messages.SUCCESS)
 
 
 @admin.register(VersionSample)
 class VersionSampleAdmin(ReadOnlyAdmin):
-    """Saved through the render preview (registry_ui.web.dashboard_services.sample_save)."""
+    """Saved through the render preview (registry_ui.web.prompts.samples.sample_save)."""
 
     list_display = ("version", "name", "saved_by_username", "saved_at")
     list_select_related = ("version__template",)

@@ -15,9 +15,13 @@ class WebConfig(AppConfig):
     def ready(self) -> None:
         # Importing the Celery app here binds @shared_task to it in every process.
         from registry_ui.celery import app  # noqa: F401
-        from registry_ui.web import auth
+        from registry_ui.web.auth import signin
 
-        auth.connect_signals()
+        # Open requests go stale when the mirror moves their template's stages (its
+        # stages_moved signal); importing the module connects the receiver.
+        from registry_ui.web.reviews import staleness  # noqa: F401
+
+        signin.connect_signals()
 
         # The role groups follow every migrate (and every test-database flush).
         post_migrate.connect(_sync_role_groups, sender=self)
@@ -31,7 +35,7 @@ class WebConfig(AppConfig):
 
 
 def _sync_role_groups(sender, **kwargs) -> None:
-    from registry_ui.web.roles import sync_groups
+    from registry_ui.web.auth.roles import sync_groups
 
     sync_groups()
 

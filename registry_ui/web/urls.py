@@ -1,21 +1,20 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from registry_ui.web import (
-    audit_views,
-    auth,
-    check_views,
-    dashboard_views,
-    experiment_views,
-    outcome_api,
-    review_views,
-    views,
-    webhooks,
-)
+from registry_ui.web import health
+from registry_ui.web.audit import views as audit_views
+from registry_ui.web.auth import signin
+from registry_ui.web.checks import views as check_views
+from registry_ui.web.experiments import api as outcome_api
+from registry_ui.web.experiments import views as experiment_views
+from registry_ui.web.operations import views as operation_views
+from registry_ui.web.prompts import draft_views, webhooks
+from registry_ui.web.prompts import views as prompt_views
+from registry_ui.web.reviews import views as review_views
 
 urlpatterns = [
-    path("", views.template_list, name="template_list"),
-    path("healthz", views.healthz, name="healthz"),
+    path("", prompt_views.template_list, name="template_list"),
+    path("healthz", health.healthz, name="healthz"),
     path("webhooks/mlflow", webhooks.mlflow_webhook, name="mlflow_webhook"),
     path("audit/export.csv", audit_views.audit_export, name="audit_export"),
     path("requests/", review_views.request_list, name="request_list"),
@@ -39,29 +38,29 @@ urlpatterns = [
     path("experiments/<slug:key>/stop", experiment_views.experiment_stop, name="experiment_stop"),
     path("api/v1/outcomes", outcome_api.outcomes, name="outcomes_api"),
     # Dashboard pages. "-" cannot be a segment of a template name, so "/-/" ends the name.
-    path("templates/<path:name>/-/diff", dashboard_views.template_diff, name="template_diff"),
+    path("templates/<path:name>/-/diff", prompt_views.template_diff, name="template_diff"),
     path(
         "templates/<path:name>/-/versions/<str:version>/samples",
-        dashboard_views.sample_save,
+        prompt_views.sample_save,
         name="sample_save",
     ),
     path(
         "templates/<path:name>/-/versions/<str:version>",
-        dashboard_views.version_detail,
+        prompt_views.version_detail,
         name="version_detail",
     ),
-    path("templates/<path:name>", dashboard_views.template_detail, name="template_detail"),
-    path("versions/new", dashboard_views.version_create, name="version_create"),
-    path("versions/validate", dashboard_views.version_validate, name="version_validate"),
-    path("operations/", dashboard_views.operation_list, name="operation_list"),
-    path("operations/retry", dashboard_views.operation_retry, name="operation_retry"),
-    path("operations/batches/<int:pk>", dashboard_views.batch_detail, name="batch_detail"),
+    path("templates/<path:name>", prompt_views.template_detail, name="template_detail"),
+    path("versions/new", draft_views.version_create, name="version_create"),
+    path("versions/validate", draft_views.version_validate, name="version_validate"),
+    path("operations/", operation_views.operation_list, name="operation_list"),
+    path("operations/retry", operation_views.operation_retry, name="operation_retry"),
+    path("operations/batches/<int:pk>", operation_views.batch_detail, name="batch_detail"),
     path(
         "operations/batches/<int:pk>/progress",
-        dashboard_views.batch_progress,
+        operation_views.batch_progress,
         name="batch_progress",
     ),
-    path("audit/", dashboard_views.audit_log, name="audit_log"),
-    path("accounts/login/", auth.ThrottledLoginView.as_view(), name="login"),
+    path("audit/", audit_views.audit_log, name="audit_log"),
+    path("accounts/login/", signin.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

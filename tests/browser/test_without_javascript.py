@@ -7,8 +7,8 @@ import re
 import pytest
 from django.contrib.auth.models import Group, User
 
-from registry_ui.web import approvals
 from registry_ui.web.models import PromotionRequest
+from registry_ui.web.reviews import services as reviews
 from tests.web.test_approvals import template
 
 pytestmark = [
@@ -29,7 +29,7 @@ def test_search_check_file_and_approve_with_script_disabled(browser, live_server
     template(name, [("1.0.0", "Hi {who}")])
     erin = member("erin", "authors")
     member("bob", "reviewers")
-    request = approvals.file_request(
+    request = reviews.file_request(
         erin, template_name=name, version="1.0.0", target="staging", justification="ready"
     )
     context = browser.new_context(base_url=live_server.url, java_script_enabled=False)

@@ -24,9 +24,10 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from registry_ui.prompt_model import PromptModel, get_registry
-from registry_ui.web import approvals, dashboard_services
-from registry_ui.web.mirror import mirror_template
 from registry_ui.web.models import Batch, PromotionRequest, TemplateVersion
+from registry_ui.web.prompts import drafts, samples
+from registry_ui.web.prompts.mirror import mirror_template
+from registry_ui.web.reviews import services as reviews
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -78,24 +79,22 @@ def hostile(unique_name):
     get_registry().promote(name, "1.0.0", "staging")  # the template page shows its text
     mirror_template(name, get_registry().gateway.list_versions(name), source="external")
     # 1.1.0 through the dashboard's own service: a batch and its audit events with payloads.
-    draft = dashboard_services.Draft(
+    draft = drafts.Draft(
         name=name,
         version="1.1.0",  # adds a variable: a minor bump
         template=TEXT_NEW,
         metadata=json.dumps({**metadata, "purpose": f"new {ALL}"}),
         reason=f"reason {ALL}",
     )
-    batch = dashboard_services.version_file(alice, draft=draft)
+    batch = drafts.version_file(alice, draft=draft)
     batch.refresh_from_db()
     assert batch.status == Batch.Status.SUCCEEDED, batch
     version = TemplateVersion.objects.get(template__name=name, version="1.1.0")
-    request = approvals.file_request(
+    request = reviews.file_request(
         erin, template_name=name, version="1.1.0", target="staging", justification=f"why {ALL}"
     )
-    approvals.add_comment(bob, request.pk, text=f"comment {ALL}")
-    dashboard_services.sample_save(
-        alice, version=version, name="example", raw={"name": SCRIPT, "link": LINK}
-    )
+    reviews.add_comment(bob, request.pk, text=f"comment {ALL}")
+    samples.sample_save(alice, version=version, name="example", raw={"name": SCRIPT, "link": LINK})
     return {"name": name, "batch": batch.pk, "request": request.pk}
 
 

@@ -10,8 +10,8 @@ import mlflow
 from django.db.models import Count
 
 from registry_ui.core.names import to_registered_model_name
-from registry_ui.web import operations
 from registry_ui.web.models import Batch, Operation
+from registry_ui.web.operations import tasks as operation_tasks
 
 # The contract tag that holds a version's semantic version (docs/mlflow-contract.md).
 SEMVER_TAG = "registry_ui.version"
@@ -61,7 +61,7 @@ def wait_for_batches(
                 f"timed out after {timeout:.0f}s waiting for {what}; {progress(batches)}"
             )
         if now >= next_sweep:
-            operations.sweep()
+            operation_tasks.sweep_operations()
             next_sweep = now + sweep_every
         time.sleep(0.5)
 

@@ -4,7 +4,7 @@ certain.
     python -m tests.support.duplicating_worker -A registry_ui.celery worker ...
 
 takes the same arguments as `celery`. Before the worker starts (and forks its pool), it
-wraps registry_ui.web.operations.send_after_commit so that each operation id is sent
+wraps registry_ui.web.operations.tasks.send_after_commit so that each operation id is sent
 twice in a row, the way a broker redelivering every message would. The tests patch the
 same function in their own process with ``doubled`` for the sends made there.
 """
@@ -29,9 +29,9 @@ def main() -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry_ui.settings")
     django.setup()
-    from registry_ui.web import operations
+    from registry_ui.web.operations import tasks as operation_tasks
 
-    operations.send_after_commit = doubled(operations.send_after_commit)
+    operation_tasks.send_after_commit = doubled(operation_tasks.send_after_commit)
     from celery.__main__ import main as celery_main
 
     celery_main()  # runs the worker, then exits with its status

@@ -9,8 +9,8 @@ from django.contrib.auth.models import Group, User
 from django.db import connection, connections
 
 from registry_ui.core.policy import PolicyError
-from registry_ui.web import approvals
 from registry_ui.web.models import Approval, Operation, PromotionRequest
+from registry_ui.web.reviews import services as reviews
 from tests.web.test_approvals import sync, template
 
 pytestmark = [
@@ -28,7 +28,7 @@ REVIEWERS = 50
 def test_fifty_concurrent_approvals_of_one_production_request_make_one_operation(
     unique_name, in_process_tasks, monkeypatch
 ):
-    from registry_ui.web.tasks import run_operation
+    from registry_ui.web.operations.tasks import run_operation
 
     name = unique_name()
     template(name, [("1.0.0", "Hi {who}")], [("1.0.0", "staging")])
@@ -41,7 +41,7 @@ def test_fifty_concurrent_approvals_of_one_production_request_make_one_operation
         reviewer = User.objects.create_user(f"reviewer{number}")
         reviewer.groups.add(group)
         reviewers.append(reviewer)
-    request = approvals.file_request(
+    request = reviews.file_request(
         requester, template_name=name, version="1.0.0", target="production", justification="j"
     )
     # Count the messages instead of running them: this test is about the decision only.
@@ -56,7 +56,7 @@ def test_fifty_concurrent_approvals_of_one_production_request_make_one_operation
         try:
             reviewer = User.objects.get(pk=reviewer.pk)  # this thread's own connection
             barrier.wait()
-            approvals.approve(reviewer, request.pk)
+            reviews.approve(reviewer, request.pk)
             result = "approved"
         except PolicyError as error:
             result = str(error)

@@ -37,9 +37,6 @@ from hypothesis.stateful import (
 from registry_ui.core.policy import PolicyError
 from registry_ui.core.records import VersionRecord
 from registry_ui.prompt_model import PromptModel, get_registry
-from registry_ui.web import approvals, operations
-from registry_ui.web.approvals import ReleaseLine
-from registry_ui.web.mirror import mirror_template
 from registry_ui.web.models import (
     Approval,
     AuditEvent,
@@ -47,7 +44,13 @@ from registry_ui.web.models import (
     PromotionRequest,
     TemplateVersion,
 )
-from registry_ui.web.tasks import run_operation
+from registry_ui.web.operations import tasks as operation_tasks
+from registry_ui.web.operations import worker
+from registry_ui.web.operations.tasks import run_operation
+from registry_ui.web.prompts.mirror import mirror_template
+from registry_ui.web.reviews import releases
+from registry_ui.web.reviews import services as reviews
+from registry_ui.web.reviews.releases import ReleaseLine
 
 Status = PromotionRequest.Status
 Kind = PromotionRequest.Kind
@@ -237,7 +240,7 @@ class ApprovalStateMachine(RuleBasedStateMachine):
                 data.draw(st.sampled_from([m for m in moves if m[0] == key]), label=label)
                 for key in keys  # carried out in this order
             ]
-            request = approvals.file_release(
+            request = releases.file_release(
                 requester,
                 lines=[ReleaseLine(self.names[k], v, stage) for k, v, stage in lines],
                 justification="queued before the run",
@@ -247,14 +250,14 @@ class ApprovalStateMachine(RuleBasedStateMachine):
                 self.note_filing(item, self.keys[item.template.name])
         else:
             key, version, stage = data.draw(st.sampled_from(moves), label=label)
-            request = approvals.file_request(
+            request = reviews.file_request(
                 requester, template_name=self.names[key], version=version, target=stage,
                 justification="queued before the run",
             )  # fmt: skip
             self.note_filing(request, key)
         reviewers = [name for name in sorted(CAN_REVIEW) if self.users[name] != requester]
         for name in reviewers[: request.required_approvals]:
-            approvals.approve(self.users[name], request.pk)
+            reviews.approve(self.users[name], request.pk)
             self.approved_by.setdefault(request.pk, set()).add(self.users[name].username)
         request.refresh_from_db()
         assert request.status == Status.EXECUTING, request.outcome
@@ -281,14 +284,14 @@ class ApprovalStateMachine(RuleBasedStateMachine):
             expected = ACCEPTED
         request = self.attempt(
             expected,
-            lambda: approvals.file_request(
+            lambda: reviews.file_request(
                 user, template_name=self.names[key], version=version, target=stage,
                 justification="the copy reads better",
             ),
         )  # fmt: skip
         if request is None:
             return
-        policy = approvals.approval_policy()
+        policy = reviews.approval_policy()
         assert (request.status, request.required_approvals) == (
             Status.OPEN,
             policy.required("promote", stage),
@@ -308,13 +311,13 @@ class ApprovalStateMachine(RuleBasedStateMachine):
             expected = ACCEPTED
         request = self.attempt(
             expected,
-            lambda: approvals.file_rollback(
+            lambda: reviews.file_rollback(
                 user, template_name=self.names[key], version=version, reason="the new one is off"
             ),
         )
         if request is None:
             return
-        required = approvals.approval_policy().required("rollback", "production")
+        required = reviews.approval_policy().required("rollback", "production")
         assert request.required_approvals == required
         assert request.status == (Status.OPEN if required else Status.EXECUTING)
         self.note_filing(request, key)
@@ -337,7 +340,7 @@ class ApprovalStateMachine(RuleBasedStateMachine):
             expected = ACCEPTED
         release = self.attempt(
             expected,
-            lambda: approvals.file_release(
+            lambda: releases.file_release(
                 user,
                 lines=[ReleaseLine(self.names[k], v, stage) for k, v, stage in lines],
                 justification="the spring release",
@@ -345,7 +348,7 @@ class ApprovalStateMachine(RuleBasedStateMachine):
         )
         if release is None:
             return
-        policy = approvals.approval_policy()
+        policy = reviews.approval_policy()
         required = max(policy.required("promote", stage) for _, _, stage in lines)
         assert (release.status, release.required_approvals) == (Status.OPEN, required)
         items = list(release.items.select_related("template").order_by("pk"))
@@ -390,7 +393,7 @@ class ApprovalStateMachine(RuleBasedStateMachine):
         else:
             expected = ACCEPTED
         held_before = len(self.held)
-        self.attempt(expected, lambda: approvals.approve(user, request.pk, comment="fine by me"))
+        self.attempt(expected, lambda: reviews.approve(user, request.pk, comment="fine by me"))
         if expected != ACCEPTED:
             return
         self.approved_by.setdefault(request.pk, set()).add(user.username)
@@ -425,7 +428,7 @@ class ApprovalStateMachine(RuleBasedStateMachine):
             expected = PolicyError  # withdraw it instead
         else:
             expected = ACCEPTED
-        self.attempt(expected, lambda: approvals.reject(user, request.pk, comment="off brand"))
+        self.attempt(expected, lambda: reviews.reject(user, request.pk, comment="off brand"))
         request.refresh_from_db()
         if expected == ACCEPTED:
             assert request.status == Status.REJECTED
@@ -440,7 +443,7 @@ class ApprovalStateMachine(RuleBasedStateMachine):
             expected = PolicyError
         else:
             expected = ACCEPTED
-        self.attempt(expected, lambda: approvals.withdraw(user, request.pk))
+        self.attempt(expected, lambda: reviews.withdraw(user, request.pk))
         request.refresh_from_db()
         if expected == ACCEPTED:
             assert request.status == Status.WITHDRAWN
@@ -584,7 +587,7 @@ class ApprovalStateMachine(RuleBasedStateMachine):
         mlflow_before = None
         if Operation.objects.filter(id=operation_id, kind=Operation.Kind.RELEASE).exists():
             mlflow_before = {key: self.mlflow_stages(key) for key in VERSION_COUNT}
-        outcome = operations.run(operation_id)
+        outcome = worker.run(operation_id, send=operation_tasks.send_after_commit)
         if outcome.status == "busy":
             # An earlier operation on the template comes first and carries this one on
             # when it runs; the sweeper would send it again, so keep the message.
@@ -626,7 +629,7 @@ class ApprovalStateMachine(RuleBasedStateMachine):
 
     @invariant()
     def nothing_runs_without_its_approvals(self):
-        policy = approvals.approval_policy()
+        policy = reviews.approval_policy()
         requests = {
             r.pk: r for r in self.run_requests().select_related("requester", "release", "version")
         }

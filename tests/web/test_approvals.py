@@ -14,9 +14,7 @@ from django.utils import timezone
 
 from registry_ui.core.policy import PolicyError
 from registry_ui.prompt_model import PromptModel, get_registry
-from registry_ui.web import approvals, audit
-from registry_ui.web.approvals import ReleaseLine
-from registry_ui.web.mirror import mirror_template
+from registry_ui.web.audit import history
 from registry_ui.web.models import (
     Approval,
     AuditEvent,
@@ -24,6 +22,11 @@ from registry_ui.web.models import (
     PromotionRequest,
     TemplateVersion,
 )
+from registry_ui.web.operations import tasks as operation_tasks
+from registry_ui.web.prompts.mirror import mirror_template
+from registry_ui.web.reviews import inbox, releases
+from registry_ui.web.reviews import services as reviews
+from registry_ui.web.reviews.releases import ReleaseLine
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -81,11 +84,11 @@ def test_a_staging_request_with_one_approval_is_carried_out(users, unique_name):
     name = unique_name()
     template(name, V[:1])
 
-    request = approvals.file_request(
+    request = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="staging", justification="ok"
     )
     assert (request.status, request.required_approvals) == ("open", 1)
-    approvals.approve(users["bob"], request.pk, comment="looks right")
+    reviews.approve(users["bob"], request.pk, comment="looks right")
 
     request.refresh_from_db()
     assert (request.status, request.outcome) == ("done", "carried out")
@@ -111,7 +114,7 @@ def test_a_staging_request_with_one_approval_is_carried_out(users, unique_name):
 def test_production_needs_two_distinct_reviewers_neither_requester_nor_author(users, unique_name):
     name = unique_name()
     template(name, V[:1], [("1.0.0", "staging")])
-    request = approvals.file_request(
+    request = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="production", justification="j"
     )
     assert request.required_approvals == 2
@@ -122,31 +125,31 @@ def test_production_needs_two_distinct_reviewers_neither_requester_nor_author(us
     erin = User.objects.get(username="erin")  # fresh permission cache
     alice = User.objects.get(username="alice")
     with pytest.raises(PolicyError, match="you filed"):
-        approvals.approve(erin, request.pk)
+        reviews.approve(erin, request.pk)
     with pytest.raises(PolicyError, match="author of the version"):
-        approvals.approve(alice, request.pk)
+        reviews.approve(alice, request.pk)
 
-    approvals.approve(users["bob"], request.pk)
-    approvals.approve(users["bob"], request.pk)  # a retried click counts once
+    reviews.approve(users["bob"], request.pk)
+    reviews.approve(users["bob"], request.pk)  # a retried click counts once
     request.refresh_from_db()
     assert (request.status, request.approvals.count()) == ("open", 1)
     assert mlflow_stages(name) == {"1.0.0": "staging"}
 
-    approvals.approve(users["carol"], request.pk)
+    reviews.approve(users["carol"], request.pk)
     request.refresh_from_db()
     assert request.status == "done"
     assert mlflow_stages(name) == mirror_stages(name) == {"1.0.0": "production"}
-    held = audit.production_at(name, timezone.now())
+    held = history.production_at(name, timezone.now())
     assert (held["version"], held["why"], held["request_id"]) == ("1.0.0", "j", request.pk)
     assert sorted(held["approved_by"]) == ["bob", "carol"]
     with pytest.raises(PolicyError, match="is done"):
-        approvals.approve(users["dan"], request.pk)
+        reviews.approve(users["dan"], request.pk)
 
 
 def test_the_database_refuses_approvals_by_the_requester_or_an_author(users, unique_name):
     name = unique_name()
     template(name, V[:1])
-    request = approvals.file_request(
+    request = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="staging", justification="j"
     )
 
@@ -175,11 +178,11 @@ def test_the_database_refuses_approvals_by_the_requester_or_an_author(users, uni
 def test_one_open_request_per_version_and_target(users, unique_name):
     name = unique_name()
     template(name, V[:1])
-    first = approvals.file_request(
+    first = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="staging", justification="j"
     )
     with pytest.raises(PolicyError, match=rf"request #{first.pk} to move it to staging is open"):
-        approvals.file_request(
+        reviews.file_request(
             users["alice"], template_name=name, version="1.0.0", target="staging", justification="j"
         )
     with transaction.atomic(), pytest.raises(IntegrityError):
@@ -208,20 +211,20 @@ def test_one_open_request_per_version_and_target(users, unique_name):
 def test_services_refuse_roles_without_the_permission(users, unique_name, who, action, error):
     name = unique_name()
     template(name, V[:1])
-    request = approvals.file_request(
+    request = reviews.file_request(
         users["alice"], template_name=name, version="1.0.0", target="staging", justification="j"
     )
     user = users[who]
     calls = {
-        "file": lambda: approvals.file_request(
+        "file": lambda: reviews.file_request(
             user, template_name=name, version="1.0.0", target="staging", justification="j"
         ),
-        "approve": lambda: approvals.approve(user, request.pk),
-        "reject": lambda: approvals.reject(user, request.pk, comment="no"),
-        "rollback": lambda: approvals.file_rollback(
+        "approve": lambda: reviews.approve(user, request.pk),
+        "reject": lambda: reviews.reject(user, request.pk, comment="no"),
+        "rollback": lambda: reviews.file_rollback(
             user, template_name=name, version="1.0.0", reason="r"
         ),
-        "comment": lambda: approvals.add_comment(user, request.pk, text="hi"),
+        "comment": lambda: reviews.add_comment(user, request.pk, text="hi"),
     }
     with pytest.raises(PermissionDenied, match=error):
         calls[action]()
@@ -234,19 +237,19 @@ def test_bad_input_is_refused_with_what_is_accepted(users, unique_name):
     template(name, V[:1])
     erin = users["erin"]
     with pytest.raises(PolicyError, match="justification is required"):
-        approvals.file_request(erin, template_name=name, version="1.0.0", target="staging",
+        reviews.file_request(erin, template_name=name, version="1.0.0", target="staging",
                                justification="  ")  # fmt: skip
     with pytest.raises(PolicyError, match="straight to production"):
-        approvals.file_request(erin, template_name=name, version="1.0.0", target="production",
+        reviews.file_request(erin, template_name=name, version="1.0.0", target="production",
                                justification="j")  # fmt: skip
     with pytest.raises(PolicyError, match="unknown stage 'prod'"):
-        approvals.file_request(erin, template_name=name, version="1.0.0", target="prod",
+        reviews.file_request(erin, template_name=name, version="1.0.0", target="prod",
                                justification="j")  # fmt: skip
     with pytest.raises(PolicyError, match="no such version"):
-        approvals.file_request(erin, template_name=name, version="9.0.0", target="staging",
+        reviews.file_request(erin, template_name=name, version="9.0.0", target="staging",
                                justification="j")  # fmt: skip
     with pytest.raises(PolicyError, match="at most 5000"):
-        approvals.file_request(erin, template_name=name, version="1.0.0", target="staging",
+        reviews.file_request(erin, template_name=name, version="1.0.0", target="staging",
                                justification="x" * 5001)  # fmt: skip
     assert not PromotionRequest.objects.exists()
 
@@ -254,38 +257,38 @@ def test_bad_input_is_refused_with_what_is_accepted(users, unique_name):
 def test_a_rejection_needs_a_comment_and_closes_the_request(users, unique_name):
     name = unique_name()
     template(name, V[:1])
-    request = approvals.file_request(
+    request = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="staging", justification="j"
     )
     with pytest.raises(PolicyError, match="comment saying why"):
-        approvals.reject(users["bob"], request.pk, comment="")
-    approvals.reject(users["bob"], request.pk, comment="wrong tone")
-    approvals.reject(users["bob"], request.pk, comment="wrong tone")  # a retry: no change
+        reviews.reject(users["bob"], request.pk, comment="")
+    reviews.reject(users["bob"], request.pk, comment="wrong tone")
+    reviews.reject(users["bob"], request.pk, comment="wrong tone")  # a retry: no change
     request.refresh_from_db()
     assert (request.status, request.outcome) == ("rejected", "wrong tone")
     assert [c.kind for c in request.comments.all()] == ["rejection"]
     with pytest.raises(PolicyError, match="only open requests can be approved"):
-        approvals.approve(users["carol"], request.pk)
+        reviews.approve(users["carol"], request.pk)
     assert mlflow_stages(name) == {"1.0.0": "dev"}
 
 
 def test_a_request_goes_stale_when_another_version_is_promoted(users, unique_name):
     name = unique_name()
     template(name, V[:2], [("1.0.0", "staging")])
-    old = approvals.file_request(
+    old = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="production", justification="j"
     )
-    approvals.approve(users["bob"], old.pk)
-    newer = approvals.file_request(
+    reviews.approve(users["bob"], old.pk)
+    newer = reviews.file_request(
         users["erin"], template_name=name, version="1.0.1", target="staging", justification="j"
     )
-    approvals.approve(users["carol"], newer.pk)  # 1.0.1 replaces 1.0.0 in staging
+    reviews.approve(users["carol"], newer.pk)  # 1.0.1 replaces 1.0.0 in staging
 
     old.refresh_from_db()
     assert old.status == "stale"
     assert "stages changed" in old.outcome
     with pytest.raises(PolicyError, match="is stale"):
-        approvals.approve(users["dan"], old.pk)
+        reviews.approve(users["dan"], old.pk)
     assert mlflow_stages(name) == {"1.0.0": "archived", "1.0.1": "staging"}
 
 
@@ -293,7 +296,7 @@ def test_a_request_goes_stale_when_another_version_is_promoted(users, unique_nam
 def held_messages(monkeypatch):
     """Hold the workers' messages so the test can change MLflow between approval and
     execution, as a busy queue would. The real send path is covered by the other tests."""
-    from registry_ui.web.tasks import run_operation
+    from registry_ui.web.operations.tasks import run_operation
 
     held = []
     monkeypatch.setattr(run_operation, "delay", lambda operation_id: held.append(operation_id))
@@ -301,20 +304,20 @@ def held_messages(monkeypatch):
 
 
 def test_the_worker_checks_the_policy_again_against_mlflow(users, unique_name, held_messages):
-    from registry_ui.web import operations
+    from registry_ui.web.operations import worker
 
     name = unique_name()
     template(name, V[:2], [("1.0.0", "staging")])
-    request = approvals.file_request(
+    request = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="production", justification="j"
     )
-    approvals.approve(users["bob"], request.pk)
-    approvals.approve(users["carol"], request.pk)
+    reviews.approve(users["bob"], request.pk)
+    reviews.approve(users["carol"], request.pk)
     [operation_id] = held_messages
     # Someone moves staging straight in MLflow before the worker gets to the request.
     get_registry().promote(name, "1.0.1", "staging")
 
-    outcome = operations.run(operation_id)
+    outcome = worker.run(operation_id, send=operation_tasks.send_after_commit)
 
     request.refresh_from_db()
     assert outcome.status == "failed"
@@ -325,17 +328,17 @@ def test_the_worker_checks_the_policy_again_against_mlflow(users, unique_name, h
 
 
 def test_an_approver_who_lost_the_role_stops_counting(users, unique_name, held_messages):
-    from registry_ui.web import operations
+    from registry_ui.web.operations import worker
 
     name = unique_name()
     template(name, V[:1])
-    request = approvals.file_request(
+    request = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="staging", justification="j"
     )
-    approvals.approve(users["bob"], request.pk)
+    reviews.approve(users["bob"], request.pk)
     users["bob"].groups.clear()
 
-    operations.run(held_messages[0])
+    worker.run(held_messages[0], send=operation_tasks.send_after_commit)
 
     request.refresh_from_db()
     assert request.status == "failed"
@@ -362,17 +365,17 @@ def test_a_rollback_brings_back_the_previous_production_version(users, unique_na
     name = unique_name()
     production_history(name)
     with pytest.raises(PolicyError, match="a reason is required"):
-        approvals.file_rollback(users["bob"], template_name=name, version="1.0.0", reason="")
+        reviews.file_rollback(users["bob"], template_name=name, version="1.0.0", reason="")
     with pytest.raises(PolicyError, match="promote it instead"):
-        approvals.file_rollback(users["bob"], template_name=name, version="1.0.2", reason="r")
+        reviews.file_rollback(users["bob"], template_name=name, version="1.0.2", reason="r")
 
-    request = approvals.file_rollback(
+    request = reviews.file_rollback(
         users["bob"], template_name=name, version="1.0.0", reason="1.0.1 doubles the emoji"
     )
     assert (request.kind, request.required_approvals) == ("rollback", 1)
     with pytest.raises(PolicyError, match="you filed"):
-        approvals.approve(users["bob"], request.pk)
-    approvals.approve(users["carol"], request.pk)
+        reviews.approve(users["bob"], request.pk)
+    reviews.approve(users["carol"], request.pk)
 
     request.refresh_from_db()
     assert request.status == "done"
@@ -389,14 +392,14 @@ def test_a_rollback_to_a_version_that_never_held_production_is_refused(users, un
     name = unique_name()
     template(name, V[:2], [("1.0.0", "staging"), ("1.0.1", "staging")])  # 1.0.0 archived
     with pytest.raises(PolicyError, match="never held production"):
-        approvals.file_rollback(users["bob"], template_name=name, version="1.0.0", reason="r")
+        reviews.file_rollback(users["bob"], template_name=name, version="1.0.0", reason="r")
 
 
 def test_with_no_approval_required_a_rollback_runs_at_once(users, unique_name, settings):
     settings.APPROVALS_REQUIRED = {**settings.APPROVALS_REQUIRED, "rollback": 0}
     name = unique_name()
     production_history(name)
-    request = approvals.file_rollback(
+    request = reviews.file_rollback(
         users["bob"], template_name=name, version="1.0.0", reason="outage"
     )
     request.refresh_from_db()
@@ -407,7 +410,7 @@ def test_with_no_approval_required_a_rollback_runs_at_once(users, unique_name, s
 def test_approving_despite_a_failing_gate_needs_a_reason(users, unique_name):
     name = unique_name()
     template(name, V[:1], [("1.0.0", "staging")])
-    request = approvals.file_request(
+    request = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="production", justification="j"
     )
     # Experiments fill the gate; until they land it reads "no data", so set a failing one.
@@ -415,8 +418,8 @@ def test_approving_despite_a_failing_gate_needs_a_reason(users, unique_name):
         gate={"status": "fail", "detail": "0.03 is below 0.05"}
     )
     with pytest.raises(PolicyError, match=r"gate fails \(0.03 is below 0.05\).*written reason"):
-        approvals.approve(users["bob"], request.pk)
-    approvals.approve(users["bob"], request.pk, gate_reason="seasonal dip, accepted by PM")
+        reviews.approve(users["bob"], request.pk)
+    reviews.approve(users["bob"], request.pk, gate_reason="seasonal dip, accepted by PM")
     approval = Approval.objects.get(request=request)
     assert approval.gate_override_reason == "seasonal dip, accepted by PM"
     event = AuditEvent.objects.get(action="request.approved", object_id=str(request.pk))
@@ -432,14 +435,14 @@ def two_templates(unique_name):
 
 def test_a_release_dry_run_shows_changes_and_problems(users, unique_name):
     a, b = two_templates(unique_name)
-    plans = approvals.dry_run(
+    plans = releases.dry_run(
         [ReleaseLine(a, "1.0.1", "production"), ReleaseLine(b, "1.0.1", "production")]
     )
     assert plans[0].changes == ("1.0.1: staging -> production", "1.0.0: production -> archived")
     assert plans[0].problems == ()
     assert any("straight to production" in p for p in plans[1].problems)
     with pytest.raises(PolicyError, match="straight to production"):
-        approvals.file_release(
+        releases.file_release(
             users["erin"],
             lines=[ReleaseLine(a, "1.0.1", "production"), ReleaseLine(b, "1.0.1", "production")],
             justification="j",
@@ -449,7 +452,7 @@ def test_a_release_dry_run_shows_changes_and_problems(users, unique_name):
 
 def test_a_release_is_approved_once_and_carried_out_template_by_template(users, unique_name):
     a, b = two_templates(unique_name)
-    release = approvals.file_release(
+    release = releases.file_release(
         users["erin"],
         lines=[ReleaseLine(a, "1.0.1", "production"), ReleaseLine(b, "1.0.1", "staging")],
         justification="spring release",
@@ -457,10 +460,10 @@ def test_a_release_is_approved_once_and_carried_out_template_by_template(users, 
     assert release.required_approvals == 2
     [item_a, _] = release.items.order_by("id")
     with pytest.raises(PolicyError, match="part of release"):
-        approvals.approve(users["bob"], item_a.pk)
+        reviews.approve(users["bob"], item_a.pk)
 
-    approvals.approve(users["bob"], release.pk)
-    approvals.approve(users["carol"], release.pk)
+    reviews.approve(users["bob"], release.pk)
+    reviews.approve(users["carol"], release.pk)
 
     release.refresh_from_db()
     assert release.status == "done", release.outcome
@@ -472,22 +475,22 @@ def test_a_release_is_approved_once_and_carried_out_template_by_template(users, 
 
 
 def test_a_failed_release_moves_the_moved_templates_back(users, unique_name, held_messages):
-    from registry_ui.web import operations
+    from registry_ui.web.operations import worker
 
     a, b = two_templates(unique_name)
     before_a, before_b = mlflow_stages(a), mlflow_stages(b)
-    release = approvals.file_release(
+    release = releases.file_release(
         users["erin"],
         lines=[ReleaseLine(a, "1.0.1", "production"), ReleaseLine(b, "1.0.1", "staging")],
         justification="spring release",
     )
-    approvals.approve(users["bob"], release.pk)
-    approvals.approve(users["carol"], release.pk)
+    reviews.approve(users["bob"], release.pk)
+    reviews.approve(users["carol"], release.pk)
     # b changes in MLflow before the worker reaches it: its item is stale and fails.
     get_registry().promote(b, "1.0.0", "production")
     before_b = mlflow_stages(b)
 
-    outcome = operations.run(held_messages[0])
+    outcome = worker.run(held_messages[0], send=operation_tasks.send_after_commit)
 
     release.refresh_from_db()
     assert outcome.status == "failed"
@@ -503,13 +506,13 @@ def test_a_failed_release_moves_the_moved_templates_back(users, unique_name, hel
 def test_waiting_for_counts_requests_a_reviewer_can_act_on(users, unique_name):
     name = unique_name()
     template(name, V[:2])
-    one = approvals.file_request(
+    one = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="staging", justification="j"
     )
-    approvals.file_request(
+    reviews.file_request(
         users["erin"], template_name=name, version="1.0.1", target="staging", justification="j"
     )
-    assert approvals.waiting_for(users["bob"]) == 2
-    assert approvals.waiting_for(users["erin"]) == 0
-    approvals.reject(users["bob"], one.pk, comment="no")
-    assert approvals.waiting_for(users["carol"]) == 1
+    assert inbox.waiting_for(users["bob"]) == 2
+    assert inbox.waiting_for(users["erin"]) == 0
+    reviews.reject(users["bob"], one.pk, comment="no")
+    assert inbox.waiting_for(users["carol"]) == 1

@@ -11,9 +11,10 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from registry_ui.prompt_model import PromptModel, get_registry
-from registry_ui.web import approvals
-from registry_ui.web.approvals import ReleaseLine
 from registry_ui.web.models import PromotionRequest
+from registry_ui.web.reviews import releases
+from registry_ui.web.reviews import services as reviews
+from registry_ui.web.reviews.releases import ReleaseLine
 from tests.support.workers import wait_for
 from tests.web.test_approvals import mirror_stages, mlflow_stages, sync
 
@@ -50,20 +51,20 @@ def test_workers_carry_out_an_approved_request_and_a_release(start_worker, uniqu
     sync(a)
     sync(b)
 
-    request = approvals.file_request(
+    request = reviews.file_request(
         erin, template_name=a, version="1.0.0", target="staging", justification="ready"
     )
-    approvals.approve(reviewers[0], request.pk)
+    reviews.approve(reviewers[0], request.pk)
     wait_for(lambda: finished(request), timeout=120, message="the request to be carried out")
     assert (request.status, request.outcome) == ("done", "carried out")
 
-    release = approvals.file_release(
+    release = releases.file_release(
         erin,
         lines=[ReleaseLine(a, "1.0.0", "production"), ReleaseLine(b, "1.0.0", "staging")],
         justification="first release",
     )
     for reviewer in reviewers:
-        approvals.approve(reviewer, release.pk)
+        reviews.approve(reviewer, release.pk)
     wait_for(lambda: finished(release), timeout=120, message="the release to be carried out")
 
     assert release.status == "done", release.outcome

@@ -20,7 +20,9 @@ from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
-from registry_ui.web import audit
+from registry_ui.web.audit import export as audit_export
+from registry_ui.web.audit import history as audit_history
+from registry_ui.web.audit import trail
 from registry_ui.web.models import AppendOnlyError, AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +42,7 @@ def record(object_id: str = "shop/hook@1.0.0", **fields) -> AuditEvent:
         "after": {"stage": "dev"},
         **fields,
     }
-    return audit.record(**values)
+    return trail.record(**values)
 
 
 def unsaved(object_id: str, **fields) -> AuditEvent:
@@ -80,7 +82,7 @@ def tamper(sql: str, params: list) -> None:
 
 def test_it_chains_each_event_to_the_one_before_it():
     first = record()
-    batch = audit.record_many([unsaved("shop/hook@1.0.0"), unsaved("shop/hook@1.1.0")])
+    batch = trail.record_many([unsaved("shop/hook@1.0.0"), unsaved("shop/hook@1.1.0")])
     last = record("shop/hook@1.2.0")
 
     events = list(AuditEvent.objects.all())
@@ -110,7 +112,7 @@ def test_it_hashes_json_exactly_as_the_database_gives_it_back():
 
 def test_verify_audit_log_reports_an_intact_chain():
     record()
-    audit.record_many([unsaved(f"shop/hook@1.0.{n}") for n in range(5)])
+    trail.record_many([unsaved(f"shop/hook@1.0.{n}") for n in range(5)])
 
     output = verify()
 
@@ -149,11 +151,11 @@ def test_it_detects_a_row_changed_with_raw_sql_naming_that_row():
 def test_it_detects_a_row_rewritten_with_a_fresh_hash_at_the_next_link():
     record(), record(), record()
     rewritten = AuditEvent.objects.get(seq=2)
-    values = {f: getattr(rewritten, f) for f in audit.HASHED_FIELDS} | {"actor": "mallory"}
+    values = {f: getattr(rewritten, f) for f in trail.HASHED_FIELDS} | {"actor": "mallory"}
 
     tamper(
         f"UPDATE {TABLE} SET actor = %s, hash = %s WHERE id = %s",
-        ["mallory", audit.event_hash(values), rewritten.pk],
+        ["mallory", trail.event_hash(values), rewritten.pk],
     )
 
     problem = verify_fails()
@@ -194,7 +196,7 @@ def test_the_orm_refuses_to_update_or_delete_events():
 
 
 def test_events_are_only_written_through_the_audit_module():
-    with pytest.raises(AppendOnlyError, match=r"audit\.record\(\)"):
+    with pytest.raises(AppendOnlyError, match=r"audit\.trail\.record\(\)"):
         AuditEvent.objects.create(
             actor="alice", action="x", object_type="t", object_id="1", source="command"
         )
@@ -225,12 +227,11 @@ def test_the_csv_export_neutralises_cells_a_spreadsheet_would_run():
     for formula in FORMULAS:
         record(actor=formula, object_id="shop/hook@1.0.0")
     record(actor="plain", after=-5)
-    out = io.StringIO()
 
-    written = audit.export_csv(AuditEvent.objects.all(), out)
+    text = "".join(audit_export.csv_lines(AuditEvent.objects.order_by("seq")))
 
-    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
-    assert written == len(rows) == 7
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 7
     assert [row["actor"] for row in rows[:6]] == [f"'{formula}" for formula in FORMULAS]
     assert (rows[6]["actor"], rows[6]["after"]) == ("plain", "'-5")
     assert rows[0]["after"] == '{"stage": "dev"}'
@@ -292,7 +293,9 @@ def test_the_export_view_filters_by_template_and_time(client):
 
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert [row["object_id"] for row in rows] == ["shop/hook@1.0.0", "17"]
-    assert b"".join(later.streaming_content).decode().splitlines() == [",".join(audit.CSV_COLUMNS)]
+    assert b"".join(later.streaming_content).decode().splitlines() == [
+        ",".join(audit_export.CSV_COLUMNS)
+    ]
 
 
 def test_the_export_view_filters_by_actor_action_and_source_as_the_page_does(client):
@@ -348,14 +351,14 @@ def move(version: str, before: str, after: str, **fields) -> AuditEvent:
 def test_it_tells_which_version_was_in_production_when_who_moved_it_and_why():
     record("shop/hook@1.0.0"), record("shop/hook@1.1.0")
     # Moved in MLflow directly: no request explains it.
-    external = audit.record_many(
+    external = trail.record_many(
         [
             move("1.0.0", "dev", "staging", actor="mlflow", source="external"),
             move("1.0.0", "staging", "production", actor="mlflow", source="external"),
         ]
     )[-1]
     # A look-alike name must not leak into shop/hook's answers.
-    audit.record_many(
+    trail.record_many(
         [
             unsaved(
                 "shop/hook-extra@9.0.0",
@@ -366,7 +369,7 @@ def test_it_tells_which_version_was_in_production_when_who_moved_it_and_why():
         ]
     )
     # An approved request carried out by a worker: the stage moves, then request.executed.
-    requested = audit.record_many(
+    requested = trail.record_many(
         [move("1.0.0", "production", "archived"), move("1.1.0", "staging", "production")]
     )[-1]
     record(
@@ -385,11 +388,11 @@ def test_it_tells_which_version_was_in_production_when_who_moved_it_and_why():
             "kind": "promote",
         },
     )
-    retired = audit.record_many([move("1.1.0", "production", "archived")])[0]
+    retired = trail.record_many([move("1.1.0", "production", "archived")])[0]
     a_moment = timedelta(microseconds=1)
 
-    assert audit.production_at("shop/hook", external.at - a_moment) is None
-    assert audit.production_at("shop/hook", external.at) == {
+    assert audit_history.production_at("shop/hook", external.at - a_moment) is None
+    assert audit_history.production_at("shop/hook", external.at) == {
         "version": "1.0.0",
         "since": external.at,
         "moved_by": "mlflow",
@@ -398,7 +401,7 @@ def test_it_tells_which_version_was_in_production_when_who_moved_it_and_why():
         "request_id": None,
         "approved_by": [],
     }
-    assert audit.production_at("shop/hook", requested.at) == {
+    assert audit_history.production_at("shop/hook", requested.at) == {
         "version": "1.1.0",
         "since": requested.at,
         "moved_by": "bob",
@@ -407,17 +410,17 @@ def test_it_tells_which_version_was_in_production_when_who_moved_it_and_why():
         "request_id": 42,
         "approved_by": ["carol", "dave"],
     }
-    assert audit.production_at("shop/hook", retired.at) is None
-    history = audit.production_history("shop/hook")
+    assert audit_history.production_at("shop/hook", retired.at) is None
+    history = audit_history.production_history("shop/hook")
     assert [(p["version"], p["since"], p["until"]) for p in history] == [
         ("1.0.0", external.at, requested.at),
         ("1.1.0", requested.at, retired.at),
     ]
-    assert audit.production_at("shop/hook-extra", retired.at)["version"] == "9.0.0"
+    assert audit_history.production_at("shop/hook-extra", retired.at)["version"] == "9.0.0"
 
 
 def test_audit_production_prints_one_line():
-    moved = audit.record_many([move("2.0.0", "staging", "production", actor="carol")])[0]
+    moved = trail.record_many([move("2.0.0", "staging", "production", actor="carol")])[0]
     out = io.StringIO()
     at = (moved.at + timedelta(seconds=1)).isoformat()
 
@@ -456,7 +459,7 @@ def test_concurrent_appends_keep_one_unbroken_chain():
             for i in range(appends):
                 with transaction.atomic():
                     if i % 2:
-                        audit.record_many([unsaved(f"w{n}@{i}.0.0"), unsaved(f"w{n}@{i}.0.1")])
+                        trail.record_many([unsaved(f"w{n}@{i}.0.0"), unsaved(f"w{n}@{i}.0.1")])
                     else:
                         record(f"w{n}@{i}.0.0")
         except BaseException as error:  # surfaced by the assertion below
@@ -472,6 +475,6 @@ def test_concurrent_appends_keep_one_unbroken_chain():
 
     assert errors == []
     total = writers * (appends // 2) * 3
-    check = audit.verify_chain()
+    check = trail.verify_chain()
     assert (check.ok, check.checked, check.head_seq) == (True, total, total), check.problem
     assert AuditEvent.objects.values("object_id").distinct().count() == total

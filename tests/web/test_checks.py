@@ -13,9 +13,7 @@ from registry_ui.core.errors import BatchRegistrationError
 from registry_ui.core.policy import PolicyError
 from registry_ui.prompt_model import PromptModel, get_registry
 from registry_ui.registry import NewVersion
-from registry_ui.web import approvals, checks, operations
-from registry_ui.web.approvals import ReleaseLine
-from registry_ui.web.mirror import mirror_template
+from registry_ui.web.checks import services as checks
 from registry_ui.web.models import (
     Approval,
     AuditEvent,
@@ -23,6 +21,11 @@ from registry_ui.web.models import (
     PromotionRequest,
     TemplateVersion,
 )
+from registry_ui.web.operations import queue
+from registry_ui.web.prompts.mirror import mirror_template
+from registry_ui.web.reviews import releases
+from registry_ui.web.reviews import services as reviews
+from registry_ui.web.reviews.releases import ReleaseLine
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -68,7 +71,7 @@ def users(db):
 
 def register(name, *versions, cases=CASES):
     """Register (version, text) pairs as one batch through the workers' path."""
-    batch = operations.batch_register(
+    batch = queue.batch_register(
         versions=[
             NewVersion(name, version, text, {**METADATA, "test_cases": cases})
             for version, text in versions
@@ -125,7 +128,7 @@ def test_the_dashboards_registration_refuses_it_too_before_filing_anything(
     name = unique_name()
 
     with pytest.raises(BatchRegistrationError, match=r"metadata\.purpose is missing"):
-        operations.batch_register(
+        queue.batch_register(
             versions=[NewVersion(name, "1.0.0", HOOK, {"author": "alice"})], actor="alice"
         )
 
@@ -249,14 +252,14 @@ def test_approving_a_request_whose_cases_fail_needs_a_written_reason_naming_them
 ):
     name = unique_name()
     register(name, ("1.0.0", NO_HASHTAG))
-    request = approvals.file_request(
+    request = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="staging", justification="j"
     )
     assert request.checks["status"] == "fail"
     assert request.checks["failing"] == ["keeps the hashtag"]
 
     with pytest.raises(PolicyError) as refused:
-        approvals.approve(users["bob"], request.pk, comment="fine")
+        reviews.approve(users["bob"], request.pk, comment="fine")
 
     assert str(refused.value) == (
         f"#{request.pk} {name} 1.0.0 -> staging: test cases fail ({name} 1.0.0: keeps the "
@@ -269,11 +272,11 @@ def test_approving_a_request_whose_cases_fail_needs_a_written_reason_naming_them
 def test_a_reviewers_written_override_is_audited_and_lets_the_worker_promote(users, unique_name):
     name = unique_name()
     register(name, ("1.0.0", NO_HASHTAG))
-    request = approvals.file_request(
+    request = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="staging", justification="j"
     )
 
-    approvals.approve(
+    reviews.approve(
         users["bob"], request.pk, checks_reason="hashtags are dropped on purpose this season"
     )
 
@@ -293,13 +296,13 @@ def test_a_reviewers_written_override_is_audited_and_lets_the_worker_promote(use
 def test_the_worker_refuses_a_promotion_while_a_case_fails_without_an_override(users, unique_name):
     name = unique_name()
     register(name, ("1.0.0", NO_HASHTAG))
-    request = approvals.file_request(
+    request = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="staging", justification="j"
     )
     # Filed before checks existed: nothing recorded, so approving asked for no reason.
     PromotionRequest.objects.filter(pk=request.pk).update(checks={})
 
-    approvals.approve(users["bob"], request.pk)
+    reviews.approve(users["bob"], request.pk)
 
     request.refresh_from_db()
     assert request.status == "failed"
@@ -316,11 +319,11 @@ def test_the_worker_refuses_a_promotion_while_a_case_fails_without_an_override(u
 def test_passing_cases_need_no_reason(users, unique_name):
     name = unique_name()
     register(name, ("1.0.0", HOOK))
-    request = approvals.file_request(
+    request = reviews.file_request(
         users["erin"], template_name=name, version="1.0.0", target="staging", justification="j"
     )
 
-    approvals.approve(users["bob"], request.pk)
+    reviews.approve(users["bob"], request.pk)
 
     request.refresh_from_db()
     assert (request.checks["status"], request.status) == ("pass", "done")
@@ -330,7 +333,7 @@ def test_a_release_dry_run_says_which_checks_fail(users, unique_name):
     name = unique_name()
     register(name, ("1.0.0", NO_HASHTAG))
 
-    [plan] = approvals.dry_run([ReleaseLine(name, "1.0.0", "staging")])
+    [plan] = releases.dry_run([ReleaseLine(name, "1.0.0", "staging")])
 
     assert plan.problems == (
         f"{name} 1.0.0: check failed: test cases: 1 of 2 test case(s) fail: keeps the hashtag",
@@ -398,7 +401,7 @@ def test_the_request_page_shows_results_and_what_the_new_version_breaks(users, u
     sync(name)
     get_registry().promote(name, "2.0.0", "staging")
     sync(name)
-    request = approvals.file_request(
+    request = reviews.file_request(
         users["erin"], template_name=name, version="2.0.0", target="production", justification="j"
     )
     client = Client()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from registry_ui.web import approvals
 from registry_ui.web.models import AuditEvent, Batch, Operation
+from registry_ui.web.reviews import releases
+from registry_ui.web.reviews import services as reviews
 from tests.support.mirror_rows import HTMX, member, signed_in, template, version
 from tests.support.mirror_rows import batch as make_batch
 
@@ -140,10 +141,10 @@ def test_others_may_not_retry(dave):
 def test_an_operation_of_a_promotion_request_is_not_retried_here(alice, bob):
     row = template("t/request")
     version(row, "1.0.0")
-    filed = approvals.file_request(
+    filed = reviews.file_request(
         alice, template_name="t/request", version="1.0.0", target="staging", justification="j"
     )
-    approvals.approve(bob, filed.pk, comment="ok")
+    reviews.approve(bob, filed.pk, comment="ok")
     operation = Operation.objects.get(request=filed)
     Operation.objects.filter(pk=operation.pk).update(status="failed", last_error="refused")
 
@@ -161,9 +162,9 @@ def test_a_release_shows_how_many_of_its_templates_moved(alice):
     names = ["t/r1", "t/r2"]
     for name in names:
         version(template(name), "1.0.0")
-    release = approvals.file_release(
+    release = releases.file_release(
         alice,
-        lines=[approvals.ReleaseLine(name, "1.0.0", "staging") for name in names],
+        lines=[releases.ReleaseLine(name, "1.0.0", "staging") for name in names],
         justification="spring",
     )
     batch = make_batch(

@@ -10,8 +10,9 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from registry_ui.web import approvals, audit
+from registry_ui.web.audit import trail
 from registry_ui.web.models import AuditEvent, VersionSample
+from registry_ui.web.reviews import services as reviews
 from tests.support.mirror_rows import HTMX, member, signed_in, template, version
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +36,7 @@ def dave(db):
 
 
 def move(name, number, before, after, actor="worker", source="worker"):
-    return audit.record(
+    return trail.record(
         actor=actor,
         action="version.stage_changed",
         object_type="template_version",
@@ -47,7 +48,7 @@ def move(name, number, before, after, actor="worker", source="worker"):
 
 
 def executed(request_id: int, name: str, number: str, target: str, why: str, approved_by):
-    return audit.record(
+    return trail.record(
         actor="alice",
         action="request.executed",
         object_type="promotion_request",
@@ -99,7 +100,7 @@ def test_the_template_page_links_pending_requests_to_their_diff(alice):
     row = template("t/pending")
     version(row, "1.0.0", stage="staging")
     version(row, "1.0.1")
-    filed = approvals.file_request(
+    filed = reviews.file_request(
         alice, template_name="t/pending", version="1.0.1", target="staging", justification="j"
     )
 
@@ -220,7 +221,7 @@ def test_the_diff_defaults_to_the_version_under_review_against_the_one_it_replac
     version(row, "1.0.0", "Hi {who}", stage="production")
     version(row, "1.1.0", "Hi {who}, from {city}", stage="staging")
     version(row, "1.2.0", "Hi {who}!")
-    approvals.file_request(
+    reviews.file_request(
         alice, template_name="t/diff", version="1.1.0", target="production", justification="j"
     )
 
@@ -281,7 +282,7 @@ def test_the_diff_names_an_unknown_version_and_offers_the_others(alice):
 def test_the_audit_log_filters_by_template_actor_action_source_and_dates(alice, bob):
     move("a/one", "1.0.0", "dev", "staging", actor="worker")
     move("b/two", "1.0.0", "dev", "staging", actor="carol", source="command")
-    audit.record(
+    trail.record(
         actor="bob", action="request.filed", object_type="promotion_request", object_id="7",
         after={"template": "a/one"}, source="dashboard",
     )  # fmt: skip
@@ -342,7 +343,7 @@ def test_hostile_text_and_metadata_are_escaped_on_every_page(alice):
     text = "{who} " + HOSTILE.replace("{", "{{").replace("}", "}}")
     version(row, "1.0.0", text, metadata={"note": HOSTILE, HOSTILE: "key"}, author=HOSTILE)
     version(row, "1.0.1", text + " {x}", metadata={"note": HOSTILE + "2"}, stage="staging")
-    audit.record(
+    trail.record(
         actor=HOSTILE, action="sample.saved", object_type="version_sample",
         object_id="t/hostile@1.0.0", after={"values": {"who": HOSTILE}}, source="dashboard",
     )  # fmt: skip

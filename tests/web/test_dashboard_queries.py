@@ -8,8 +8,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from registry_ui import prompt_model
-from registry_ui.web import approvals, audit
+from registry_ui.web.audit import trail
 from registry_ui.web.models import AuditEvent, Operation, Template
+from registry_ui.web.reviews import services as reviews
 from tests.support.mirror_rows import HTMX, member, signed_in, template, version
 from tests.support.mirror_rows import batch as make_batch
 from tests.support.mlflow_server import free_port
@@ -31,7 +32,7 @@ def templates(start: int, stop: int) -> None:
         version(row, "1.0.0", stage="production", metadata={"tags": ["x"]})
         version(row, "1.1.0", stage="staging")
         version(row, "1.2.0")
-        approvals.file_request(
+        reviews.file_request(
             requester, template_name=name, version="1.2.0", target="staging", justification="j"
         )
 
@@ -49,7 +50,7 @@ def batches(start: int, stop: int) -> None:
 
 
 def events(start: int, stop: int) -> None:
-    audit.record_many(
+    trail.record_many(
         AuditEvent(
             actor="worker",
             action="version.stage_changed",
@@ -68,7 +69,7 @@ def versions_of_one_template(start: int, stop: int) -> None:
     for number in range(start, stop):
         version(row, f"1.0.{number}")
         move = {"before": {"stage": "dev"}, "after": {"stage": "staging"}}
-        audit.record(
+        trail.record(
             actor="worker", action="version.stage_changed", object_type="template_version",
             object_id=f"load/one@1.0.{number}", source="worker", **move,
         )  # fmt: skip

@@ -15,8 +15,9 @@ from django.utils import timezone
 from scipy import stats
 
 from registry_ui.core.policy import PolicyError
-from registry_ui.web import approvals, experiments
-from registry_ui.web.experiments import VariantLine
+from registry_ui.web.experiments import definitions, ingestion, mlflow_metrics, publishing, tokens
+from registry_ui.web.experiments import results as experiment_results
+from registry_ui.web.experiments.definitions import VariantLine
 from registry_ui.web.models import (
     AuditEvent,
     Experiment,
@@ -27,6 +28,7 @@ from registry_ui.web.models import (
     Template,
     TemplateVersion,
 )
+from registry_ui.web.reviews import services as reviews
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/outcomes"
@@ -80,7 +82,7 @@ def mirror(name: str, stages: dict[str, str], target: float | None = 0.05) -> Te
 
 
 def define(key="hook-test", template="t/hook", kind="rate", min_samples=100, target=None, **kw):
-    return experiments.create_experiment(
+    return definitions.create_experiment(
         actor="dave",
         template_name=template,
         key=key,
@@ -105,7 +107,7 @@ def hook(db):
 
 @pytest.fixture
 def token(cast):
-    _, raw = experiments.service_token_create(cast["root"], name="content-service")
+    _, raw = tokens.service_token_create(cast["root"], name="content-service")
     return raw
 
 
@@ -144,7 +146,7 @@ def ingest(events, service_name="seed"):
         name=service_name, token_sha256=service_name.ljust(64, "0"), prefix="x", created_by="t"
     )
     for first in range(0, len(events), 1000):
-        experiments.record_outcomes(service, {"events": events[first : first + 1000]})
+        ingestion.record_outcomes(service, {"events": events[first : first + 1000]})
 
 
 # -- the outcome API -------------------------------------------------------------------------
@@ -157,9 +159,7 @@ def test_it_refuses_a_call_without_a_valid_token(client, hook, token, cast):
     wrong = client.post(
         API, body, content_type="application/json", headers={"Authorization": "Bearer nope"}
     )
-    experiments.service_token_revoke(
-        cast["root"], ServiceToken.objects.values_list("pk", flat=True)
-    )
+    tokens.service_token_revoke(cast["root"], ServiceToken.objects.values_list("pk", flat=True))
     revoked = post(client, [event(1)], token)
 
     assert [missing.status_code, wrong.status_code, revoked.status_code] == [401, 401, 401]
@@ -209,7 +209,7 @@ def test_a_batch_sent_again_counts_once(client, hook, token):
 
 
 def test_the_same_event_id_from_another_service_is_another_event(client, hook, token, cast):
-    _, other = experiments.service_token_create(cast["root"], name="mobile-app")
+    _, other = tokens.service_token_create(cast["root"], name="mobile-app")
 
     post(client, [event(1)], token)
     response = post(client, [event(1)], other)
@@ -293,7 +293,7 @@ def test_the_api_needs_no_session_and_no_csrf_token(hook, token):
 def test_results_match_scipy(hook):
     ingest(outcomes("control", 60, 1000) + outcomes("treatment", 85, 1000))
 
-    result = experiments.results(Experiment.objects.get())
+    result = experiment_results.results(Experiment.objects.get())
 
     control, treatment = result.variants
     assert (control.sample.n, treatment.sample.n) == (1000, 1000)
@@ -317,7 +317,7 @@ def test_a_mean_metric_uses_welch(db):
         ]
     )
 
-    result = experiments.results(Experiment.objects.get())
+    result = experiment_results.results(Experiment.objects.get())
 
     expected = stats.ttest_ind(b, a, equal_var=False)
     assert result.variants[1].comparison.p_value == pytest.approx(expected.pvalue)
@@ -504,14 +504,14 @@ def test_an_analyst_stops_an_experiment_with_a_reason(client, hook, cast):
     experiment = Experiment.objects.get()
     assert (experiment.status, experiment.stop_reason) == ("stopped", "enough evidence")
     assert AuditEvent.objects.filter(action="experiment.stopped").count() == 1
-    assert experiments.config_of(experiment).status == "stopped"
+    assert publishing.config_of(experiment).status == "stopped"
 
 
 # -- the metric gate -------------------------------------------------------------------------
 
 
 def production_request(cast):
-    return approvals.file_request(
+    return reviews.file_request(
         cast["alice"], template_name="t/hook", version="1.2.0", target="production",
         justification="the experiment is in",
     )  # fmt: skip
@@ -588,7 +588,7 @@ def test_reviewers_see_the_gates_figures_in_the_inbox(client, db, cast, settings
 def registered(sqlite_registry_uri, unique_name):
     """A template registered in MLflow and mirrored, production 1.1.0 and staging 1.2.0."""
     from registry_ui.prompt_model import PromptModel, get_registry
-    from registry_ui.web.mirror import mirror_template
+    from registry_ui.web.prompts.mirror import mirror_template
 
     name = unique_name()
     models = [
@@ -633,7 +633,7 @@ def test_stopping_publishes_the_control_for_everyone(
     with django_capture_on_commit_callbacks(execute=True):
         define(key="stop-test", template=registered)
     with django_capture_on_commit_callbacks(execute=True):
-        experiments.experiment_stop(cast["dave"], "stop-test", reason="done")
+        definitions.experiment_stop(cast["dave"], "stop-test", reason="done")
     get_registry().invalidate()
 
     chosen = {choose_variant("stop-test", f"u{i}", template=registered) for i in range(50)}
@@ -647,8 +647,8 @@ def test_aggregates_are_logged_to_mlflow_runs_tagged_with_template_and_version(r
     experiment = define(key="log-test", template=registered)
     ingest(outcomes("control", 3, 10, key="log-test") + outcomes("treatment", 4, 8, key="log-test"))
 
-    logged = experiments.log_metrics_to_mlflow(experiment.pk)
-    again = experiments.log_metrics_to_mlflow(experiment.pk)
+    logged = mlflow_metrics.log_metrics_to_mlflow(experiment.pk)
+    again = mlflow_metrics.log_metrics_to_mlflow(experiment.pk)
 
     assert (logged, again) == (2, 0)
     client = get_mlflow_client()
@@ -675,8 +675,8 @@ def test_metrics_logged_to_runs_tagged_with_a_version_are_imported(client, regis
         )
         mlflow.log_metric(run.info.run_id, "engagement_rate_b", value)
 
-    imported = experiments.import_run_metrics()
-    experiments.import_run_metrics()  # again: nothing doubles
+    imported = mlflow_metrics.import_run_metrics()
+    mlflow_metrics.import_run_metrics()  # again: nothing doubles
 
     rows = RunMetric.objects.filter(version__template__name=registered)
     assert imported["metrics"] >= 2
@@ -734,7 +734,7 @@ def test_the_demo_has_a_running_experiment_with_believable_data(tmp_path, mlflow
         prompt_model.configure_mlflow_with_registry(mlflow_sqlite_uri)
 
     experiment = Experiment.objects.get(key=summary["key"])
-    result = experiments.results(experiment)
+    result = experiment_results.results(experiment)
     assert again["events"] == 0 and summary["events"] > 5000
     assert len(result.days) == 14
     rates = [v.estimate.value for v in result.variants]

@@ -19,9 +19,9 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import RequestFactory
 
-from registry_ui.web import approvals
-from registry_ui.web.context_processors import review_inbox
 from registry_ui.web.models import Template, TemplateVersion
+from registry_ui.web.reviews import services as reviews
+from registry_ui.web.reviews.inbox import review_inbox
 from tests.web.test_settings import start_django
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_process_tasks")]
@@ -89,7 +89,7 @@ def committed(django_capture_on_commit_callbacks):
 
 
 def file(user, name, target="staging"):
-    return approvals.file_request(
+    return reviews.file_request(
         user,
         template_name=name,
         version="1.0.0",
@@ -131,7 +131,7 @@ def test_an_approval_short_of_enough_emails_only_the_reviewers_still_able_to_act
     mailoutbox.clear()
 
     with committed():
-        approvals.approve(users["bob"], request.pk)
+        reviews.approve(users["bob"], request.pk)
 
     assert recipients(mailoutbox) == ["carol@example.com"]
     assert "Approvals: 1 of 2" in mailoutbox[0].body
@@ -145,7 +145,7 @@ def test_a_rejection_emails_the_requester_with_the_reason(users, committed, mail
     mailoutbox.clear()
 
     with committed():
-        approvals.reject(users["bob"], request.pk, comment="Too salesy for this persona")
+        reviews.reject(users["bob"], request.pk, comment="Too salesy for this persona")
 
     assert recipients(mailoutbox) == ["alice@example.com"]
     message = mailoutbox[0]
@@ -172,9 +172,9 @@ def test_a_mail_server_failure_is_logged_and_the_request_still_stands(
 
 
 def test_a_request_gone_before_the_worker_ran_is_logged_and_skipped(db, mailoutbox, caplog):
-    from registry_ui.web import notify
+    from registry_ui.web.reviews import notifications
 
-    notify.deliver(999_999, "filed")
+    notifications.deliver(999_999, "filed")
 
     assert mailoutbox == []
     assert "request #999999 no longer exists" in caplog.text
@@ -275,7 +275,7 @@ def test_a_decision_is_posted_too(users, committed, receiver):
         request = file(users["alice"], "persona/greeter")
 
     with committed():
-        approvals.withdraw(users["alice"], request.pk)
+        reviews.withdraw(users["alice"], request.pk)
 
     body = json.loads(receiver.deliveries[-1].body)
     assert (body["event"], body["request"]["status"]) == ("request.withdrawn", "withdrawn")

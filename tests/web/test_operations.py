@@ -15,8 +15,9 @@ from django.utils import timezone
 from registry_ui.core.errors import BatchRegistrationError
 from registry_ui.prompt_model import PromptModel, get_registry
 from registry_ui.registry import NewVersion
-from registry_ui.web import operations
 from registry_ui.web.models import AuditEvent, Batch, Operation, TemplateVersion
+from registry_ui.web.operations import queue, worker
+from registry_ui.web.operations import tasks as operation_tasks
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -31,7 +32,7 @@ def new(name: str, version: str = "1.0.0", template: str = "Hi {who}") -> NewVer
 def test_a_batch_registers_every_version_in_one_run_and_mirrors_them(unique_name):
     a, b = unique_name("a"), unique_name("b")
 
-    batch = operations.batch_register(
+    batch = queue.batch_register(
         versions=[new(a), new(a, "1.1.0", "Hi {who} {when}"), new(b)], actor="alice", reason="r"
     )
 
@@ -52,9 +53,9 @@ def test_a_batch_registers_every_version_in_one_run_and_mirrors_them(unique_name
 
 def test_re_running_a_batch_with_identical_versions_files_nothing(unique_name):
     name = unique_name()
-    operations.batch_register(versions=[new(name)], actor="alice")
+    queue.batch_register(versions=[new(name)], actor="alice")
 
-    again = operations.batch_register(versions=[new(name)], actor="alice")
+    again = queue.batch_register(versions=[new(name)], actor="alice")
 
     assert again is None
     assert len(get_registry().gateway.list_versions(name)) == 1
@@ -65,7 +66,7 @@ def test_a_refused_version_refuses_the_whole_batch_before_anything_is_written(un
     PromptModel(a, "Hi {who} {when}", "1.0.0").register()
 
     with pytest.raises(BatchRegistrationError, match="removes variable 'when'"):
-        operations.batch_register(versions=[new(b), new(a, "1.0.1")], actor="alice")
+        queue.batch_register(versions=[new(b), new(a, "1.0.1")], actor="alice")
 
     assert Batch.objects.count() == 0
     assert get_registry().gateway.list_versions(b) == []
@@ -75,12 +76,12 @@ def test_re_running_an_operation_records_its_earlier_effect_instead_of_writing_a
     unique_name,
 ):
     name = unique_name()
-    batch = operations.batch_register(versions=[new(name)], actor="alice")
+    batch = queue.batch_register(versions=[new(name)], actor="alice")
     operation = Operation.objects.get(batch=batch)
     # As if the worker died after MLflow's write and before recording it.
     Operation.objects.filter(id=operation.id).update(status="pending")
 
-    outcome = operations.run(str(operation.id))
+    outcome = worker.run(str(operation.id), send=operation_tasks.send_after_commit)
 
     assert outcome.status == "succeeded"
     assert len(get_registry().gateway.list_versions(name)) == 1
@@ -88,7 +89,7 @@ def test_re_running_an_operation_records_its_earlier_effect_instead_of_writing_a
 
 
 def test_a_claimed_operation_is_not_claimed_again():
-    assert operations.claim("00000000-0000-0000-0000-000000000000") is None
+    assert worker.claim("00000000-0000-0000-0000-000000000000") is None
 
 
 def test_stage_moves_run_as_operations_and_are_mirrored_and_audited(unique_name):
@@ -97,7 +98,7 @@ def test_stage_moves_run_as_operations_and_are_mirrored_and_audited(unique_name)
         [PromptModel(name, "Hi {who}", "1.0.0"), PromptModel(name, "Hey {who}", "1.0.1")]
     )
 
-    operations.batch_transition(
+    queue.batch_transition(
         moves=[
             (name, "1.0.0", "staging"),
             (name, "1.0.0", "production"),
@@ -125,7 +126,7 @@ def test_stage_moves_run_as_operations_and_are_mirrored_and_audited(unique_name)
 def refused_move(name: str) -> Operation:
     """A dev version asked straight into production: the operation fails with the reason."""
     PromptModel(name, "Hi {who}", "1.0.0").register()
-    batch = operations.batch_transition(moves=[(name, "1.0.0", "production")], actor="bob")
+    batch = queue.batch_transition(moves=[(name, "1.0.0", "production")], actor="bob")
     return Operation.objects.get(batch=batch)
 
 
@@ -145,13 +146,13 @@ def test_failed_operations_can_be_retried_and_cancelled(unique_name):
     batch = operation.batch
     PromptModel.load_from_registry(name, version="1.0.0").promote_to_staging()
 
-    retried = operations.retry_failed([operation.id], actor="bob")
+    retried = queue.retry_failed([operation.id], actor="bob")
 
     operation.refresh_from_db()
     batch.refresh_from_db()
     assert retried == 1
     assert (operation.status, batch.status) == ("succeeded", "succeeded")
-    assert operations.cancel_failed([operation.id], actor="bob") == 0
+    assert queue.cancel_failed([operation.id], actor="bob") == 0
 
 
 def test_the_operations_command_retries_with_command_as_the_audited_source(unique_name):
@@ -171,12 +172,12 @@ def test_the_operations_command_retries_with_command_as_the_audited_source(uniqu
 def test_the_sweeper_sends_operations_whose_send_was_lost(unique_name, settings, monkeypatch):
     settings.OPERATION_SEND_GRACE_SECONDS = 0
     name = unique_name()
-    monkeypatch.setattr(operations, "send_after_commit", lambda ids: None)  # the lost send
-    batch = operations.batch_register(versions=[new(name)], actor="alice")
+    monkeypatch.setattr(operation_tasks, "send_after_commit", lambda ids: None)  # the lost send
+    batch = queue.batch_register(versions=[new(name)], actor="alice")
     assert Operation.objects.get(batch=batch).status == "pending"
     monkeypatch.undo()
 
-    swept = operations.sweep()
+    swept = operation_tasks.sweep_operations()
 
     assert swept["sent"] >= 1
     assert Operation.objects.get(batch=batch).status == "succeeded"
@@ -187,9 +188,9 @@ def test_a_batch_sends_every_templates_first_operation_before_the_following_ones
 ):
     a, b = unique_name("a"), unique_name("b")
     sent = []
-    monkeypatch.setattr(operations, "send_after_commit", sent.extend)
+    monkeypatch.setattr(operation_tasks, "send_after_commit", sent.extend)
 
-    batch = operations.batch_register(
+    batch = queue.batch_register(
         versions=[new(a), new(a, "1.1.0", "Hi {who} {when}"), new(b)], actor="alice"
     )
 
@@ -205,8 +206,8 @@ def test_a_templates_registrations_are_written_one_by_one_and_recorded_together(
     unique_name, monkeypatch, django_assert_max_num_queries
 ):
     name = unique_name()
-    monkeypatch.setattr(operations, "send_after_commit", lambda ids: None)
-    batch = operations.batch_register(
+    monkeypatch.setattr(operation_tasks, "send_after_commit", lambda ids: None)
+    batch = queue.batch_register(
         versions=[new(name, f"1.{minor}.0", "Hi {who}" + " {x}" * minor) for minor in range(6)],
         actor="alice",
     )
@@ -215,7 +216,7 @@ def test_a_templates_registrations_are_written_one_by_one_and_recorded_together(
     # Claim, take the other five, then one transaction for the mirror, results and audit
     # (39 statements on PostgreSQL; one transaction per step took about 25 per version).
     with django_assert_max_num_queries(45):
-        outcome = operations.run(str(first.id))
+        outcome = worker.run(str(first.id), send=operation_tasks.send_after_commit)
 
     assert outcome.status == "succeeded"
     assert [r.version for r in get_registry().gateway.list_versions(name)] == [
@@ -236,8 +237,8 @@ def test_a_pending_operation_taken_with_its_templates_running_one_is_not_cancell
     unique_name, monkeypatch
 ):
     name = unique_name()
-    monkeypatch.setattr(operations, "send_after_commit", lambda ids: None)
-    batch = operations.batch_register(
+    monkeypatch.setattr(operation_tasks, "send_after_commit", lambda ids: None)
+    batch = queue.batch_register(
         versions=[new(name), new(name, "1.1.0", "Hi {who} {when}")], actor="alice"
     )
     running, taken = Operation.objects.filter(batch=batch).order_by("position")
@@ -245,22 +246,22 @@ def test_a_pending_operation_taken_with_its_templates_running_one_is_not_cancell
     Operation.objects.filter(id=running.id).update(status="running", started_at=now)
     Operation.objects.filter(id=taken.id).update(attempts=1, started_at=now)
 
-    assert operations.cancel_failed([taken.id], actor="bob") == 0
+    assert queue.cancel_failed([taken.id], actor="bob") == 0
 
     Operation.objects.filter(id=running.id).update(status="failed")
-    assert operations.cancel_failed([taken.id], actor="bob") == 1
+    assert queue.cancel_failed([taken.id], actor="bob") == 1
 
 
 def test_a_new_templates_batch_costs_one_mlflow_create_per_version_and_little_else(unique_name):
     """The plan reads contents only (no stages), a brand-new template's model is made sure
     of without a version search, and idempotency costs nothing on a first attempt."""
     # The registration runs' experiment is looked up once per process: not counted below.
-    operations.batch_register(versions=[new(unique_name("warm"))], actor="alice")
+    queue.batch_register(versions=[new(unique_name("warm"))], actor="alice")
     gateway = get_registry().gateway
     name = unique_name()
     before = gateway.calls
 
-    batch = operations.batch_register(
+    batch = queue.batch_register(
         versions=[new(name, f"1.{minor}.0", "Hi {who}" + "!" * minor) for minor in range(4)],
         actor="alice",
     )

@@ -7,8 +7,8 @@ from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 
 from registry_ui.prompt_model import get_registry
-from registry_ui.web import approvals
 from registry_ui.web.models import PromotionRequest
+from registry_ui.web.reviews import services as reviews
 from tests.web.test_register_templates_command import write
 
 pytestmark = [
@@ -70,7 +70,7 @@ def test_promote_templates_requests_the_staging_versions_for_review(
     call_command("register_templates", str(tmp_path), "--stage", "staging", "--user", "ci-bot")
     reviewer = User.objects.create_user("bob")
     reviewer.groups.add(Group.objects.get(name="reviewers"))
-    approvals.approve(reviewer, PromotionRequest.objects.get(template__name=a).pk)
+    reviews.approve(reviewer, PromotionRequest.objects.get(template__name=a).pk)
     capsys.readouterr()
 
     call_command("promote_templates", "--to", "production", "--user", "ci-bot", "--reason", "r", a)

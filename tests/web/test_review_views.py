@@ -13,10 +13,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from registry_ui.prompt_model import PromptModel, get_registry
-from registry_ui.web import approvals
-from registry_ui.web.approvals import ReleaseLine
-from registry_ui.web.mirror import mirror_template
 from registry_ui.web.models import PromotionRequest, Template, TemplateVersion
+from registry_ui.web.prompts.mirror import mirror_template
+from registry_ui.web.reviews import inbox, releases
+from registry_ui.web.reviews import services as reviews
+from registry_ui.web.reviews.releases import ReleaseLine
 
 pytestmark = pytest.mark.django_db
 HOSTILE = "<script>alert(1)</script>{{ request.user }}"
@@ -70,7 +71,7 @@ def template(name: str, *versions: tuple[str, str], text: str = "Hi {who}", **ex
 
 
 def file(user, name, version="1.0.0", target="staging", justification="ready"):
-    return approvals.file_request(
+    return reviews.file_request(
         user, template_name=name, version=version, target=target, justification=justification
     )
 
@@ -252,7 +253,7 @@ def test_an_action_on_a_request_that_does_not_exist_is_a_404(users):
 def test_prompt_text_comments_justification_and_metadata_are_escaped(users):
     template("t/a", ("1.0.0", "dev"), text=HOSTILE + " {who}", metadata={HOSTILE: HOSTILE})
     request = file(users["erin"], "t/a", justification=HOSTILE)
-    approvals.add_comment(users["bob"], request.pk, text=HOSTILE)
+    reviews.add_comment(users["bob"], request.pk, text=HOSTILE)
 
     detail = as_user(users["bob"]).get(f"/requests/{request.pk}/")
     listed = as_user(users["bob"]).get("/requests/?tab=all")
@@ -274,16 +275,16 @@ def test_the_tabs_list_waiting_mine_open_and_all(users):
     by_erin = file(users["erin"], "t/a", "1.0.0")
     by_rita = file(users["rita"], "t/a", "1.0.1")
     approved_by_bob = file(users["erin"], "t/a", "1.0.2", justification="approved")
-    approvals.approve(users["bob"], approved_by_bob.pk)  # executing now
+    reviews.approve(users["bob"], approved_by_bob.pk)  # executing now
     rejected = file(users["erin"], "t/a", "1.0.3")
-    approvals.reject(users["carol"], rejected.pk, comment="no")
+    reviews.reject(users["carol"], rejected.pk, comment="no")
     bob, rita = as_user(users["bob"]), as_user(users["rita"])
 
     def listed(client, tab):
         return [r.pk for r in client.get(f"/requests/?tab={tab}").context["page"].object_list]
 
     assert listed(bob, "waiting") == [by_rita.pk, by_erin.pk]
-    assert len(listed(bob, "waiting")) == approvals.waiting_for(users["bob"])
+    assert len(listed(bob, "waiting")) == inbox.waiting_for(users["bob"])
     assert listed(rita, "waiting") == [by_erin.pk]  # never her own request
     assert listed(rita, "mine") == [by_rita.pk]
     assert listed(bob, "open") == [approved_by_bob.pk, by_rita.pk, by_erin.pk]
@@ -324,12 +325,12 @@ def test_the_inbox_makes_as_many_queries_for_30_requests_as_for_3(users, tab):
     template("t/b", *((f"1.0.{n}", "dev") for n in range(28)))
     template("t/c", ("1.0.0", "dev"))
     # Three of every kind of row a line shows: a release, approvals and comments, requesters.
-    approvals.file_release(
+    releases.file_release(
         users["erin"], lines=[ReleaseLine("t/c", "1.0.0", "staging")], justification="r"
     )
     production = file(users["erin"], "t/a", target="production")
-    approvals.approve(users["carol"], production.pk, comment="ok")
-    approvals.add_comment(users["erin"], production.pk, text="thanks")
+    reviews.approve(users["carol"], production.pk, comment="ok")
+    reviews.add_comment(users["erin"], production.pk, text="thanks")
     file(users["rita"], "t/b", "1.0.0")
     bob = as_user(users["bob"])
     few = list_queries(bob, tab)
@@ -384,7 +385,7 @@ def test_a_failing_gate_asks_for_a_reason_to_approve_anyway(users):
 def test_a_release_page_shows_its_items_and_an_item_points_to_its_release(users):
     template("t/a", ("1.0.0", "staging"))
     template("t/b", ("1.0.0", "dev"))
-    release = approvals.file_release(
+    release = releases.file_release(
         users["erin"],
         lines=[ReleaseLine("t/a", "1.0.0", "production"), ReleaseLine("t/b", "1.0.0", "staging")],
         justification="spring",

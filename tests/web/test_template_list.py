@@ -4,8 +4,8 @@ import pytest
 from django.contrib.auth.models import User
 
 from registry_ui.prompt_model import PromptModel
-from registry_ui.web import approvals
-from registry_ui.web.mirror import mirror_template
+from registry_ui.web.prompts.mirror import mirror_template
+from registry_ui.web.reviews import services as reviews
 from tests.support.mirror_rows import HTMX, member, signed_in, template, version
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +53,7 @@ def test_each_row_shows_the_version_in_each_stage_and_pending_requests(alice):
     version(hook, "1.1.0", stage="staging")
     version(hook, "1.2.0")
     version(hook, "1.3.0")
-    filed = approvals.file_request(
+    filed = reviews.file_request(
         alice, template_name="persona/hook", version="1.2.0", target="staging", justification="j"
     )
 

@@ -22,7 +22,6 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from registry_ui.web import approvals
 from registry_ui.web.models import (
     Approval,
     AuditEvent,
@@ -35,6 +34,7 @@ from registry_ui.web.models import (
     Template,
     TemplateVersion,
 )
+from registry_ui.web.reviews import services as reviews
 
 pytestmark = pytest.mark.django_db
 
@@ -114,14 +114,14 @@ def world(cast) -> World:
     version(rolled, "1.0.1", "production", was_production=True)
     released = template("t/released")
     version(released, "1.0.0")
-    filed = approvals.file_request(
+    filed = reviews.file_request(
         cast["requester"],
         template_name="t/open",
         version="1.0.0",
         target="staging",
         justification="ready for staging",
     )
-    from registry_ui.web.experiments import VariantLine, create_experiment
+    from registry_ui.web.experiments.definitions import VariantLine, create_experiment
 
     create_experiment(
         actor="dave",
@@ -442,7 +442,7 @@ def call(client: Client, row: Row, world: World, *, token: str | None = None, **
 def test_each_role_gets_what_the_table_says(name, role, cast, world, settings, monkeypatch):
     settings.MLFLOW_WEBHOOK_SECRET = "s3cret"  # so the signature is what refuses
     synced = []
-    from registry_ui.web.tasks import sync_template
+    from registry_ui.web.prompts.tasks import sync_template
 
     monkeypatch.setattr(sync_template, "delay", synced.append)
     row, expected = EXPECTED[name], EXPECTED[name].expect[role]

@@ -25,8 +25,9 @@ from kombu.exceptions import OperationalError
 from registry_ui.core.names import to_registered_model_name
 from registry_ui.prompt_model import configure_mlflow_with_registry, get_registry
 from registry_ui.registry import NewVersion
-from registry_ui.web import operations, tasks
 from registry_ui.web.models import AuditEvent, Batch, Operation, TemplateVersion
+from registry_ui.web.operations import queue
+from registry_ui.web.operations import tasks as operation_tasks
 from tests.support.batches import progress, semver_counts, wait_for_batches
 from tests.support.duplicating_worker import doubled
 from tests.support.mlflow_server import MlflowServer, free_port
@@ -89,7 +90,7 @@ def test_a_worker_killed_mid_batch_leaves_every_version_registered_exactly_once(
 ):
     first = start_worker(extra_env=short_limits)
     names = [unique_name(f"k{i:02d}") for i in range(20)]
-    batch = operations.batch_register(
+    batch = queue.batch_register(
         versions=[new for name in names for new in revisions(name, 10)],
         actor="alice",
         reason="killed worker",
@@ -135,10 +136,12 @@ def test_operations_delivered_twice_to_two_workers_write_and_move_each_version_o
 ):
     # Both workers send every operation twice, and so does this process.
     workers = [start_worker(duplicate_sends=True) for _ in range(2)]
-    monkeypatch.setattr(operations, "send_after_commit", doubled(operations.send_after_commit))
+    monkeypatch.setattr(
+        operation_tasks, "send_after_commit", doubled(operation_tasks.send_after_commit)
+    )
     names = [unique_name(f"d{i}") for i in range(5)]
 
-    registration = operations.batch_register(
+    registration = queue.batch_register(
         versions=[new for name in names for new in revisions(name, 3)], actor="alice"
     )
     wait_for_batches([registration], timeout=120, what="the registration batch")
@@ -148,7 +151,7 @@ def test_operations_delivered_twice_to_two_workers_write_and_move_each_version_o
         for version in ("1.0.0", "1.1.0")
         for stage in ("staging", "production")
     ]
-    transition = operations.batch_transition(moves=moves, actor="bob")
+    transition = queue.batch_transition(moves=moves, actor="bob")
     wait_for_batches([transition], timeout=120, what="the transition batch")
 
     for batch in (registration, transition):
@@ -236,7 +239,7 @@ def test_operations_retry_through_an_mlflow_server_restart_and_complete_exactly_
     configure_mlflow_with_registry(server.url)  # this process files the batch against it
     worker = start_worker(mlflow_uri=server.url, extra_env=FAIL_FAST_HTTP)
     names = [unique_name(f"r{i}") for i in range(4)]
-    batch = operations.batch_register(
+    batch = queue.batch_register(
         versions=[new for name in names for new in revisions(name, 8)], actor="alice"
     )
 
@@ -279,15 +282,15 @@ def test_operations_whose_send_failed_are_delivered_by_the_sweeper(
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     with monkeypatch.context() as patched:
-        patched.setattr(tasks.run_operation, "delay", broker_down)
-        batch = operations.batch_register(
+        patched.setattr(operation_tasks.run_operation, "delay", broker_down)
+        batch = queue.batch_register(
             versions=[new for name in names for new in revisions(name, 2)], actor="alice"
         )
 
     assert caplog.text.count("could not send operation") == 6
     time.sleep(1.5)  # past the send grace; nothing has reached the worker
     assert set(operations_of(batch).values_list("status", "attempts")) == {("pending", 0)}
-    assert operations.sweep() == {"reset": 0, "sent": 6}
+    assert operation_tasks.sweep_operations() == {"reset": 0, "sent": 6}
     # One sweep is enough: a task goes on with its template's following operations.
     wait_for_batches([batch], timeout=120, what="the swept batch")
 
@@ -314,7 +317,7 @@ def test_twenty_concurrent_promotions_leave_one_production_version_in_mlflow_and
         try:
             start_together.wait(timeout=30)
             batches.append(
-                operations.batch_transition(
+                queue.batch_transition(
                     moves=[(name, version, "staging"), (name, version, "production")],
                     actor=f"user-{version}",
                 )

@@ -11,8 +11,8 @@ import pytest
 
 from registry_ui.prompt_model import get_registry
 from registry_ui.registry import NewVersion
-from registry_ui.web import operations
 from registry_ui.web.models import Batch, Operation, TemplateVersion
+from registry_ui.web.operations import queue
 from tests.support.workers import wait_for
 
 pytestmark = [
@@ -38,7 +38,7 @@ def test_workers_register_a_batch_across_templates_exactly_once(start_worker, un
         for minor in range(3)
     ]
 
-    batch = operations.batch_register(versions=versions, actor="alice", reason="worker test")
+    batch = queue.batch_register(versions=versions, actor="alice", reason="worker test")
     wait_for(lambda: batch_done(batch), timeout=180, message="the batch to finish")
 
     errors = list(Operation.objects.filter(batch=batch, status="failed").values_list("last_error"))

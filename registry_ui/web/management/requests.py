@@ -7,8 +7,9 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
 
 from registry_ui.core.policy import PolicyError
-from registry_ui.web import approvals
+from registry_ui.web import permissions
 from registry_ui.web.models import AuditEvent, PromotionRequest, TemplateVersion
+from registry_ui.web.reviews import services as reviews
 
 
 def requesting_user(username: str | None):
@@ -25,7 +26,7 @@ def requesting_user(username: str | None):
             f"--user {username!r}: no such user; create it and add it to the authors group"
         ) from None
     try:
-        approvals.require(user, "request_promotion", "filing promotion requests")
+        permissions.require(user, "request_promotion", "filing promotion requests")
     except PermissionDenied as error:
         raise CommandError(f"--user {username!r}: {error}") from None
     return user
@@ -53,7 +54,7 @@ def file_one(user, name: str, version: str, target: str, justification: str) -> 
     if already is not None:
         return "open", f"{name} {version} -> {target}: request #{already.pk} is {already.status}"
     try:
-        request = approvals.file_request(
+        request = reviews.file_request(
             user,
             template_name=name,
             version=version,

@@ -1,6 +1,11 @@
 """Seal the audit trail: a hash chain over every event, and (PostgreSQL) a trigger refusing
 UPDATE and DELETE. Events already written are chained first, in id order."""
 
+import hashlib
+import json
+from datetime import UTC
+from decimal import Decimal
+
 from django.db import migrations, models
 from django.db.models import Q
 
@@ -25,10 +30,44 @@ DROP FUNCTION IF EXISTS {FUNCTION}();
 """
 
 
-def chain_existing_events(apps, schema_editor):
-    # The hash format is the one the app verifies with (a stored contract, never changed).
-    from registry_ui.web.audit import GENESIS_HASH, HASHED_FIELDS, event_hash
+# The hash format the app verifies with (a stored contract, never changed), copied here so
+# the migration does not import live code: registry_ui/web/audit/trail.py has the same.
+GENESIS_HASH = "0" * 64
+HASHED_FIELDS = (
+    "seq",
+    "at",
+    "actor",
+    "action",
+    "object_type",
+    "object_id",
+    "before",
+    "after",
+    "source",
+    "prev_hash",
+)
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
+
+def event_hash(values):
+    document = {name: values[name] for name in HASHED_FIELDS}
+    document["at"] = values["at"].astimezone(UTC).isoformat(timespec="microseconds")
+    document["before"] = _canonical_numbers(values["before"])
+    document["after"] = _canonical_numbers(values["after"])
+    text = _CANONICAL_JSON.encode(document)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _canonical_numbers(value):
+    if isinstance(value, float) and value.is_integer():
+        return int(Decimal(repr(value)))
+    if isinstance(value, dict):
+        return {key: _canonical_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical_numbers(item) for item in value]
+    return value
+
+
+def chain_existing_events(apps, schema_editor):
     AuditEvent = apps.get_model("registry_web", "AuditEvent")
     events = AuditEvent.objects.using(schema_editor.connection.alias)
     prev_hash, chained = GENESIS_HASH, []

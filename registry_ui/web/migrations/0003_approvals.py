@@ -59,18 +59,71 @@ def drop_triggers(apps, schema_editor):
             schema_editor.execute(f"DROP TRIGGER IF EXISTS approval_copies_match_{when}")
 
 
+# A frozen copy of the roles as this migration first created them: a migration must not import
+# live code (a later rename or change there would rewrite history). The live roles are kept
+# in step by the post_migrate handler after every migrate.
+_READ = [
+    "registry_web.view_template",
+    "registry_web.view_templateversion",
+    "registry_web.view_promotionrequest",
+    "registry_web.view_approval",
+    "registry_web.view_requestcomment",
+    "registry_web.view_auditevent",
+    "registry_web.view_batch",
+    "registry_web.view_operation",
+    "registry_web.view_checkrun",
+]
+ROLE_PERMISSIONS = {
+    "authors": [
+        *_READ,
+        "registry_web.register_version",
+        "registry_web.request_promotion",
+        "registry_web.comment_request",
+    ],
+    "reviewers": [
+        *_READ,
+        "registry_web.approve_promotion",
+        "registry_web.rollback_production",
+        "registry_web.comment_request",
+        "registry_web.export_auditevent",
+    ],
+    "analysts": [*_READ, "registry_web.view_metrics", "registry_web.define_experiment"],
+    "admins": [
+        *_READ,
+        "registry_web.register_version",
+        "registry_web.request_promotion",
+        "registry_web.comment_request",
+        "registry_web.approve_promotion",
+        "registry_web.rollback_production",
+        "registry_web.export_auditevent",
+        "registry_web.view_metrics",
+        "registry_web.define_experiment",
+    ],
+}
+
+
 def create_role_groups(apps, schema_editor):
-    """The four role groups (registry_ui/web/roles.py); post_migrate keeps them in step."""
+    """The four role groups; post_migrate keeps them in step with the live roles."""
     from django.contrib.auth.management import create_permissions
     from django.contrib.contenttypes.management import create_contenttypes
-
-    from registry_ui.web.roles import sync_groups
 
     for app_config in apps.get_app_configs():
         app_config.models_module = True  # historical apps: let these helpers run
         create_contenttypes(app_config, verbosity=0, apps=apps)
         create_permissions(app_config, verbosity=0, apps=apps)
-    sync_groups(apps)
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for group_name, codes in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=group_name)
+        wanted = []
+        for code in codes:
+            app_label, codename = code.split(".")
+            permission = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if permission is not None:  # created by a later migration: post_migrate adds it
+                wanted.append(permission)
+        group.permissions.set(wanted)
 
 
 class Migration(migrations.Migration):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from registry_ui.web.checks import results_context
+from registry_ui.web.checks.services import compare, has_cases, results_context
 
 register = template.Library()
 
@@ -23,8 +23,6 @@ def version_checks(context, version, compare_stage: str | None = None):
 @register.inclusion_tag("registry_ui/checks/_regressions.html")
 def check_regressions(old, new):
     """The diff's check column: cases ``new`` breaks that ``old`` passed."""
-    from registry_ui.web.checks import compare, has_cases
-
     return {
         "old": old,
         "new": new,

@@ -18,8 +18,10 @@ from django import template
 from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.utils.text import Truncator
 
-from registry_ui.web import selectors
+from registry_ui.core.names import SEPARATOR
+from registry_ui.web import display
 from registry_ui.web.models import PromotionRequest, TemplateVersion
+from registry_ui.web.prompts import selectors as prompt_selectors
 
 register = template.Library()
 
@@ -33,22 +35,22 @@ def _e(value) -> str:
     return escape(str(value))
 
 
-# -- the template list (registry_ui/template_list.html) -----------------------------------------
+# -- the template list (registry_ui/prompts/template_list.html) -------------------------------
 
 
 @register.simple_tag
-def template_rows(rows: list[selectors.TemplateRow]) -> SafeString:
+def template_rows(rows: list[prompt_selectors.TemplateRow]) -> SafeString:
     return mark_safe("".join(_template_row(row) for row in rows))
 
 
-def _template_row(row: selectors.TemplateRow) -> str:
+def _template_row(row: prompt_selectors.TemplateRow) -> str:
     name = row.template.name
     folders = "".join(
         f'<a class="folder" href="?folder={_e(quote(crumb.folder))}">{_e(crumb.label)}</a>'
         '<span class="sep" aria-hidden="true">/</span>'
-        for crumb in selectors.crumbs(name)
+        for crumb in display.crumbs(name)
     )
-    tags = selectors.version_tags(row.latest)
+    tags = prompt_selectors.version_tags(row.latest)
     tag_links = (
         '<span class="tags">'
         + "".join(f'<a class="tag" href="?tag={_e(quote(t))}">#{_e(t)}</a> ' for t in tags)
@@ -57,18 +59,18 @@ def _template_row(row: selectors.TemplateRow) -> str:
         else ""
     )
     pending = "<br>".join(
-        f'<a href="{_e(selectors.request_url(r.pk))}">'
+        f'<a href="{_e(display.request_url(r.pk))}">'
         f"#{r.pk} {_e(r.version.version)} to {_e(r.target_stage)}</a>"
         + (" (executing)" if r.status == PromotionRequest.Status.EXECUTING else "")
         for r in row.pending
     )
     latest = f' <span class="muted">(latest {_e(row.latest.version)})</span>' if row.latest else ""
-    leaf = name.rsplit(selectors.SEPARATOR, 1)[-1]
+    leaf = name.rsplit(SEPARATOR, 1)[-1]
     return (
         "\n    <tr>"
         '\n      <th scope="row">'
         f'\n        <span class="path">{folders}</span>'
-        f'<a href="{_e(selectors.template_url(name))}">{_e(leaf)}</a>'
+        f'<a href="{_e(display.template_url(name))}">{_e(leaf)}</a>'
         f"\n        {tag_links}"
         "\n      </th>"
         f"\n      <td>{_stage_link(name, 'production', row.production)}</td>"
@@ -83,11 +85,11 @@ def _template_row(row: selectors.TemplateRow) -> str:
 def _stage_link(name: str, stage: str, version: TemplateVersion | None) -> str:
     if version is None:
         return NONE
-    url = selectors.version_url(name, version.version)
+    url = display.version_url(name, version.version)
     return f'<a class="stage {stage}" href="{_e(url)}">{_e(version.version)}</a>'
 
 
-# -- the review inbox (registry_ui/requests/list.html) ------------------------------------------
+# -- the review inbox (registry_ui/reviews/list.html) ------------------------------------------
 
 
 @register.simple_tag
@@ -110,10 +112,10 @@ def _request_row(r: PromotionRequest) -> str:
             f'<br><span class="gate {status}">metric gate {status}</span>: '
             f'<span class="text">{_e(_key(r.gate, "detail"))}</span>'
         )
-    created_iso, created = selectors.moment(r.created_at)
+    created_iso, created = display.moment(r.created_at)
     return (
         "\n    <tr>"
-        f'\n      <th scope="row"><a href="{_e(selectors.request_url(r.pk))}">#{r.pk}</a></th>'
+        f'\n      <th scope="row"><a href="{_e(display.request_url(r.pk))}">#{r.pk}</a></th>'
         f"\n      <td>{what}</td>"
         f"\n      <td>{_e(Truncator(r.justification).chars(80))}</td>"
         f"\n      <td>{_e(r.requester.get_username())}</td>"

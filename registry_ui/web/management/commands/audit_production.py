@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from registry_ui.web import audit
+from registry_ui.web.audit import filters as audit_filters
+from registry_ui.web.audit import history
 
 
 class Command(BaseCommand):
@@ -15,10 +16,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, name, at, **options):
         try:
-            when = audit.parse_moment(at, name="--at") if at else timezone.now()
+            when = audit_filters.parse_moment(at, name="--at") if at else timezone.now()
         except ValueError as error:
             raise CommandError(str(error)) from None
-        held = audit.production_at(name, when)
+        held = history.production_at(name, when)
         moment = when.isoformat(timespec="seconds")
         if held is None:
             self.stdout.write(f"{name} at {moment}: no version was in production")

@@ -4,7 +4,7 @@ the periodic tasks (Celery beat, every EXPERIMENT_LOG_INTERVAL_SECONDS)."""
 from django.core.management.base import BaseCommand, CommandError
 
 from registry_ui.core.errors import RegistryError
-from registry_ui.web import experiments
+from registry_ui.web.experiments import mlflow_metrics
 
 
 class Command(BaseCommand):
@@ -21,12 +21,12 @@ class Command(BaseCommand):
         try:
             if not import_only:
                 days = sum(
-                    experiments.log_metrics_to_mlflow(experiment_id)
-                    for experiment_id in experiments.experiments_to_log()
+                    mlflow_metrics.log_metrics_to_mlflow(experiment_id)
+                    for experiment_id in mlflow_metrics.experiments_to_log()
                 )
                 self.stdout.write(f"logged {days} variant-day(s) to MLflow")
             if not log_only:
-                found = experiments.import_run_metrics()
+                found = mlflow_metrics.import_run_metrics()
                 self.stdout.write(
                     "imported {metrics} metric(s) from {runs} run(s) tagged with a template "
                     "version".format(**found)

@@ -11,7 +11,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from registry_ui.core.errors import RegistryError
-from registry_ui.web.demo import DEMO_TEMPLATES, DEMO_USERS
+from registry_ui.prompt_model import ModelStage, PromptModel, get_registry
+from registry_ui.web.experiments import definitions, ingestion, mlflow_metrics, publishing
+from registry_ui.web.experiments.definitions import VariantLine
+from registry_ui.web.management.demo import DEMO_TEMPLATES, DEMO_USERS
+from registry_ui.web.models import AuditEvent, Experiment, PromotionRequest, ServiceToken
+from registry_ui.web.prompts.mirror import mirror_template, sync_registry
+from registry_ui.web.reviews import services as reviews
 
 CREDENTIALS_FILE = settings.VAR_DIR / "demo-credentials.txt"
 
@@ -80,10 +86,6 @@ class Command(BaseCommand):
 
 def load_demo_templates() -> dict[str, int]:
     """Register the demo versions and walk them to their stages; safe to run again."""
-    from registry_ui.prompt_model import ModelStage, PromptModel, get_registry
-    from registry_ui.web.mirror import mirror_template, sync_registry
-    from registry_ui.web.models import AuditEvent
-
     models = [
         PromptModel(name, template, version, metadata=metadata)
         for name, versions in DEMO_TEMPLATES.items()
@@ -137,9 +139,6 @@ def load_demo_requests() -> list[str]:
     """Open requests in the reviewers' inbox; one already open is left as it is."""
     from django.contrib.auth import get_user_model
 
-    from registry_ui.web import approvals
-    from registry_ui.web.models import PromotionRequest
-
     alice = get_user_model().objects.get(username="alice")
     filed = []
     for name, version, target, justification in DEMO_REQUESTS:
@@ -148,7 +147,7 @@ def load_demo_requests() -> list[str]:
             version__version=version,
             target_stage=target,
             status__in=PromotionRequest.ACTIVE,
-        ).first() or approvals.file_request(
+        ).first() or reviews.file_request(
             alice, template_name=name, version=version, target=target, justification=justification
         )
         filed.append(f"#{request.pk} {name} {version} to {target}")
@@ -167,16 +166,12 @@ def load_demo_experiment(*, units: int = 6000, days: int = 14, seed: int = 7) ->
 
     from django.utils import timezone
 
-    from registry_ui.web import experiments
-    from registry_ui.web.experiments import VariantLine
-    from registry_ui.web.models import Experiment, ServiceToken
-
     existing = Experiment.objects.filter(key=DEMO_EXPERIMENT).first()
     if existing is not None:
         return {"key": existing.key, "events": 0, "days": days}
     now = timezone.now()
     start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    experiment = experiments.create_experiment(
+    experiment = definitions.create_experiment(
         actor="demo-loader",
         template_name="persona/entrepreneur/hook-generator",
         key=DEMO_EXPERIMENT,
@@ -190,7 +185,7 @@ def load_demo_experiment(*, units: int = 6000, days: int = 14, seed: int = 7) ->
         start_at=start,
         stop_at=start + timedelta(days=days + 7),
     )
-    config = experiments.config_of(experiment)
+    config = publishing.config_of(experiment)
     service, _ = ServiceToken.objects.get_or_create(
         name="demo-loader",
         defaults={
@@ -225,9 +220,7 @@ def load_demo_experiment(*, units: int = 6000, days: int = 14, seed: int = 7) ->
                         "event_id": f"demo-{len(events)}",
                     }
                 )
-    for first in range(0, len(events), experiments.MAX_BATCH):
-        experiments.record_outcomes(
-            service, {"events": events[first : first + experiments.MAX_BATCH]}
-        )
-    experiments.log_metrics_to_mlflow(experiment.pk)
+    for first in range(0, len(events), ingestion.MAX_BATCH):
+        ingestion.record_outcomes(service, {"events": events[first : first + ingestion.MAX_BATCH]})
+    mlflow_metrics.log_metrics_to_mlflow(experiment.pk)
     return {"key": DEMO_EXPERIMENT, "events": len(events), "days": days}

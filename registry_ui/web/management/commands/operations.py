@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from registry_ui.web import operations
 from registry_ui.web.models import Operation
+from registry_ui.web.operations import queue
 
 
 class Command(BaseCommand):
@@ -25,9 +25,9 @@ class Command(BaseCommand):
         if not ids:
             raise CommandError("name the operation ids, or pass --all-failed")
         if action == "retry":
-            done = operations.retry_failed(ids, actor=actor)
+            done = queue.retry_failed(ids, actor=actor)
         else:
-            done = operations.cancel_failed(ids, actor=actor)
+            done = queue.cancel_failed(ids, actor=actor)
         self.stdout.write(f"{action}: {done} of {len(ids)} operation(s)")
         if done < len(ids):
             raise CommandError("some operations were not failed (or pending, for cancel)")

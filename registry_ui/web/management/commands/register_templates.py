@@ -11,10 +11,10 @@ from django.core.management.base import BaseCommand, CommandError
 from registry_ui.core.errors import RegistryError
 from registry_ui.core.template_files import scan_templates
 from registry_ui.registry import NewVersion
-from registry_ui.web import operations
 from registry_ui.web.management.commands.validate_templates import metadata_policy
 from registry_ui.web.management.requests import file_one, requesting_user
 from registry_ui.web.models import AuditEvent, Batch, Operation
+from registry_ui.web.operations import queue
 
 
 class Command(BaseCommand):
@@ -57,7 +57,7 @@ class Command(BaseCommand):
             for spec in scan.specs
         ]
         try:
-            batch = operations.batch_register(
+            batch = queue.batch_register(
                 versions=versions,
                 actor=actor or getpass.getuser(),
                 reason=reason or f"register_templates {path}",

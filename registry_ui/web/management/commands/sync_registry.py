@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from registry_ui.core.errors import RegistryError
-from registry_ui.web.mirror import sync_registry
+from registry_ui.web.prompts.mirror import sync_registry
 
 
 class Command(BaseCommand):

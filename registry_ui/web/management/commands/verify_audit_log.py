@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from registry_ui.web import audit
+from registry_ui.web.audit import trail
 
 
 class Command(BaseCommand):
@@ -12,7 +12,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, chunk_size, **options):
-        check = audit.verify_chain(chunk_size=chunk_size)
+        check = trail.verify_chain(chunk_size=chunk_size)
         if not check.ok:
             raise CommandError(
                 f"audit trail BROKEN: {check.problem}; {check.checked} events before it check out"

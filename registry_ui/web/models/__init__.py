@@ -1,0 +1,41 @@
+"""The registry_web app's models, one module per domain, re-exported here.
+
+The app label, table names and migration history are those of the single models.py this
+package replaced: Django finds every model through this package.
+"""
+
+from registry_ui.web.models.audit import AppendOnlyError, AuditEvent, AuditEventQuerySet
+from registry_ui.web.models.checks import CheckRun
+from registry_ui.web.models.experiments import (
+    Experiment,
+    ExperimentVariant,
+    OutcomeAggregate,
+    OutcomeEvent,
+    RunMetric,
+    ServiceToken,
+)
+from registry_ui.web.models.operations import Batch, Operation
+from registry_ui.web.models.prompts import Stage, Template, TemplateVersion, VersionSample
+from registry_ui.web.models.reviews import Approval, PromotionRequest, RequestComment
+
+__all__ = [
+    "AppendOnlyError",
+    "Approval",
+    "AuditEvent",
+    "AuditEventQuerySet",
+    "Batch",
+    "CheckRun",
+    "Experiment",
+    "ExperimentVariant",
+    "Operation",
+    "OutcomeAggregate",
+    "OutcomeEvent",
+    "PromotionRequest",
+    "RequestComment",
+    "RunMetric",
+    "ServiceToken",
+    "Stage",
+    "Template",
+    "TemplateVersion",
+    "VersionSample",
+]

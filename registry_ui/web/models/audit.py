@@ -1,0 +1,83 @@
+"""The append-only, hash-chained audit trail."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class AppendOnlyError(Exception):
+    """An attempt to change or delete audit events: they are only ever appended."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("audit events cannot be updated: the audit trail is append-only")
+
+    def delete(self):
+        raise AppendOnlyError("audit events cannot be deleted: the audit trail is append-only")
+
+
+class AuditEvent(models.Model):
+    """Append-only and hash-chained: written only by registry_ui.web.audit.trail.record_many().
+
+    Each event stores the hash of the one before it (in ``seq`` order), so an edited,
+    inserted or removed row breaks the chain; ``manage.py verify_audit_log`` finds it. On
+    PostgreSQL a trigger (migration 0002) also refuses UPDATE and DELETE.
+    """
+
+    class Source(models.TextChoices):
+        DASHBOARD = "dashboard"
+        WORKER = "worker"
+        EXTERNAL = "external"
+        COMMAND = "command"
+
+    seq = models.PositiveBigIntegerField(unique=True)  # the chain order: 1, 2, 3, ...
+    at = models.DateTimeField(db_index=True)  # set by record_many() before hashing
+    actor = models.CharField(max_length=150)
+    action = models.CharField(max_length=60)
+    object_type = models.CharField(max_length=40)
+    object_id = models.CharField(max_length=250)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    source = models.CharField(max_length=12, choices=Source.choices)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["seq"]
+        permissions = [("export_auditevent", "Can export the audit trail")]
+        indexes = [
+            # audit.production_history(): a template's version events, found by the
+            # "name@" prefix of object_id (LIKE 'name@%' needs the pattern opclass).
+            models.Index(
+                fields=["object_id"],
+                name="audit_version_events",
+                condition=Q(object_type="template_version"),
+                opclasses=["varchar_pattern_ops"],
+            ),
+            # audit.production_history(): the few executed requests among all events.
+            models.Index(
+                fields=["seq"],
+                name="audit_executed_requests",
+                condition=Q(action="request.executed"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("audit events cannot be changed: the audit trail is append-only")
+        if not self.hash:
+            raise AppendOnlyError(
+                "audit events are written by registry_ui.web.audit.trail.record() or "
+                "record_many(), which chain them"
+            )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("audit events cannot be deleted: the audit trail is append-only")

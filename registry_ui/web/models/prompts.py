@@ -1,0 +1,100 @@
+"""The mirror of the registry: templates, their versions and saved preview samples."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Stage(models.TextChoices):
+    DEV = "dev"
+    STAGING = "staging"
+    PRODUCTION = "production"
+    ARCHIVED = "archived"
+
+
+class Template(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    registered_model_name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    # Set when production changed outside the dashboard; a reviewer clears it.
+    external_production_change = models.BooleanField(default=False)
+    # Counts stage moves of any version: a request filed at an older epoch is stale.
+    stage_epoch = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("view_metrics", "Can view and compare version metrics"),
+            ("define_experiment", "Can define A/B experiments"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TemplateVersion(models.Model):
+    template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="versions")
+    version = models.CharField(max_length=40)
+    # The semantic version split into numbers so that 1.10.0 sorts after 1.9.0 in SQL.
+    major = models.PositiveIntegerField()
+    minor = models.PositiveIntegerField()
+    patch = models.PositiveIntegerField()
+    stage = models.CharField(max_length=12, choices=Stage.choices, default=Stage.DEV)
+    text = models.TextField()
+    variables = models.JSONField(default=list)
+    metadata = models.JSONField(default=dict)
+    author = models.CharField(max_length=150, blank=True)
+    registered_by = models.CharField(max_length=150, blank=True)
+    content_sha256 = models.CharField(max_length=64)
+    mlflow_version = models.CharField(max_length=20)
+    run_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(null=True, blank=True)
+    # Held production at some point: a rollback may bring it back.
+    was_production = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["template", "major", "minor", "patch"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "version"], name="one_row_per_version"),
+            # At most one version of a template holds staging, and one production.
+            models.UniqueConstraint(
+                fields=["template"],
+                condition=Q(stage="staging"),
+                name="one_staging_version_per_template",
+            ),
+            models.UniqueConstraint(
+                fields=["template"],
+                condition=Q(stage="production"),
+                name="one_production_version_per_template",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template.name} {self.version}"
+
+
+class VersionSample(models.Model):
+    """Example values for a version's variables, saved from the render preview so every
+    reviewer of the version sees the same example (registry_ui.web.dashboard_services)."""
+
+    version = models.ForeignKey(TemplateVersion, on_delete=models.CASCADE, related_name="samples")
+    name = models.CharField(max_length=60)
+    values = models.JSONField(default=dict)  # variable -> the text typed in the preview form
+    saved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    saved_by_username = models.CharField(max_length=150)
+    saved_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["version", "-saved_at", "-id"]
+        constraints = [
+            # Saving a sample again under its name replaces it (audited with the old values).
+            models.UniqueConstraint(fields=["version", "name"], name="one_sample_per_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version_id}: {self.name}"

@@ -1,0 +1,220 @@
+"""Filing work for the workers: batches of registrations and stage moves, retries.
+
+- Operations are written in the caller's transaction and sent after commit; the sweeper
+  sends any still pending later, so a crash between commit and send loses nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from registry_ui.core.errors import BatchRegistrationError
+from registry_ui.core.policy import PolicyError
+from registry_ui.core.stages import ModelStage
+from registry_ui.prompt_model import get_registry
+from registry_ui.registry import NewVersion
+from registry_ui.web.audit import trail
+from registry_ui.web.models import AuditEvent, Batch, Operation
+from registry_ui.web.operations import queue, tasks
+from registry_ui.web.operations.worker import _close_batch_if_done
+from registry_ui.web.permissions import AUTHOR_OR_REVIEWER, _require_any
+
+
+def batch_register(
+    *,
+    versions: Sequence[NewVersion],
+    actor: str,
+    reason: str = "",
+    user=None,
+    source: str = AuditEvent.Source.COMMAND,
+) -> Batch | None:
+    """File a batch registering these versions; None when every one is registered already.
+
+    The whole batch is checked against the registry first, so a refused version refuses
+    the batch and nothing is half applied.
+    """
+    registry = get_registry()
+    to_register = registry.plan_registrations(versions)  # raises BatchRegistrationError
+    if not to_register:
+        return None
+    with trail.atomic():
+        batch = Batch.objects.create(
+            actor=actor, reason=reason, created_by=user, total=len(to_register)
+        )
+        operations = Operation.objects.bulk_create(
+            Operation(
+                id=uuid.uuid4(),
+                batch=batch,
+                kind=Operation.Kind.REGISTER,
+                template_name=new.name,
+                version=new.version,
+                payload={"template": new.template, "metadata": new.metadata},
+                position=position,
+            )
+            for position, new in enumerate(to_register)
+        )
+        _audit_batch(batch, "batch.registration_filed", source, operations)
+        tasks.send_after_commit(_firsts_first(operations))
+    return batch
+
+
+def batch_transition(
+    *,
+    moves: Iterable[tuple[str, str, ModelStage | str]],
+    actor: str,
+    reason: str = "",
+    user=None,
+    source: str = AuditEvent.Source.COMMAND,
+) -> Batch:
+    moves = [(name, version, ModelStage.parse(stage)) for name, version, stage in moves]
+    if not moves:
+        raise BatchRegistrationError(["no stage moves were given"])
+    with trail.atomic():
+        batch = Batch.objects.create(actor=actor, reason=reason, created_by=user, total=len(moves))
+        operations = Operation.objects.bulk_create(
+            Operation(
+                id=uuid.uuid4(),
+                batch=batch,
+                kind=Operation.Kind.TRANSITION,
+                template_name=name,
+                version=version,
+                target_stage=stage.value,
+                position=position,
+            )
+            for position, (name, version, stage) in enumerate(moves)
+        )
+        _audit_batch(batch, "batch.transition_filed", source, operations)
+        tasks.send_after_commit(_firsts_first(operations))
+    return batch
+
+
+def _firsts_first(operations: list[Operation]) -> list[uuid.UUID]:
+    """The batch's operation ids with every template's first operation first, then seconds...
+
+    The task of a template's first operation carries out the template's others too (see
+    run), so their messages usually find them done. Sent in this order, the next message a
+    free worker takes starts another template instead of finding one in progress busy.
+    """
+    seen: dict[str, int] = {}
+    ranked = []
+    for op in operations:  # in position order
+        rank = seen[op.template_name] = seen.get(op.template_name, -1) + 1
+        ranked.append((rank, op.position, op.id))
+    return [operation_id for _, _, operation_id in sorted(ranked)]
+
+
+def _audit_batch(batch: Batch, action: str, source: str, operations: list[Operation]) -> None:
+    trail.record(
+        actor=batch.actor,
+        action=action,
+        object_type="batch",
+        object_id=str(batch.pk),
+        before=None,
+        after={
+            "reason": batch.reason,
+            "operations": [
+                {
+                    "id": str(op.id),
+                    "template": op.template_name,
+                    "version": op.version,
+                    "target_stage": op.target_stage or None,
+                }
+                for op in operations
+            ],
+        },
+        source=source,
+    )
+
+
+def retry_failed(
+    operation_ids: Iterable[str], *, actor: str, source: str = AuditEvent.Source.COMMAND
+) -> int:
+    """Put failed operations back in the queue (the retry button and command).
+
+    ``source`` is who asked, for the audit trail: the command by default, "dashboard" from
+    the dashboard's retry button.
+    """
+    ids = list(operation_ids)
+    with trail.atomic():
+        operations = list(
+            Operation.objects.select_for_update().filter(id__in=ids, status=Operation.Status.FAILED)
+        )
+        for operation in operations:
+            Operation.objects.filter(id=operation.id).update(
+                status=Operation.Status.PENDING, finished_at=None
+            )
+            Batch.objects.filter(pk=operation.batch_id).update(
+                failed=F("failed") - 1, status=Batch.Status.RUNNING, finished_at=None
+            )
+            trail.record(
+                actor=actor, action="operation.retried", object_type="operation",
+                object_id=str(operation.id), before={"status": "failed"},
+                after={"status": "pending"}, source=source,
+            )  # fmt: skip
+        tasks.send_after_commit([op.id for op in operations])
+    return len(operations)
+
+
+def cancel_failed(operation_ids: Iterable[str], *, actor: str) -> int:
+    """Cancel failed or pending operations so the sweeper stops sending them.
+
+    A pending registration taken into the chunk of its template's running operation is
+    under way, not waiting (see _take_following): it is left alone.
+    """
+    ids = list(operation_ids)
+    cancelled = 0
+    taken = Operation.objects.filter(
+        template_name=OuterRef("template_name"),
+        status=Operation.Status.RUNNING,
+        started_at__lte=OuterRef("started_at"),
+    )
+    with trail.atomic():
+        for operation in (
+            Operation.objects.select_for_update()
+            .filter(id__in=ids, status__in=[Operation.Status.FAILED, Operation.Status.PENDING])
+            .exclude(Q(status=Operation.Status.PENDING) & Q(Exists(taken)))
+        ):
+            before = operation.status
+            Operation.objects.filter(id=operation.id).update(
+                status=Operation.Status.CANCELLED, finished_at=timezone.now()
+            )
+            if before == Operation.Status.PENDING:
+                Batch.objects.filter(pk=operation.batch_id).update(failed=F("failed") + 1)
+            trail.record(
+                actor=actor, action="operation.cancelled", object_type="operation",
+                object_id=str(operation.id), before={"status": before},
+                after={"status": "cancelled"}, source=AuditEvent.Source.COMMAND,
+            )  # fmt: skip
+            _close_batch_if_done(operation.batch_id)
+            cancelled += 1
+    return cancelled
+
+
+def operations_retry(user, *, operation_ids: Iterable[str]) -> int:
+    """Put failed operations back in the queue; how many were.
+
+    Operations that carry out a promotion request are not retried here: the request
+    failed with them and its approvals were for that attempt, so a new request is filed.
+    """
+    _require_any(user, AUTHOR_OR_REVIEWER, "retrying operations")
+    ids = []
+    for text in operation_ids:
+        try:
+            ids.append(uuid.UUID(str(text)))
+        except ValueError:
+            raise PolicyError(f"{str(text)[:60]!r} is not an operation id") from None
+    tied = list(
+        Operation.objects.filter(id__in=ids, request__isnull=False).values_list(
+            "request_id", flat=True
+        )
+    )
+    if tied:
+        listed = ", ".join(f"#{pk}" for pk in sorted(set(tied)))
+        raise PolicyError(
+            f"this operation carries out promotion request {listed}: it is not retried here. "
+            "The request failed with it; file a new request for the version instead"
+        )
+    return queue.retry_failed([str(i) for i in ids], actor=user.get_username(), source="dashboard")

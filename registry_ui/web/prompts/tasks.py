@@ -1,0 +1,30 @@
+"""Celery tasks of the mirror: thin interfaces over registry_ui.web.prompts.mirror."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from registry_ui.core.errors import RegistryUnavailableError
+from registry_ui.prompt_model import get_registry
+from registry_ui.web.models import AuditEvent
+from registry_ui.web.prompts.mirror import mirror_template, sync_registry
+
+
+@shared_task(
+    name="registry_ui.web.tasks.sync_template",
+    autoretry_for=(RegistryUnavailableError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+)
+def sync_template(name: str) -> int:
+    """Mirror one template now (a webhook said it changed); returns the changes seen."""
+    records = get_registry().gateway.list_versions(name)
+    if not records:
+        return 0
+    return len(mirror_template(name, records, source=AuditEvent.Source.EXTERNAL))
+
+
+@shared_task(name="registry_ui.web.tasks.sync_registry_task")
+def sync_registry_task() -> dict[str, int]:
+    return sync_registry()

@@ -1,0 +1,99 @@
+"""MLflow registry webhooks: verify MLflow's HMAC signature, then sync the template at once."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import time
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from registry_ui.core.names import InvalidNameError, from_registered_model_name
+from registry_ui.web.prompts.tasks import sync_template
+
+logger = logging.getLogger("registry_ui.webhooks")
+
+
+EVENTS = (
+    "model_version.created",
+    "model_version_alias.created",
+    "model_version_alias.deleted",
+    "model_version_tag.set",
+)
+
+
+class BadDelivery(ValueError):
+    pass
+
+
+def verify_signature(
+    *,
+    secret: str,
+    delivery_id: str,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    now: float | None = None,
+    tolerance: int = 300,
+) -> None:
+    """Raise BadDelivery unless MLflow signed exactly this body recently with our secret."""
+    if not (delivery_id and timestamp and signature):
+        raise BadDelivery("missing X-MLflow-Delivery-Id, X-MLflow-Timestamp or X-MLflow-Signature")
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        raise BadDelivery("X-MLflow-Timestamp is not unix seconds") from None
+    if abs((now or time.time()) - sent_at) > tolerance:
+        raise BadDelivery(f"X-MLflow-Timestamp is more than {tolerance}s away from now")
+    version, _, given = signature.partition(",")
+    if version != "v1" or not given:
+        raise BadDelivery("X-MLflow-Signature must be 'v1,<base64 HMAC-SHA256>'")
+    signed = f"{delivery_id}.{timestamp}.".encode() + body
+    expected = base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, given.encode()):
+        raise BadDelivery("signature does not match")
+
+
+def template_named_in(payload: dict) -> str:
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
+        raise BadDelivery("body must be a JSON object with 'data'")
+    registered = payload["data"].get("name")
+    if not isinstance(registered, str):
+        raise BadDelivery("data.name (the registered model) is missing")
+    try:
+        return from_registered_model_name(registered)
+    except InvalidNameError as error:
+        raise BadDelivery(f"data.name: {error}") from None
+
+
+@login_not_required  # authenticated by MLflow's HMAC signature instead
+@csrf_exempt  # likewise
+@require_POST
+def mlflow_webhook(request: HttpRequest):
+    secret = settings.MLFLOW_WEBHOOK_SECRET
+    if not secret:
+        return JsonResponse(
+            {"error": "webhooks are not configured (MLFLOW_WEBHOOK_SECRET)"}, status=400
+        )
+    try:
+        verify_signature(
+            secret=secret,
+            delivery_id=request.headers.get("X-MLflow-Delivery-Id", ""),
+            timestamp=request.headers.get("X-MLflow-Timestamp", ""),
+            signature=request.headers.get("X-MLflow-Signature", ""),
+            body=request.body,
+        )
+        payload = json.loads(request.body)
+        name = template_named_in(payload)
+    except (BadDelivery, json.JSONDecodeError, UnicodeDecodeError) as error:
+        logger.warning("refused an MLflow webhook delivery: %s", error)
+        return JsonResponse({"error": str(error)}, status=400)
+    sync_template.delay(name)
+    return JsonResponse({"status": "accepted", "template": name}, status=202)
