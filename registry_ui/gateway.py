@@ -265,14 +265,6 @@ class MlflowGateway:
         model = self._call(f"read template {name!r}", self.client.get_registered_model, registered)
         return model, False
 
-    def list_template_names(self) -> list[str]:
-        names = []
-        for model in self._paged_models(f"tags.`{TAG_KIND}` = '{KIND_PROMPT_TEMPLATE}'"):
-            names.append(
-                model.tags.get(TAG_TEMPLATE_NAME) or from_registered_model_name(model.name)
-            )
-        return sorted(names)
-
     def _paged_models(self, filter_string: str) -> Iterator[Any]:
         token = None
         while True:

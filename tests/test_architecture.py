@@ -22,7 +22,7 @@ SHARED = {"registry_ui.core", "registry_ui.config"}
 LIBRARY = {"registry_ui.prompt_model", "registry_ui.registry"}
 ALLOWED = {
     # The shared kernel of the app: no domain below it.
-    f"{WEB}.models": set(),
+    f"{WEB}.models": {f"{WEB}.permissions"},
     f"{WEB}.permissions": set(),
     f"{WEB}.http": set(),
     f"{WEB}.display": {"registry_ui.core"},

@@ -193,17 +193,6 @@ class MetadataPolicy:
         return [problem.message for problem in self.check(metadata)]
 
 
-class MetadataPolicyError(ValueError):
-    """Metadata that misses the policy; ``problems`` lists every problem."""
-
-    def __init__(self, problems: Sequence[str]):
-        self.problems = list(problems)
-        super().__init__(_listed("the metadata misses the required metadata policy", self.problems))
-
-    def __reduce__(self):
-        return type(self), (self.problems,)
-
-
 # -- test cases -------------------------------------------------------------------------------
 
 CASE_KEYS = (

@@ -15,10 +15,6 @@ class RegistryRejectedError(RegistryError, ValueError):
     """MLflow refused the request as invalid: retrying the same call will not help."""
 
 
-class RegistrationConflictError(RegistryError, ValueError):
-    """The same version already exists with other content, or the version is out of order."""
-
-
 class BatchRegistrationError(RegistryError, ValueError):
     """A batch was refused before anything was written; .errors lists every problem."""
 

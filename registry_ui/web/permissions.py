@@ -1,49 +1,138 @@
 """Who may do what: the one home of the dashboard's authorisation rules.
 
-Services call require() before any state change (PermissionDenied, answered 403, names the
-permission and the role that holds it); views and templates ask may_*() to show or hide an
-action. Rules are Django permissions of the registry_web app, held through the role groups
-(registry_ui.web.auth.roles); nothing checks group names."""
+Services call a require_*() before any state change (PermissionDenied, answered 403, says
+which permission is missing and which role holds it); views and templates ask the matching
+may_*() to show or hide an action, which is only a courtesy. The rules are Django
+permissions of the registry_web app, held through the role groups
+(registry_ui.web.auth.roles); nothing checks group names. Views that only read declare
+their permission with Django's @permission_required and the names below.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from django.core.exceptions import PermissionDenied
 
-PERMISSION_ROLES = {
+APP = "registry_web"
+
+# Permissions that views declare with @permission_required.
+VIEW_REQUESTS = f"{APP}.view_promotionrequest"
+VIEW_METRICS = f"{APP}.view_metrics"
+EXPORT_AUDIT = f"{APP}.export_auditevent"
+
+# Which role holds each permission, named in refusals.
+ROLE_OF = {
+    "register_version": "authors",
     "request_promotion": "authors",
     "approve_promotion": "reviewers",
     "rollback_production": "reviewers",
     "comment_request": "authors or reviewers",
+    "define_experiment": "the analysts group",
 }
+# Authors and reviewers both save preview samples and retry failed operations.
+AUTHOR_OR_REVIEWER = ("register_version", "approve_promotion")
+# Running a version's checks again is open to whoever may comment on requests.
+RUN_CHECKS = "comment_request"
+# The permission each filing page needs.
+FILING = {
+    "promote": "request_promotion",
+    "rollback": "rollback_production",
+    "release": "request_promotion",
+}
+
+
+def has(user, codename: str) -> bool:
+    return bool(user and user.is_authenticated and user.has_perm(f"{APP}.{codename}"))
 
 
 def require(user, codename: str, action: str) -> None:
     """Refuse (403) unless the user holds the permission; the message names the role."""
-    if not (user and user.is_authenticated and user.is_active):
-        raise PermissionDenied(f"sign in to {action}")
-    if not user.has_perm(f"registry_web.{codename}"):
-        role = PERMISSION_ROLES.get(codename, "a role with that permission")
+    _require_signed_in(user, action)
+    if not user.has_perm(f"{APP}.{codename}"):
+        role = ROLE_OF.get(codename, "a role with that permission")
         raise PermissionDenied(f"{action} needs the {codename} permission ({role})")
 
 
-# Who may save samples or retry operations: authors and reviewers.
-AUTHOR_OR_REVIEWER = ("registry_web.register_version", "registry_web.approve_promotion")
+def require_any(user, codenames: tuple[str, ...], action: str) -> None:
+    """Refuse (403) unless the user holds one of these permissions."""
+    _require_signed_in(user, action)
+    if not any(user.has_perm(f"{APP}.{codename}") for codename in codenames):
+        wanted = " or the ".join(f"{c} permission ({ROLE_OF[c]})" for c in codenames)
+        raise PermissionDenied(f"{action} needs the {wanted}")
 
 
-def _require_any(user, permissions: Iterable[str], action: str) -> None:
+def require_superuser(user, action: str) -> None:
+    if not (user and user.is_active and user.is_superuser):
+        raise PermissionDenied(f"only an administrator {action}")
+
+
+def _require_signed_in(user, action: str) -> None:
     if not (user and user.is_authenticated and user.is_active):
-        raise PermissionDenied(f"sign in to {action}")
-    if not any(user.has_perm(p) for p in permissions):
-        raise PermissionDenied(
-            f"{action} needs the register_version permission (authors) or the "
-            "approve_promotion permission (reviewers)"
-        )
+        raise PermissionDenied(f"sign in before {action}")
+
+
+# -- what a page offers ----------------------------------------------------------------------
+
+
+def may_register(user) -> bool:
+    return has(user, "register_version")
 
 
 def may_save_samples(user) -> bool:
-    return any(user.has_perm(p) for p in AUTHOR_OR_REVIEWER)
+    return any(has(user, codename) for codename in AUTHOR_OR_REVIEWER)
 
 
-may_retry = may_save_samples
+def may_retry(user) -> bool:
+    return any(has(user, codename) for codename in AUTHOR_OR_REVIEWER)
+
+
+def may_run_checks(user) -> bool:
+    return has(user, RUN_CHECKS)
+
+
+def may_file(user, kind: str) -> bool:
+    """``kind``: promote, rollback or release."""
+    return has(user, FILING[kind])
+
+
+def may_review(user) -> bool:
+    return has(user, "approve_promotion")
+
+
+def may_comment(user) -> bool:
+    return has(user, "comment_request")
+
+
+def may_export_audit(user) -> bool:
+    return has(user, "export_auditevent")
+
+
+def may_view_metrics(user) -> bool:
+    return has(user, "view_metrics")
+
+
+def may_define_experiment(user) -> bool:
+    return has(user, "define_experiment")
+
+
+def request_actions(user, request) -> dict[str, bool]:
+    """The forms a request's page shows this user (the services refuse the others anyway).
+
+    Four eyes: a reviewer approves neither a request they filed nor a version they wrote,
+    and approves once.
+    """
+    actionable = request.status == request.Status.OPEN and not request.release_id
+    reviewer = may_review(user)
+    own = request.requester_id == user.pk
+    author = f",{user.get_username().casefold()}," in request.version_authors.casefold()
+    approved = any(a.reviewer_id == user.pk for a in request.approvals.all())
+    return {
+        "approve": actionable and reviewer and not own and not author and not approved,
+        "reject": actionable and reviewer and not own,
+        "withdraw": actionable and (own or user.is_superuser),
+        "comment": may_comment(user),
+    }
+
+
+def require_withdraw(user, request) -> None:
+    if request.requester_id != user.pk and not user.is_superuser:
+        raise PermissionDenied("only the requester (or an administrator) can withdraw it")

@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from registry_ui.core.names import InvalidNameError, validate_template_name
-from registry_ui.web import display
+from registry_ui.web import display, permissions
 from registry_ui.web.audit import export as csv_export
 from registry_ui.web.audit import filters as audit_filters
 from registry_ui.web.audit import selectors
@@ -42,7 +42,7 @@ def audit_log(request):
             "next_url": f"?{urlencode({**query, 'before': next_before})}" if next_before else "",
             "first_url": f"?{urlencode(query)}" if before_seq else "",
             "export_url": f"{reverse('audit_export')}?{urlencode(export)}",
-            "may_export": request.user.has_perm("registry_web.export_auditevent"),
+            "may_export": permissions.may_export_audit(request.user),
         },
         status=400 if errors else 200,
     )
@@ -87,7 +87,7 @@ _ACCEPTED = (
 
 
 @login_required
-@permission_required("registry_web.export_auditevent", raise_exception=True)
+@permission_required(permissions.EXPORT_AUDIT, raise_exception=True)
 @never_cache
 @require_GET
 def audit_export(request):

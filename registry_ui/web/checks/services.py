@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db.models import Q
 
 from registry_ui.core.checks import (
     TEST_CASES_KEY,
@@ -29,16 +28,15 @@ from registry_ui.core.checks import (
     summarize,
 )
 from registry_ui.core.checks import TestCaseError as CaseError
+from registry_ui.web import permissions
 from registry_ui.web.audit import trail
 from registry_ui.web.models import AuditEvent, CheckRun, PromotionRequest, TemplateVersion
-from registry_ui.web.permissions import require
 
 Trigger = CheckRun.Trigger
 
 
 # Who may run a version's checks on demand: everyone who takes part in reviews (authors and
 # reviewers). Running them changes no version; it adds a result to the page, like a comment.
-RUN_PERMISSION = "comment_request"
 
 
 def has_cases(version: TemplateVersion) -> bool:
@@ -109,7 +107,7 @@ def version_run_checks(
     *, user, version_id: int, source: str = AuditEvent.Source.DASHBOARD
 ) -> CheckRun:
     """Run a version's test cases again for an author or a reviewer; audited."""
-    require(user, RUN_PERMISSION, "running a version's checks")
+    permissions.require(user, permissions.RUN_CHECKS, "running a version's checks")
     username = user.get_username()
     with trail.atomic():
         version = TemplateVersion.objects.select_related("template").get(pk=version_id)
@@ -189,25 +187,6 @@ def promotion_problems(request: PromotionRequest, *, actor: str) -> list[str]:
     ]
 
 
-def previous_version(version: TemplateVersion, stage: str | None) -> TemplateVersion | None:
-    """The version to compare with: the one holding ``stage`` (what a promotion replaces),
-    else the version before it."""
-    siblings = TemplateVersion.objects.filter(template_id=version.template_id).exclude(
-        pk=version.pk
-    )
-    if stage:
-        holder = siblings.filter(stage=stage).first()
-        if holder is not None:
-            return holder
-    major, minor, patch = version.major, version.minor, version.patch
-    earlier = (
-        Q(major__lt=major)
-        | Q(major=major, minor__lt=minor)
-        | Q(major=major, minor=minor, patch__lt=patch)
-    )
-    return siblings.filter(earlier).order_by("-major", "-minor", "-patch").first()
-
-
 def compare(old: TemplateVersion, new: TemplateVersion) -> list[CaseResult]:
     """The cases the new version breaks that the old one passed (the diff's check column).
 
@@ -223,7 +202,7 @@ def compare(old: TemplateVersion, new: TemplateVersion) -> list[CaseResult]:
 def results_context(version: TemplateVersion, *, user, compare_stage: str | None = None) -> dict:
     """What the checks partial (registry_ui/checks/_results.html) shows for one version."""
     run = latest_run(version)
-    previous = previous_version(version, compare_stage) if has_cases(version) else None
+    previous = version.compared_with(compare_stage) if has_cases(version) else None
     return {
         "version": version,
         "has_cases": has_cases(version),
@@ -233,7 +212,5 @@ def results_context(version: TemplateVersion, *, user, compare_stage: str | None
         "previous": previous,
         "regressions": compare(previous, version) if previous else [],
         "compare_stage": compare_stage or "",
-        "can_run": bool(
-            user and user.is_authenticated and user.has_perm(f"registry_web.{RUN_PERMISSION}")
-        ),
+        "can_run": permissions.may_run_checks(user),
     }

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -17,6 +16,7 @@ from registry_ui.core.experiments import (
     Variant,
 )
 from registry_ui.core.policy import PolicyError
+from registry_ui.web import permissions
 from registry_ui.web.audit import trail
 from registry_ui.web.experiments.tasks import publish_experiment
 from registry_ui.web.models import (
@@ -28,13 +28,6 @@ from registry_ui.web.models import (
 )
 
 MAX_TEXT = 5000
-
-
-def _require(user, codename: str, action: str) -> None:
-    if not (user and user.is_authenticated and user.is_active):
-        raise PermissionDenied(f"sign in to {action}")
-    if not user.has_perm(f"registry_web.{codename}"):
-        raise PermissionDenied(f"{action} needs the {codename} permission (the analysts group)")
 
 
 def _audit(actor: str, action: str, object_type: str, object_id: str, after: dict, source: str):
@@ -73,7 +66,7 @@ def experiment_define(
     source: str = AuditEvent.Source.DASHBOARD,
 ) -> Experiment:
     """Define an experiment; it is published to MLflow once the transaction commits."""
-    _require(user, "define_experiment", "defining an experiment")
+    permissions.require(user, "define_experiment", "defining an experiment")
     return create_experiment(
         actor=user.get_username(),
         created_by=user,
@@ -197,7 +190,7 @@ def experiment_stop(
     user, key: str, *, reason: str, source: str = AuditEvent.Source.DASHBOARD
 ) -> Experiment:
     """Stop an experiment early: every unit gets the control from then on. Retry-safe."""
-    _require(user, "define_experiment", "stopping an experiment")
+    permissions.require(user, "define_experiment", "stopping an experiment")
     reason = (reason or "").strip()
     if not reason:
         raise PolicyError("a reason is required: say why the experiment stops")

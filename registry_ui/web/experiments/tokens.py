@@ -7,11 +7,11 @@ import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry_ui.core.policy import PolicyError
+from registry_ui.web import permissions
 from registry_ui.web.audit import trail
 from registry_ui.web.experiments.definitions import _audit
 from registry_ui.web.models import (
@@ -26,8 +26,7 @@ def _token_hash(token: str) -> str:
 
 def service_token_create(user, *, name: str) -> tuple[ServiceToken, str]:
     """A new token for a calling service; the token itself is returned once, never stored."""
-    if not (user and user.is_active and user.is_superuser):
-        raise PermissionDenied("only an administrator creates service tokens")
+    permissions.require_superuser(user, "creates service tokens")
     name = (name or "").strip()
     if not name:
         raise PolicyError("a name is required: name the service that will use the token")
@@ -55,8 +54,7 @@ def service_token_create(user, *, name: str) -> tuple[ServiceToken, str]:
 
 
 def service_token_revoke(user, token_ids: Iterable[int]) -> int:
-    if not (user and user.is_active and user.is_superuser):
-        raise PermissionDenied("only an administrator revokes service tokens")
+    permissions.require_superuser(user, "revokes service tokens")
     with trail.atomic():
         rows = list(
             ServiceToken.objects.select_for_update().filter(

@@ -19,33 +19,18 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from registry_ui.core.experiment_stats import CONFIDENCE
 from registry_ui.core.policy import PolicyError
+from registry_ui.web import permissions
 from registry_ui.web.experiments import definitions, results
 from registry_ui.web.experiments.charts import line_chart
 from registry_ui.web.experiments.forms import CompareForm, ExperimentForm, StopForm
 from registry_ui.web.http import after_form, see_other
 from registry_ui.web.models import Experiment, Template, TemplateVersion
 
-VIEW_METRICS = "registry_web.view_metrics"
-
-
-DEFINE = "registry_web.define_experiment"
-
-
 PAGE_SIZE = 100
 
 
-def _status(experiment: Experiment, now) -> str:
-    if experiment.status == Experiment.Status.STOPPED:
-        return "stopped"
-    if now < experiment.start_at:
-        return "scheduled"
-    if now >= experiment.stop_at:
-        return "ended"
-    return "running"
-
-
 @login_required
-@permission_required(VIEW_METRICS, raise_exception=True)
+@permission_required(permissions.VIEW_METRICS, raise_exception=True)
 @require_GET
 def experiment_list(request):
     rows = Experiment.objects.select_related("template").prefetch_related("variants__version")
@@ -63,7 +48,7 @@ def experiment_list(request):
         listed.append(
             {
                 "experiment": experiment,
-                "status": _status(experiment, now),
+                "status": experiment.state(now),
                 "variants": [(v, seen.get(v.pk, 0)) for v in variants],
                 "smallest": smallest,
                 "progress": min(smallest, experiment.min_samples),
@@ -75,13 +60,13 @@ def experiment_list(request):
         {
             "rows": listed,
             "template_name": template_name,
-            "may_define": request.user.has_perm(DEFINE),
+            "may_define": permissions.may_define_experiment(request.user),
         },
     )
 
 
 @login_required
-@permission_required(VIEW_METRICS, raise_exception=True)
+@permission_required(permissions.VIEW_METRICS, raise_exception=True)
 @require_GET
 def experiment_detail(request, key: str):
     return render(request, "registry_ui/experiments/detail.html", _detail_context(request, key))
@@ -101,14 +86,14 @@ def _detail_context(request, key: str, **forms) -> dict:
     )
     return {
         "experiment": experiment,
-        "status": _status(experiment, timezone.now()),
+        "status": experiment.state(),
         "result": result,
         "table": _table(result, experiment.min_samples),
         "chart": chart,
         "percent": percent,
         "confidence": round(CONFIDENCE * 100),
         "stop_form": forms.get("stop_form") or StopForm(),
-        "may_define": request.user.has_perm(DEFINE),
+        "may_define": permissions.may_define_experiment(request.user),
     }
 
 
@@ -245,7 +230,7 @@ def _initial(template_name: str | None) -> dict:
 def _define_page(request, form, *, status: int = 200):
     context = {
         "form": form,
-        "may_define": request.user.has_perm(DEFINE),
+        "may_define": permissions.may_define_experiment(request.user),
         "template_names": Template.objects.values_list("name", flat=True),
     }
     template = "registry_ui/experiments/new.html"
@@ -255,7 +240,7 @@ def _define_page(request, form, *, status: int = 200):
 
 
 @login_required
-@permission_required(VIEW_METRICS, raise_exception=True)
+@permission_required(permissions.VIEW_METRICS, raise_exception=True)
 @require_GET
 def version_compare(request):
     form = CompareForm(request.GET or None)

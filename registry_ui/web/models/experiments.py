@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 from registry_ui.web.models.prompts import Template, TemplateVersion
 
@@ -55,6 +58,17 @@ class Experiment(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+    def state(self, now: datetime | None = None) -> str:
+        """What the pages show: scheduled, running, ended (its window passed) or stopped."""
+        now = now or timezone.now()
+        if self.status == self.Status.STOPPED:
+            return "stopped"
+        if now < self.start_at:
+            return "scheduled"
+        if now >= self.stop_at:
+            return "ended"
+        return "running"
 
 
 class ExperimentVariant(models.Model):

@@ -35,6 +35,26 @@ class Template(models.Model):
         return self.name
 
 
+# Semantic versions in SQL: major, minor and patch are numbers, so 1.10.0 sorts after 1.9.0.
+OLDEST_FIRST = ("major", "minor", "patch")
+NEWEST_FIRST = ("-major", "-minor", "-patch")
+
+
+class TemplateVersionQuerySet(models.QuerySet):
+    def newest_first(self) -> TemplateVersionQuerySet:
+        return self.order_by(*NEWEST_FIRST)
+
+    def before(self, version: TemplateVersion) -> TemplateVersionQuerySet:
+        """The versions of ``version``'s template that come before it, newest first:
+        ``.before(v).first()`` is "the version before" v."""
+        earlier = (
+            Q(major__lt=version.major)
+            | Q(major=version.major, minor__lt=version.minor)
+            | Q(major=version.major, minor=version.minor, patch__lt=version.patch)
+        )
+        return self.filter(earlier, template_id=version.template_id).newest_first()
+
+
 class TemplateVersion(models.Model):
     template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="versions")
     version = models.CharField(max_length=40)
@@ -55,6 +75,8 @@ class TemplateVersion(models.Model):
     # Held production at some point: a rollback may bring it back.
     was_production = models.BooleanField(default=False)
 
+    objects = TemplateVersionQuerySet.as_manager()
+
     class Meta:
         ordering = ["template", "major", "minor", "patch"]
         constraints = [
@@ -74,6 +96,19 @@ class TemplateVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.template.name} {self.version}"
+
+    def compared_with(self, stage: str | None = None) -> TemplateVersion | None:
+        """What this version is compared with: the version holding ``stage`` (what a
+        promotion to it would replace), else the version before it."""
+        if stage:
+            holder = (
+                TemplateVersion.objects.filter(template_id=self.template_id, stage=stage)
+                .exclude(pk=self.pk)
+                .first()
+            )
+            if holder is not None:
+                return holder
+        return TemplateVersion.objects.before(self).first()
 
 
 class VersionSample(models.Model):

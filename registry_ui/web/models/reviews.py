@@ -8,6 +8,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Concat, StrIndex
 from django.db.models.lookups import Exact
 
+from registry_ui.web import permissions
 from registry_ui.web.models.prompts import Stage, Template, TemplateVersion
 
 
@@ -106,8 +107,7 @@ class PromotionRequest(models.Model):
         return sum(
             1
             for approval in self.approvals.select_related("reviewer")
-            if approval.reviewer.is_active
-            and approval.reviewer.has_perm("registry_web.approve_promotion")
+            if approval.reviewer.is_active and permissions.may_review(approval.reviewer)
         )
 
 

@@ -16,11 +16,11 @@ from registry_ui.core.policy import PolicyError
 from registry_ui.core.stages import ModelStage
 from registry_ui.prompt_model import get_registry
 from registry_ui.registry import NewVersion
+from registry_ui.web import permissions
 from registry_ui.web.audit import trail
 from registry_ui.web.models import AuditEvent, Batch, Operation
 from registry_ui.web.operations import queue, tasks
 from registry_ui.web.operations.worker import _close_batch_if_done
-from registry_ui.web.permissions import AUTHOR_OR_REVIEWER, _require_any
 
 
 def batch_register(
@@ -199,7 +199,7 @@ def operations_retry(user, *, operation_ids: Iterable[str]) -> int:
     Operations that carry out a promotion request are not retried here: the request
     failed with them and its approvals were for that attempt, so a new request is filed.
     """
-    _require_any(user, AUTHOR_OR_REVIEWER, "retrying operations")
+    permissions.require_any(user, permissions.AUTHOR_OR_REVIEWER, "retrying operations")
     ids = []
     for text in operation_ids:
         try:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 
 from registry_ui.core.checks import registration_problems
 from registry_ui.core.diff import compare_templates
@@ -25,6 +24,7 @@ from registry_ui.core.semver import (
 )
 from registry_ui.core.template import TemplateError, validate_template
 from registry_ui.registry import NewVersion
+from registry_ui.web import permissions
 from registry_ui.web.models import AuditEvent, Batch, TemplateVersion
 from registry_ui.web.operations import queue
 from registry_ui.web.prompts import selectors
@@ -160,12 +160,7 @@ def version_file(user, *, draft: Draft) -> Batch:
     The draft is checked against the mirror first, so bad input never reaches MLflow;
     batch_register then checks it once more against MLflow itself (one read) and files it.
     """
-    if not (user and user.is_authenticated and user.is_active):
-        raise PermissionDenied("sign in to register a version")
-    if not user.has_perm("registry_web.register_version"):
-        raise PermissionDenied(
-            "registering a version needs the register_version permission (authors)"
-        )
+    permissions.require(user, "register_version", "registering a version")
     check = draft_check(draft)
     if not check.ok:
         raise DraftRefused(check)

@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from registry_ui.core.policy import PolicyError
 from registry_ui.core.template import parse_template
+from registry_ui.web import permissions
 from registry_ui.web.audit import trail
 from registry_ui.web.models import AuditEvent, TemplateVersion, VersionSample
-from registry_ui.web.permissions import AUTHOR_OR_REVIEWER, _require_any
 from registry_ui.web.prompts import preview
 
 SAMPLE_NAME = re.compile(r"[\w .-]{1,60}")
@@ -27,7 +27,7 @@ class SampleRefused(PolicyError):
 
 def sample_save(user, *, version: TemplateVersion, name: str, raw: Mapping[str, str]):
     """Save (or replace) the named sample of a version; it must render."""
-    _require_any(user, AUTHOR_OR_REVIEWER, "saving sample values")
+    permissions.require_any(user, permissions.AUTHOR_OR_REVIEWER, "saving sample values")
     name = (name or "").strip() or "example"
     if not SAMPLE_NAME.fullmatch(name):
         raise SampleRefused(

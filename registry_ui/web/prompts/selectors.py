@@ -26,18 +26,13 @@ from registry_ui.web.models import (
     Template,
     TemplateVersion,
 )
+from registry_ui.web.models.prompts import NEWEST_FIRST, OLDEST_FIRST
 
 TEMPLATES_PER_PAGE = 50
 
 
 # A tag is an entry of a version's metadata "tags" (a list, or one string).
 TAG = re.compile(r"[\w .:-]{1,60}")
-
-
-_SEMVER_ORDER = ("major", "minor", "patch")
-
-
-_NEWEST_FIRST = ("-major", "-minor", "-patch")
 
 
 @dataclass(frozen=True)
@@ -76,7 +71,7 @@ def _newest(stage: str | None = None):
     versions = TemplateVersion.objects.filter(template=OuterRef("pk"))
     if stage:
         versions = versions.filter(stage=stage)
-    return Subquery(versions.order_by(*_NEWEST_FIRST).values("pk")[:1])
+    return Subquery(versions.order_by(*NEWEST_FIRST).values("pk")[:1])
 
 
 def filtered_templates(filters: TemplateFilters):
@@ -214,7 +209,7 @@ def get_template(name: str) -> Template:
 
 
 def versions_of(template: Template) -> list[TemplateVersion]:
-    return list(template.versions.order_by(*_SEMVER_ORDER))
+    return list(template.versions.order_by(*OLDEST_FIRST))
 
 
 def open_requests(template: Template) -> list[PromotionRequest]:
@@ -310,30 +305,19 @@ def default_comparison(
         new = next(v for v in versions if v.pk == reviewed.version_id)
         old = by_stage.get(reviewed.target_stage)
         if old is None or old.pk == new.pk:
-            old = version_before(versions, new)
+            old = TemplateVersion.objects.before(new).first()
         return old, new
     new = versions[-1]
     old = by_stage.get(Stage.PRODUCTION)
     if old is None or old.pk == new.pk:
-        old = version_before(versions, new)
+        old = TemplateVersion.objects.before(new).first()
     return old, new
-
-
-def version_before(
-    versions: list[TemplateVersion], version: TemplateVersion
-) -> TemplateVersion | None:
-    earlier = [v for v in versions if (v.major, v.minor, v.patch) < _key(version)]
-    return earlier[-1] if earlier else None
-
-
-def _key(version: TemplateVersion) -> tuple[int, int, int]:
-    return version.major, version.minor, version.patch
 
 
 def latest_version(name: str) -> TemplateVersion | None:
     return (
         TemplateVersion.objects.filter(template__name=name)
         .select_related("template")
-        .order_by(*_NEWEST_FIRST)
+        .order_by(*NEWEST_FIRST)
         .first()
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
@@ -114,7 +113,7 @@ def template_detail(request, name: str):
             "requests": requests,
             "timeline": timeline,
             "diff_url": _diff_url(template.name, old, new) if old and new else None,
-            "may_register": request.user.has_perm("registry_web.register_version"),
+            "may_register": permissions.may_register(request.user),
         },
     )
 
@@ -196,13 +195,7 @@ def _version_context(request, row: TemplateVersion, typed, **extra) -> dict:
         chosen = chosen or (saved[0] if saved else None)
         typed = dict(chosen.values) if chosen else None
     shown = preview.render_preview(parsed, fields, typed) if typed is not None else None
-    previous = (
-        TemplateVersion.objects.filter(template=row.template)
-        .exclude(pk=row.pk)
-        .order_by("-major", "-minor", "-patch")
-        .filter(_before(row))
-        .first()
-    )
+    previous = TemplateVersion.objects.before(row).first()
     return {
         "version": row,
         "template": row.template,
@@ -226,14 +219,6 @@ def _version_context(request, row: TemplateVersion, typed, **extra) -> dict:
         "previous": previous,
         **extra,
     }
-
-
-def _before(row: TemplateVersion) -> Q:
-    return (
-        Q(major__lt=row.major)
-        | Q(major=row.major, minor__lt=row.minor)
-        | Q(major=row.major, minor=row.minor, patch__lt=row.patch)
-    )
 
 
 @login_required
@@ -286,7 +271,7 @@ def template_diff(request, name: str):
         if new is None:
             new = default_new
         if old is None:
-            old = selectors.version_before(versions, new) if new_number else default_old
+            old = TemplateVersion.objects.before(new).first() if new_number else default_old
         if not errors and old is not None and new is not None:
             return see_other(_diff_url(template.name, old, new, view))
     compared = {"old": old, "new": new, "comparison": None, "rows": [], "metadata_rows": []}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.utils.functional import SimpleLazyObject
 
+from registry_ui.web import permissions
 from registry_ui.web.models import (
     PromotionRequest,
 )
@@ -16,7 +17,7 @@ def waiting_for_me(user, requests=None):
     approved by them (the inbox's "waiting for me" and the header's count)."""
     if requests is None:
         requests = PromotionRequest.objects.all()
-    if not user.is_authenticated or not user.has_perm("registry_web.approve_promotion"):
+    if not permissions.may_review(user):
         return requests.none()
     return (
         requests.filter(status=Status.OPEN, release__isnull=True)

@@ -15,6 +15,7 @@ from registry_ui.core.policy import (
     plan_release,
 )
 from registry_ui.core.stages import ModelStage
+from registry_ui.web import permissions
 from registry_ui.web.audit import trail
 from registry_ui.web.checks import services as version_checks
 from registry_ui.web.models import (
@@ -23,7 +24,6 @@ from registry_ui.web.models import (
     Template,
     TemplateVersion,
 )
-from registry_ui.web.permissions import require
 from registry_ui.web.reviews.selectors import version_row
 from registry_ui.web.reviews.services import approval_policy, authors_field, clean_text, gate_for
 from registry_ui.web.reviews.trail import announce, audit_request, describe
@@ -79,7 +79,7 @@ def file_release(
     source: str = AuditEvent.Source.DASHBOARD,
 ) -> PromotionRequest:
     """Request many moves as one release, approved once; refused if the dry run finds problems."""
-    require(user, "request_promotion", "requesting a release")
+    permissions.require(user, "request_promotion", "requesting a release")
     justification = clean_text(justification, "a justification", required=True)
     if not lines:
         raise PolicyError("a release needs at least one version")

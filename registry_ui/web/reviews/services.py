@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError
 from django.utils import timezone
 
@@ -26,6 +25,7 @@ from registry_ui.core.policy import (
     evaluate_gate,
 )
 from registry_ui.core.stages import ModelStage
+from registry_ui.web import permissions
 from registry_ui.web.audit import trail
 from registry_ui.web.checks import services as version_checks
 from registry_ui.web.experiments import results as experiment_results
@@ -40,7 +40,6 @@ from registry_ui.web.models import (
     TemplateVersion,
 )
 from registry_ui.web.operations.tasks import send_after_commit
-from registry_ui.web.permissions import require
 from registry_ui.web.reviews.selectors import locked_request, version_row
 from registry_ui.web.reviews.staleness import refresh_staleness
 from registry_ui.web.reviews.trail import announce, audit_request, close, describe
@@ -89,7 +88,7 @@ def file_request(
     source: str = AuditEvent.Source.DASHBOARD,
 ) -> PromotionRequest:
     """Request to move one exact version to staging or production (dev->staging->production)."""
-    require(user, "request_promotion", "requesting a promotion")
+    permissions.require(user, "request_promotion", "requesting a promotion")
     justification = clean_text(justification, "a justification", required=True)
     try:
         stage = ModelStage.parse(target)
@@ -122,7 +121,7 @@ def file_rollback(
     source: str = AuditEvent.Source.DASHBOARD,
 ) -> PromotionRequest:
     """A reviewer moves production back to a version that held it before."""
-    require(user, "rollback_production", "rolling production back")
+    permissions.require(user, "rollback_production", "rolling production back")
     reason = clean_text(reason, "a reason", required=True)
     with trail.atomic():
         row = version_row(template_name, version)
@@ -204,7 +203,7 @@ def approve(
     Retrying an approval already given changes nothing. While the request's test cases
     fail, approving needs ``checks_reason``: the written reason to override them.
     """
-    require(user, "approve_promotion", "approving a request")
+    permissions.require(user, "approve_promotion", "approving a request")
     comment = clean_text(comment, "the comment", required=False)
     gate_reason = clean_text(
         gate_reason, "the reason for approving despite the gate", required=False
@@ -283,7 +282,7 @@ def approve(
 def reject(
     user, request_id: int, *, comment: str, source: str = AuditEvent.Source.DASHBOARD
 ) -> PromotionRequest:
-    require(user, "approve_promotion", "rejecting a request")
+    permissions.require(user, "approve_promotion", "rejecting a request")
     comment = clean_text(comment, "a comment saying why it is rejected", required=True)
     with trail.atomic():
         request = locked_request(request_id)
@@ -308,8 +307,7 @@ def withdraw(
 ) -> PromotionRequest:
     with trail.atomic():
         request = locked_request(request_id)
-        if request.requester_id != user.pk and not user.is_superuser:
-            raise PermissionDenied("only the requester (or an administrator) can withdraw it")
+        permissions.require_withdraw(user, request)
         if request.status == Status.WITHDRAWN:
             return request
         _check_open(request, "withdrawn")
@@ -320,8 +318,7 @@ def withdraw(
 def add_comment(
     user, request_id: int, *, text: str, source: str = AuditEvent.Source.DASHBOARD
 ) -> RequestComment:
-    if not (user.has_perm("registry_web.comment_request")):
-        require(user, "comment_request", "commenting")
+    permissions.require(user, "comment_request", "commenting")
     text = clean_text(text, "the comment", required=True)
     with trail.atomic():
         request = PromotionRequest.objects.get(pk=request_id)

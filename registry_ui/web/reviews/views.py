@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from registry_ui.core.policy import PolicyError
 from registry_ui.core.template import TemplateValidationError
+from registry_ui.web import permissions
 from registry_ui.web.http import after_form, see_other
 from registry_ui.web.models import (
     Approval,
@@ -67,10 +68,10 @@ REVIEW_FRAGMENT = DETAIL + "#request-review"
 
 
 @login_required
-@permission_required("registry_web.view_promotionrequest", raise_exception=True)
+@permission_required(permissions.VIEW_REQUESTS, raise_exception=True)
 @require_GET
 def request_list(request):
-    can_review = request.user.has_perm("registry_web.approve_promotion")
+    can_review = permissions.may_review(request.user)
     tab = request.GET.get("tab") or ("waiting" if can_review else "mine")
     if tab not in TABS:
         return HttpResponseBadRequest(
@@ -141,7 +142,7 @@ def _inbox(user, tab: str):
 
 
 @login_required
-@permission_required("registry_web.view_promotionrequest", raise_exception=True)
+@permission_required(permissions.VIEW_REQUESTS, raise_exception=True)
 @require_GET
 def request_detail(request, pk: int):
     """The request's page; htmx polls its review section while an approved request runs."""
@@ -179,7 +180,7 @@ def _review_context(request, pk: int, **bound_forms) -> dict:
         **_template_context(review),
         "valid_approvals": review.valid_approvals(),
         "approved_by_me": any(a.reviewer_id == request.user.pk for a in review.approvals.all()),
-        "can": _allowed_actions(request.user, review),
+        "can": permissions.request_actions(request.user, review),
         "metadata": prompt_views.metadata_pairs(review.version.metadata) if review.version else [],
         "report_items": list((review.report or {}).get("items", {}).values()),
         **forms,
@@ -194,10 +195,7 @@ def _template_context(review: PromotionRequest) -> dict:
     if review.version is None:
         return {"change": None, "timeline": [], "timeline_more": False}
     versions = prompt_selectors.versions_of(review.template)
-    old = next(
-        (v for v in versions if v.stage == review.target_stage and v.pk != review.version_id),
-        None,
-    ) or prompt_selectors.version_before(versions, review.version)
+    old = review.version.compared_with(review.target_stage)
     change = None
     # A text that does not parse could only come from a hand-edited mirror row.
     with contextlib.suppress(TemplateValidationError):
@@ -215,21 +213,6 @@ def _progress(review: PromotionRequest):
     carrier = review.release_id or review.pk
     operation = Operation.objects.filter(request_id=carrier).select_related("batch").first()
     return operation_selectors.batch_rows([operation.batch])[0] if operation else None
-
-
-def _allowed_actions(user, review: PromotionRequest) -> dict[str, bool]:
-    """Which forms to show. Only a courtesy: the services refuse the others anyway."""
-    actionable = review.status == Status.OPEN and not review.release_id
-    reviewer = user.has_perm("registry_web.approve_promotion")
-    own = review.requester_id == user.pk
-    author = f",{user.get_username().casefold()}," in review.version_authors.casefold()
-    approved = any(a.reviewer_id == user.pk for a in review.approvals.all())
-    return {
-        "approve": actionable and reviewer and not own and not author and not approved,
-        "reject": actionable and reviewer and not own,
-        "withdraw": actionable and (own or user.is_superuser),
-        "comment": user.has_perm("registry_web.comment_request"),
-    }
 
 
 def _act(request, pk: int, form_name: str, form, perform):
@@ -385,11 +368,8 @@ def _file(request, page: str, form, perform):
     return _filing_page(request, page, form, status=400)
 
 
-FILING_PERMISSIONS = {
-    "new.html": "registry_web.request_promotion",
-    "rollback.html": "registry_web.rollback_production",
-    "release.html": "registry_web.request_promotion",
-}
+# The filing pages, by the kind of request they file.
+FILING_KINDS = {"new.html": "promote", "rollback.html": "rollback", "release.html": "release"}
 
 
 def _filing_page(request, page: str, form, *, status: int = 200, plans=None):
@@ -397,7 +377,7 @@ def _filing_page(request, page: str, form, *, status: int = 200, plans=None):
         "form": form,
         "plans": plans,
         "plans_ok": plans is not None and not any(plan.problems for plan in plans),
-        "may_file": request.user.has_perm(FILING_PERMISSIONS[page]),
+        "may_file": permissions.may_file(request.user, FILING_KINDS[page]),
         "template_names": Template.objects.values_list("name", flat=True),
     }
     template = f"registry_ui/reviews/{page}"
