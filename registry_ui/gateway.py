@@ -38,6 +38,7 @@ from registry_ui.core.errors import (
     RegistryUnavailableError,
 )
 from registry_ui.core.experiments import tag_name as experiment_tag_name
+from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.names import from_registered_model_name, to_registered_model_name
 from registry_ui.core.records import RunMetrics, VersionRecord
 from registry_ui.core.stages import ModelStage
@@ -433,7 +434,7 @@ class MlflowGateway:
                 self._experiment_id = experiment.experiment_id
         tags = {TAG_REGISTERED_BY: actor, "mlflow.user": actor}
         if reason:
-            tags[TAG_REASON] = reason[:5000]  # run tags hold at most 8,000 characters
+            tags[TAG_REASON] = reason[:MAX_TEXT]  # run tags hold at most 8,000 characters
         run = self._call(
             "start registration run",
             self.client.create_run,

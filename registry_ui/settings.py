@@ -314,7 +314,7 @@ except config.ConfigurationError as error:
     raise ImproperlyConfigured(str(error)) from None
 
 
-# -- notifications (registry_ui.web.notify) --------------------------------------------------
+# -- notifications (registry_ui.web.reviews.notifications) ----------------------------------
 def _http_url(name: str, default: str = "") -> str:
     raw = os.environ.get(name, "").strip() or default
     if not raw:

@@ -1,9 +1,9 @@
 """The admin site reads; it never changes state.
 
-Every change goes through the services (registry_ui/web/approvals.py, operations.py), which
+Every change goes through the domains' services (registry_ui/web/<domain>/), which
 authorise, audit and re-check it; an admin form would bypass all three. So every model is
 read-only here, for superusers too. The one exception is ServiceToken: a calling service's
-token is created (shown once) and revoked here, through registry_ui.web.experiments.
+token is created (shown once) and revoked here, through registry_ui.web.experiments.tokens.
 """
 
 from django.contrib import admin, messages

@@ -15,6 +15,7 @@ from registry_ui.core.experiments import (
     ExperimentConfigError,
     Variant,
 )
+from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.policy import PolicyError
 from registry_ui.web import permissions
 from registry_ui.web.audit import trail
@@ -27,10 +28,10 @@ from registry_ui.web.models import (
     TemplateVersion,
 )
 
-MAX_TEXT = 5000
 
-
-def _audit(actor: str, action: str, object_type: str, object_id: str, after: dict, source: str):
+def audit_change(
+    actor: str, action: str, object_type: str, object_id: str, after: dict, source: str
+):
     trail.record(
         actor=actor,
         action=action,
@@ -181,7 +182,7 @@ def create_experiment(
             )
             for position, line in enumerate(variants)
         )
-        _audit(actor, "experiment.defined", "experiment", key, _describe(experiment), source)
+        audit_change(actor, "experiment.defined", "experiment", key, _describe(experiment), source)
         _publish_after_commit(experiment)
         return experiment
 
@@ -207,7 +208,7 @@ def experiment_stop(
         experiment.stopped_at = timezone.now()
         experiment.stop_reason = reason
         experiment.save(update_fields=["status", "stopped_at", "stop_reason"])
-        _audit(
+        audit_change(
             user.get_username(),
             "experiment.stopped",
             "experiment",

@@ -13,7 +13,7 @@ from django.utils import timezone
 from registry_ui.core.policy import PolicyError
 from registry_ui.web import permissions
 from registry_ui.web.audit import trail
-from registry_ui.web.experiments.definitions import _audit
+from registry_ui.web.experiments.definitions import audit_change
 from registry_ui.web.models import (
     AuditEvent,
     ServiceToken,
@@ -42,7 +42,7 @@ def service_token_create(user, *, name: str) -> tuple[ServiceToken, str]:
                 )
         except IntegrityError:
             raise PolicyError(f"a service token named {name!r} exists already") from None
-        _audit(
+        audit_change(
             user.get_username(),
             "service_token.created",
             "service_token",
@@ -64,7 +64,7 @@ def service_token_revoke(user, token_ids: Iterable[int]) -> int:
         now = timezone.now()
         for row in rows:
             ServiceToken.objects.filter(pk=row.pk).update(revoked_at=now)
-            _audit(
+            audit_change(
                 user.get_username(),
                 "service_token.revoked",
                 "service_token",

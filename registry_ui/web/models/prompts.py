@@ -113,7 +113,7 @@ class TemplateVersion(models.Model):
 
 class VersionSample(models.Model):
     """Example values for a version's variables, saved from the render preview so every
-    reviewer of the version sees the same example (registry_ui.web.dashboard_services)."""
+    reviewer of the version sees the same example (registry_ui.web.prompts.samples)."""
 
     version = models.ForeignKey(TemplateVersion, on_delete=models.CASCADE, related_name="samples")
     name = models.CharField(max_length=60)

@@ -19,8 +19,8 @@ from registry_ui.registry import NewVersion
 from registry_ui.web import permissions
 from registry_ui.web.audit import trail
 from registry_ui.web.models import AuditEvent, Batch, Operation
-from registry_ui.web.operations import queue, tasks
-from registry_ui.web.operations.worker import _close_batch_if_done
+from registry_ui.web.operations import tasks
+from registry_ui.web.operations.worker import close_batch_if_done
 
 
 def batch_register(
@@ -188,7 +188,7 @@ def cancel_failed(operation_ids: Iterable[str], *, actor: str) -> int:
                 object_id=str(operation.id), before={"status": before},
                 after={"status": "cancelled"}, source=AuditEvent.Source.COMMAND,
             )  # fmt: skip
-            _close_batch_if_done(operation.batch_id)
+            close_batch_if_done(operation.batch_id)
             cancelled += 1
     return cancelled
 
@@ -217,4 +217,4 @@ def operations_retry(user, *, operation_ids: Iterable[str]) -> int:
             f"this operation carries out promotion request {listed}: it is not retried here. "
             "The request failed with it; file a new request for the version instead"
         )
-    return queue.retry_failed([str(i) for i in ids], actor=user.get_username(), source="dashboard")
+    return retry_failed([str(i) for i in ids], actor=user.get_username(), source="dashboard")

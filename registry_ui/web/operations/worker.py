@@ -400,7 +400,7 @@ def finish(
         trail.record_many([_finished_event(operation, status, result or {}, error)])
         if operation.request_id:
             operation_finished(operation, status=status, error=error)
-        _close_batch_if_done(operation.batch_id)
+        close_batch_if_done(operation.batch_id)
 
 
 def _record_finished(head: Operation, done: list[tuple[Operation, str, dict, str]]) -> None:
@@ -427,7 +427,7 @@ def _record_finished(head: Operation, done: list[tuple[Operation, str, dict, str
         **{counter: F(counter) + n for counter, n in counts.items() if n}
     )
     trail.record_many(events)
-    _close_batch_if_done(head.batch_id)
+    close_batch_if_done(head.batch_id)
 
 
 def _give_back(operations: list[Operation]) -> None:
@@ -467,7 +467,7 @@ def give_up(operation_id: str, *, error: str) -> None:
         finish(operation, status=Operation.Status.FAILED, error=f"gave up after retries: {error}")
 
 
-def _close_batch_if_done(batch_id: int) -> None:
+def close_batch_if_done(batch_id: int) -> None:
     batch = Batch.objects.select_for_update().get(pk=batch_id)
     if batch.succeeded + batch.failed < batch.total:
         if batch.status == Batch.Status.PENDING:

@@ -1,7 +1,7 @@
 """Forms of the review pages.
 
 They check the shape of the input (present, not too long, well formed) and say which field
-is wrong; whether the request is allowed is for the services in registry_ui.web.approvals.
+is wrong; whether the request is allowed is for the services (services.py, releases.py).
 """
 
 from __future__ import annotations

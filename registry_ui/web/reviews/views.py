@@ -1,8 +1,8 @@
 """The review pages: the inbox, a request's page, and every form that changes a request.
 
-Views are thin: a form checks the shape of the input, the service in
-registry_ui.web.approvals authorises and applies it. The services raise PermissionDenied
-(answered 403 by Django) and PolicyError, shown in the form with a 400. A success
+Views are thin: a form checks the shape of the input, the service (services.py or
+releases.py) authorises and applies it. The services raise PermissionDenied (answered 403
+by Django) and PolicyError, shown in the form with a 400. A success
 redirects (303) to the request's page; an htmx form gets the updated fragment instead.
 """
 
