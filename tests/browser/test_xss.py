@@ -26,6 +26,7 @@ from django.contrib.auth.models import Group, User
 from registry_ui.prompt_model import PromptModel, get_registry
 from registry_ui.web.models import Batch, PromotionRequest, TemplateVersion
 from registry_ui.web.prompts import drafts, samples
+from registry_ui.web.prompts.forms import NewVersionForm
 from registry_ui.web.prompts.mirror import mirror_template
 from registry_ui.web.reviews import services as reviews
 
@@ -79,14 +80,17 @@ def hostile(unique_name):
     get_registry().promote(name, "1.0.0", "staging")  # the template page shows its text
     mirror_template(name, get_registry().gateway.list_versions(name), source="external")
     # 1.1.0 through the dashboard's own service: a batch and its audit events with payloads.
-    draft = drafts.Draft(
-        name=name,
-        version="1.1.0",  # adds a variable: a minor bump
-        template=TEXT_NEW,
-        metadata=json.dumps({**metadata, "purpose": f"new {ALL}"}),
-        reason=f"reason {ALL}",
+    form = NewVersionForm(
+        {
+            "name": name,
+            "version": "1.1.0",  # adds a variable: a minor bump
+            "template": TEXT_NEW,
+            "metadata": json.dumps({**metadata, "purpose": f"new {ALL}"}),
+            "reason": f"reason {ALL}",
+        }
     )
-    batch = drafts.version_file(alice, draft=draft)
+    assert form.is_valid(), form.errors
+    batch = drafts.version_file(alice, **form.filing_arguments())
     batch.refresh_from_db()
     assert batch.status == Batch.Status.SUCCEEDED, batch
     version = TemplateVersion.objects.get(template__name=name, version="1.1.0")

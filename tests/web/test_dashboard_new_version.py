@@ -8,8 +8,11 @@ import json
 import pytest
 from django.db import transaction
 
+from registry_ui.core.errors import BatchRegistrationError
 from registry_ui.prompt_model import get_registry
 from registry_ui.web.models import AuditEvent, Batch, TemplateVersion
+from registry_ui.web.operations import queue
+from registry_ui.web.prompts.forms import NewVersionForm
 from tests.support.mirror_rows import HTMX, METADATA, member, signed_in, template, version
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +110,72 @@ def test_a_version_not_bumped_enough_is_refused_with_the_minimum(alice):
         response.text
     )
     assert not Batch.objects.exists()
+
+
+def test_a_template_error_belongs_to_the_template_field_at_its_line_and_column(db):
+    form = NewVersionForm(draft(text="Hi {who"))
+
+    assert not form.is_valid()
+    assert form.errors["template"] == [
+        "1:4: '{' at 1:4 is never closed: close the field with '}' or write '{{' for a literal "
+        "brace"
+    ]
+    assert [(e.line, e.column, e.code) for e in form.template_errors] == [(1, 4, "unclosed-brace")]
+    assert form.problem_count == 1
+
+
+def test_metadata_that_is_not_json_is_refused_at_its_line_and_column(db):
+    form = NewVersionForm({**draft(), "metadata": "{\r\n  author: 1}"})
+
+    assert not form.is_valid()
+    assert form.errors["metadata"] == [
+        "2:3: not JSON: Expecting property name enclosed in double quotes; write an object, "
+        'e.g. {"author": "alice"}'
+    ]
+    assert form.parsed_metadata is None
+    assert form.draft["metadata"] == "{\n  author: 1}"  # still shown, as typed
+
+
+def test_the_form_cleans_the_draft_as_the_editor_always_did(db):
+    form = NewVersionForm(
+        {"name": "  t/clean ", "version": " 1.0.0 ", "template": "Hi\r\n{who}", "reason": " r "}
+    )
+
+    form.is_valid()
+
+    assert form.draft == {
+        "name": "t/clean",
+        "version": "1.0.0",
+        "template": "Hi\n{who}",
+        "metadata": "{}",
+        "reason": " r ",  # stripped only when filed
+    }
+    assert form.suggested_version == "1.0.0"
+
+
+@pytest.mark.parametrize(
+    ("registry_says", "shown"),
+    [
+        (BatchRegistrationError(["first <problem>", "second"]), "<h3>The registry</h3>"),
+        (None, "t/new 1.0.0 is registered already with this content: nothing to file"),
+    ],
+)
+def test_a_refusal_by_the_registry_shows_in_the_form(alice, monkeypatch, registry_says, shown):
+    def batch_register(**kwargs):
+        if isinstance(registry_says, Exception):
+            raise registry_says
+        return registry_says
+
+    monkeypatch.setattr(queue, "batch_register", batch_register)
+
+    response = signed_in(alice).post("/versions/new", draft())
+
+    assert response.status_code == 400
+    assert "Nothing was filed" in response.text
+    assert shown in response.text
+    if registry_says is not None:
+        assert "<li>first &lt;problem&gt;</li><li>second</li>" in response.text
+        assert "2 problems" in response.text
 
 
 def test_only_authors_file_versions(bob):

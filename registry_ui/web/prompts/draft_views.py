@@ -10,78 +10,71 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from registry_ui.core.semver import Bump, SemVer
+from registry_ui.web import permissions
 from registry_ui.web.http import after_form
 from registry_ui.web.prompts import drafts, selectors
+from registry_ui.web.prompts.forms import NewVersionForm
 
 NEW_VERSION = "registry_ui/prompts/new_version.html"
-
-
-def _draft(data) -> drafts.Draft:
-    return drafts.Draft(
-        name=data.get("name", "").strip(),
-        version=data.get("version", "").strip(),
-        template=data.get("template", "").replace("\r\n", "\n"),
-        metadata=data.get("metadata", "").replace("\r\n", "\n") or "{}",
-        reason=data.get("reason", ""),
-    )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def version_create(request):
-    may_register = request.user.has_perm("registry_web.register_version")
     if request.method == "GET":
-        draft = _starting_draft(request.GET.get("template", "").strip(), request.user)
-        check = drafts.draft_check(draft) if draft.name else None
-        return render(
-            request,
-            NEW_VERSION,
-            {"draft": draft, "check": check, "may_register": may_register, "checked": bool(check)},
-        )
-    draft = _draft(request.POST)
-    try:
-        batch = drafts.version_file(request.user, draft=draft)
-    except drafts.DraftRefused as refused:
-        context = {
-            "draft": draft,
-            "check": refused.check,
-            "may_register": may_register,
-            "checked": True,
-            "refused": True,
-        }
-        return render(request, NEW_VERSION, context, status=400)
-    url = reverse("batch_detail", args=[batch.pk])
-    return after_form(request, url)
+        name = request.GET.get("template", "").strip()
+        form = NewVersionForm(_starting_values(name, request.user))
+        form.is_valid()  # cleaning gives the fields their values; the check shows with a name
+        return _editor(request, form, checked=bool(name))
+    # Refused (403) before the draft is checked, whatever it holds.
+    permissions.require(request.user, "register_version", "registering a version")
+    form = NewVersionForm(request.POST)
+    if form.is_valid():
+        try:
+            batch = drafts.version_file(request.user, **form.filing_arguments())
+        except drafts.DraftRefused as refused:
+            for field, message in refused.problems:
+                form.add_error(field, message)
+        else:
+            return after_form(request, reverse("batch_detail", args=[batch.pk]))
+    return _editor(request, form, checked=True, refused=True, status=400)
 
 
-def _starting_draft(name: str, user):
-    """A draft from the template's latest version, with the next patch version suggested;
-    the one writing it is its author (the latest version's author wrote the latest)."""
+def _starting_values(name: str, user) -> dict[str, str]:
+    """The template's latest version, with the next patch version suggested; the one writing
+    it is its author (the latest version's author wrote the latest)."""
     latest = selectors.latest_version(name) if name else None
     if latest is None:
-        return drafts.Draft(name=name, version="1.0.0" if name else "")
+        return {"name": name, "version": "1.0.0" if name else "", "metadata": "{}"}
     metadata = dict(latest.metadata)
     if "author" in metadata:
         metadata["author"] = user.get_username()
-    return drafts.Draft(
-        name=name,
-        version=str(SemVer.parse(latest.version).bumped(Bump.PATCH)),
-        template=latest.text,
-        metadata=json.dumps(metadata, ensure_ascii=False, indent=2),
-    )
+    return {
+        "name": name,
+        "version": str(SemVer.parse(latest.version).bumped(Bump.PATCH)),
+        "template": latest.text,
+        "metadata": json.dumps(metadata, ensure_ascii=False, indent=2),
+    }
 
 
 @login_required
 @require_POST
 def version_validate(request):
     """Live validation of the editor: checks the draft against the mirror, files nothing."""
-    draft = _draft(request.POST)
-    context = {
-        "draft": draft,
-        "check": drafts.draft_check(draft),
-        "checked": True,
-        "may_register": request.user.has_perm("registry_web.register_version"),
-    }
+    form = NewVersionForm(request.POST)
+    form.is_valid()  # valid or not, the page shows what the check found
     if request.htmx:
-        return render(request, NEW_VERSION + "#version-check", context)
-    return render(request, NEW_VERSION, context)  # the Check button, without JavaScript
+        return _editor(request, form, checked=True, partial="#version-check")
+    return _editor(request, form, checked=True)  # the Check button, without JavaScript
+
+
+def _editor(
+    request, form, *, checked: bool, refused: bool = False, status: int = 200, partial: str = ""
+):
+    context = {
+        "form": form,
+        "checked": checked,
+        "refused": refused,
+        "may_register": permissions.may_register(request.user),
+    }
+    return render(request, NEW_VERSION + partial, context, status=status)

@@ -1,0 +1,172 @@
+"""The new-version editor's form: a draft checked against the mirror's latest version of its
+template, with no MLflow call, so it can run as the author types."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.conf import settings
+
+from registry_ui.core.checks import registration_problems
+from registry_ui.core.diff import compare_templates
+from registry_ui.core.limits import MAX_TEMPLATE_LENGTH, MAX_TEXT
+from registry_ui.core.names import InvalidNameError, validate_template_name
+from registry_ui.core.semver import (
+    Bump,
+    InvalidVersionError,
+    SemVer,
+    VersionBumpError,
+    check_bump,
+    required_bump,
+)
+from registry_ui.core.template import TemplateError, validate_template
+from registry_ui.web.models import TemplateVersion
+from registry_ui.web.prompts import selectors
+
+METADATA_EXAMPLE = '{"author": "alice"}'
+
+
+def _as_typed() -> forms.CharField:
+    field = forms.CharField(required=False, strip=False)
+    # Every message is the form's own: Django's refusal of NUL characters would add one the
+    # editor never gave (the name and template checks judge those characters themselves).
+    field.validators = []
+    return field
+
+
+class NewVersionForm(forms.Form):
+    """Every problem of a draft, by field, and what the mirror suggests for it.
+
+    Cleaning never fails a field on its own: clean() checks the draft as a whole, since the
+    version's checks need the latest version, the template's errors and the metadata.
+    """
+
+    name = _as_typed()
+    version = _as_typed()
+    template = _as_typed()
+    metadata = _as_typed()  # JSON text, as typed
+    reason = _as_typed()
+    reason_max_length = MAX_TEXT  # the page's maxlength, checked again in clean()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # add_error takes a refused field out of cleaned_data; the page still shows it.
+        self.draft: dict[str, str] = {}
+        self.template_errors: list[TemplateError] = []
+        self.parsed_metadata: dict[str, Any] | None = None
+        self.latest: TemplateVersion | None = None
+        self.comparison: dict[str, Any] | None = None
+        self.suggested_version = ""
+
+    @property
+    def problem_count(self) -> int:
+        return sum(len(messages) for messages in self.errors.values())
+
+    def clean_name(self) -> str:
+        return self.cleaned_data["name"].strip()
+
+    def clean_version(self) -> str:
+        return self.cleaned_data["version"].strip()
+
+    def clean_template(self) -> str:
+        return self.cleaned_data["template"].replace("\r\n", "\n")
+
+    def clean_metadata(self) -> str:
+        return self.cleaned_data["metadata"].replace("\r\n", "\n") or "{}"
+
+    def clean(self) -> dict[str, Any]:
+        self.draft = dict(super().clean())
+        name_ok = self._check_name()
+        self._check_template()
+        self._check_metadata()
+        if len(self.draft["reason"]) > MAX_TEXT:
+            self.add_error(
+                "reason",
+                f"the reason is {len(self.draft['reason']):,} characters: at most {MAX_TEXT:,}",
+            )
+        if name_ok:
+            self.latest = selectors.latest_version(self.draft["name"])
+        self._check_version()
+        return self.cleaned_data
+
+    def filing_arguments(self) -> dict[str, Any]:
+        """What drafts.version_file takes, once the form is valid."""
+        return {**self.cleaned_data, "metadata": self.parsed_metadata}
+
+    def _check_name(self) -> bool:
+        try:
+            validate_template_name(self.draft["name"])
+        except InvalidNameError as error:
+            self.add_error("name", str(error))
+            return False
+        return True
+
+    def _check_template(self) -> None:
+        template = self.draft["template"]
+        if not template:
+            self.add_error("template", "the template text is required, e.g. 'Hello {name}'")
+        elif len(template) > MAX_TEMPLATE_LENGTH:
+            self.add_error(
+                "template",
+                f"the template is {len(template):,} characters long: MLflow keeps at most "
+                f"{MAX_TEMPLATE_LENGTH:,}",
+            )
+        else:
+            self.template_errors = validate_template(template)
+            if self.template_errors:
+                self.add_error("template", [str(error) for error in self.template_errors])
+
+    def _check_metadata(self) -> None:
+        try:
+            metadata = json.loads(self.draft["metadata"])
+        except json.JSONDecodeError as error:
+            self.add_error(
+                "metadata",
+                f"{error.lineno}:{error.colno}: not JSON: {error.msg}; write an object, "
+                f"e.g. {METADATA_EXAMPLE}",
+            )
+            return
+        if not isinstance(metadata, dict):
+            self.add_error("metadata", f"metadata must be a JSON object, e.g. {METADATA_EXAMPLE}")
+            return
+        self.parsed_metadata = metadata
+        for problem in registration_problems(metadata, settings.REQUIRED_METADATA):
+            self.add_error("metadata", problem)
+
+    def _check_version(self) -> None:
+        version, template = self.draft["version"], self.draft["template"]
+        latest, text_ok = self.latest, bool(template) and not self.template_errors
+        metadata = self.parsed_metadata if self.parsed_metadata is not None else {}
+        if latest is not None and text_ok and not self.has_error("template"):
+            self.comparison = compare_templates(
+                latest.text, template, old_metadata=latest.metadata, new_metadata=metadata
+            )
+            needed = required_bump(latest.text, template, latest.metadata, metadata).bump
+            self.suggested_version = str(
+                SemVer.parse(latest.version).bumped(max(needed, Bump.PATCH))
+            )
+        elif latest is None and not self.has_error("name"):
+            self.suggested_version = "1.0.0"
+        if not version:
+            hint = f": {self.suggested_version} is suggested" if self.suggested_version else ""
+            self.add_error("version", f"the version is required (MAJOR.MINOR.PATCH){hint}")
+            return
+        try:
+            SemVer.parse(version)
+        except InvalidVersionError as error:
+            self.add_error("version", str(error))
+            return
+        if latest is None or not text_ok:
+            return
+        if TemplateVersion.objects.filter(template=latest.template, version=version).exists():
+            self.add_error(
+                "version",
+                f"{version} is registered already: use {self.suggested_version} or later",
+            )
+            return
+        try:
+            check_bump(latest.version, latest.text, version, template, latest.metadata, metadata)
+        except VersionBumpError as error:
+            self.add_error("version", f"against {latest.version}, the latest: {error}")
