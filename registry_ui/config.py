@@ -21,11 +21,16 @@ class ConfigurationError(ValueError):
 
 def mlflow_tracking_uri() -> str:
     """MLFLOW_TRACKING_URI, or a local SQLite store under var/ when it is unset."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    uri = env_str("MLFLOW_TRACKING_URI")
     if uri:
         return uri
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{VAR_DIR / 'mlflow.db'}"
+
+
+def env_str(name: str, default: str = "") -> str:
+    """The variable stripped; unset or empty (as .env.example leaves most), `default`."""
+    return os.environ.get(name, "").strip() or default
 
 
 def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:

@@ -6,8 +6,12 @@ message naming the variable (ImproperlyConfigured).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -19,49 +23,97 @@ from registry_ui import config
 BASE_DIR = config.BASE_DIR
 VAR_DIR = config.VAR_DIR
 
+# Not all upper-case, or Django would take it for a setting.
+_Value = TypeVar("_Value")
 
-def _env_bool(name: str, default: bool) -> bool:
+
+def _env(name: str, read: Callable[[str], _Value]) -> _Value:
+    """The one way this module reads a variable: `read(name)` returns its setting.
+
+    A reader raises config.ConfigurationError naming the variable, the value given and what
+    is accepted; start-up then stops on that message. Read each variable once, into a
+    setting: tests/web/test_settings.py takes the names passed here (and to the _env_*
+    helpers) as the list of variables .env.example must describe.
+    """
     try:
-        return config.env_bool(name, default)
+        return read(name)
     except config.ConfigurationError as error:
         raise ImproperlyConfigured(str(error)) from None
+
+
+def _env_str(name: str, default: str = "") -> str:
+    return _env(name, partial(config.env_str, default=default))
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    return _env(name, partial(config.env_bool, default=default))
 
 
 def _env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    try:
-        return config.env_int(name, default, minimum=minimum)
-    except config.ConfigurationError as error:
-        raise ImproperlyConfigured(str(error)) from None
+    return _env(name, partial(config.env_int, default=default, minimum=minimum))
 
 
-def _client_ip_header() -> str:
-    raw = os.environ.get("CLIENT_IP_HEADER", "").strip()
+def _env_http_url(name: str, default: str = "") -> str:
+    return _env(name, partial(_http_url, default=default))
+
+
+def _shared_with_library(read: Callable[[], _Value]) -> Callable[[str], _Value]:
+    """A reader for a variable the library reads too: config parses it, so both agree."""
+    return lambda _name: read()
+
+
+# -- readers: each takes the variable's name and raises config.ConfigurationError ----------
+def _host_names(name: str) -> list[str]:
+    # Set but empty gives no host, as it always has (DEBUG then answers localhost only), where
+    # config.env_str would give the default.
+    raw = os.environ.get(name, "127.0.0.1,localhost")
+    return [host.strip() for host in raw.split(",") if host.strip()]
+
+
+def _password(name: str) -> str:
+    # Not stripped: spaces at either end may belong to the password.
+    return os.environ.get(name, "")
+
+
+def _log_level(name: str) -> str:
+    # Exactly the names logging.config accepts (case and spaces count), checked here so a
+    # wrong one is named at start-up instead of failing later as "Unable to configure logger".
+    raw = os.environ.get(name, "INFO")
+    if raw not in logging.getLevelNamesMapping():
+        raise config.ConfigurationError(
+            f"{name}={raw!r} is not a logging level: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
+    return raw
+
+
+def _client_ip_header(name: str) -> str:
+    raw = config.env_str(name)
     if raw and not re.fullmatch(r"[A-Za-z0-9-]+", raw):
-        raise ImproperlyConfigured(
-            f"CLIENT_IP_HEADER={raw!r} is not an HTTP header name: use e.g. X-Real-IP, or leave "
+        raise config.ConfigurationError(
+            f"{name}={raw!r} is not an HTTP header name: use e.g. X-Real-IP, or leave "
             "it empty to use the address of the connection (REMOTE_ADDR)"
         )
     return raw
 
 
-def _database_url() -> dict:
-    raw = os.environ.get("DATABASE_URL", "").strip()
+def _database(name: str) -> dict:
+    raw = config.env_str(name)
     if not raw:
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         raw = f"sqlite:///{VAR_DIR / 'registry_ui.sqlite3'}"
     try:
         parsed = dj_database_url.parse(raw, conn_max_age=60, conn_health_checks=True)
     except (ValueError, KeyError) as error:
-        raise ImproperlyConfigured(
-            f"DATABASE_URL={raw!r} is not a database URL ({error}): use e.g. "
+        raise config.ConfigurationError(
+            f"{name}={raw!r} is not a database URL ({error}): use e.g. "
             "postgres://user@127.0.0.1:5432/registry_ui or sqlite:///var/registry_ui.sqlite3"
         ) from None
     if parsed.get("ENGINE") not in (
         "django.db.backends.postgresql",
         "django.db.backends.sqlite3",
     ):
-        raise ImproperlyConfigured(
-            f"DATABASE_URL={raw!r}: only postgres:// and sqlite:// databases are supported"
+        raise config.ConfigurationError(
+            f"{name}={raw!r}: only postgres:// and sqlite:// databases are supported"
         )
     if parsed["ENGINE"].endswith("sqlite3"):
         parsed["CONN_MAX_AGE"] = 0
@@ -71,52 +123,60 @@ def _database_url() -> dict:
     return parsed
 
 
-def _redis_url() -> str | None:
-    raw = os.environ.get("REDIS_URL", "").strip()
+def _redis_url(name: str) -> str | None:
+    raw = config.env_str(name)
     if not raw:
         return None
     parts = urlsplit(raw)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ImproperlyConfigured(
-            f"REDIS_URL={raw!r} is not a Redis URL: use e.g. redis://127.0.0.1:6379/0"
+        raise config.ConfigurationError(
+            f"{name}={raw!r} is not a Redis URL: use e.g. redis://127.0.0.1:6379/0"
         )
     try:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        raise ImproperlyConfigured(f"REDIS_URL={raw!r} has a port that is not a number") from None
+        raise config.ConfigurationError(
+            f"{name}={raw!r} has a port that is not a number: use e.g. redis://127.0.0.1:6379/0"
+        ) from None
     return raw
 
 
-def _mlflow_tracking_uri() -> str:
+def _mlflow_tracking_uri(name: str) -> str:
+    # config reads it (the library does too), so both agree on where the registry is.
     uri = config.mlflow_tracking_uri()
     scheme = urlsplit(uri).scheme
     if scheme not in ("http", "https", "sqlite", "postgresql", "mysql", "file", ""):
-        raise ImproperlyConfigured(
-            f"MLFLOW_TRACKING_URI={uri!r}: use an http(s):// MLflow server or a database URI "
+        raise config.ConfigurationError(
+            f"{name}={uri!r}: use an http(s):// MLflow server or a database URI "
             "such as sqlite:///var/mlflow.db"
         )
     return uri
 
 
+def _http_url(name: str, default: str = "") -> str:
+    raw = config.env_str(name, default)
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise config.ConfigurationError(
+            f"{name}={raw!r} is not an http(s) URL: use e.g. https://registry.example.com"
+        )
+    return raw.rstrip("/")
+
+
 DEBUG = _env_bool("DEBUG", True)
-SECRET_KEY = os.environ.get("SECRET_KEY", "").strip()
+SECRET_KEY = _env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
     SECRET_KEY = "insecure-local-development-key-only-used-when-DEBUG-is-on"
-ALLOWED_HOSTS = [
-    host.strip()
-    for host in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
-    if host.strip()
-]
+ALLOWED_HOSTS = _env("ALLOWED_HOSTS", _host_names)
 
-DATABASES = {"default": _database_url()}
-REDIS_URL = _redis_url()
-MLFLOW_TRACKING_URI = _mlflow_tracking_uri()
-try:
-    REGISTRY_CACHE_TTL = config.cache_ttl_seconds()
-except config.ConfigurationError as error:
-    raise ImproperlyConfigured(str(error)) from None
+DATABASES = {"default": _env("DATABASE_URL", _database)}
+REDIS_URL = _env("REDIS_URL", _redis_url)
+MLFLOW_TRACKING_URI = _env("MLFLOW_TRACKING_URI", _mlflow_tracking_uri)
+REGISTRY_CACHE_TTL = _env("REGISTRY_UI_CACHE_TTL", _shared_with_library(config.cache_ttl_seconds))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -181,7 +241,7 @@ LOGIN_FAILURE_LIMIT = _env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = _env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
 # A header your proxy sets to the client's address (e.g. X-Real-IP); empty: REMOTE_ADDR.
 # Never a header clients can set themselves, or they choose the address they are counted as.
-CLIENT_IP_HEADER = _client_ip_header()
+CLIENT_IP_HEADER = _env("CLIENT_IP_HEADER", _client_ip_header)
 
 # Shared by every gunicorn worker when REDIS_URL is set, so sign-in failures add up across them.
 # Never call cache.clear() on it: RedisCache flushes the whole Redis database, Celery's too.
@@ -253,13 +313,13 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "registry_ui").strip() or "registry_ui"
+CELERY_TASK_DEFAULT_QUEUE = _env_str("CELERY_QUEUE", "registry_ui")
 
 # An operation running longer than this is stuck: the sweeper gives it back. It must stay
 # below the Redis visibility timeout, or Redis would redeliver a task still running.
-OPERATION_TIME_LIMIT_SECONDS = config.env_int("OPERATION_TIME_LIMIT_SECONDS", 300, minimum=10)
+OPERATION_TIME_LIMIT_SECONDS = _env_int("OPERATION_TIME_LIMIT_SECONDS", 300, minimum=10)
 # A pending operation older than this was probably never sent: the sweeper sends it.
-OPERATION_SEND_GRACE_SECONDS = config.env_int("OPERATION_SEND_GRACE_SECONDS", 30, minimum=1)
+OPERATION_SEND_GRACE_SECONDS = _env_int("OPERATION_SEND_GRACE_SECONDS", 30, minimum=1)
 OPERATION_MAX_RETRIES = 8
 REDIS_VISIBILITY_TIMEOUT_SECONDS = 3 * OPERATION_TIME_LIMIT_SECONDS
 # One value, read by the broker and the result backend alike (Celery reads them separately).
@@ -270,24 +330,27 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Imported by a worker's main process before it forks its pool, so each pool process starts
 # with mlflow loaded instead of its first operation importing it (3-4 s here, each).
 CELERY_IMPORTS = ["registry_ui.gateway"]
+SYNC_INTERVAL_SECONDS = _env_int("SYNC_INTERVAL_SECONDS", 300, minimum=10)
+# Outcomes reach MLflow as daily figures per variant, never one call per event; metrics of
+# MLflow runs tagged with a template version are imported on the same beat.
+EXPERIMENT_LOG_INTERVAL_SECONDS = _env_int("EXPERIMENT_LOG_INTERVAL_SECONDS", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {
     "sweep-operations": {"task": "registry_ui.web.tasks.sweep_operations", "schedule": 15.0},
     "sync-registry": {
         "task": "registry_ui.web.tasks.sync_registry_task",
-        "schedule": float(config.env_int("SYNC_INTERVAL_SECONDS", 300, minimum=10)),
+        "schedule": float(SYNC_INTERVAL_SECONDS),
     },
-    # Outcomes reach MLflow as daily figures per variant, never one call per event.
     "log-experiment-metrics": {
         "task": "registry_ui.web.tasks.log_all_experiment_metrics",
-        "schedule": float(config.env_int("EXPERIMENT_LOG_INTERVAL_SECONDS", 300, minimum=10)),
+        "schedule": float(EXPERIMENT_LOG_INTERVAL_SECONDS),
     },
     "import-run-metrics": {
         "task": "registry_ui.web.tasks.import_run_metrics",
-        "schedule": float(config.env_int("EXPERIMENT_LOG_INTERVAL_SECONDS", 300, minimum=10)),
+        "schedule": float(EXPERIMENT_LOG_INTERVAL_SECONDS),
     },
 }
 # Shared with MLflow's webhook (create_webhook(..., secret=...)); unset: webhooks refused.
-MLFLOW_WEBHOOK_SECRET = os.environ.get("MLFLOW_WEBHOOK_SECRET", "").strip()
+MLFLOW_WEBHOOK_SECRET = _env_str("MLFLOW_WEBHOOK_SECRET")
 
 LOGGING = {
     "version": 1,
@@ -295,60 +358,46 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "registry_ui": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+        "registry_ui": {"handlers": ["console"], "level": _env("LOG_LEVEL", _log_level)},
     },
 }
 
 # -- review and approval (registry_ui.core.policy) -------------------------------------------
-try:
-    APPROVALS_REQUIRED = {
-        # Distinct reviewers needed, neither the requester nor the version's author.
-        "staging": config.env_int("APPROVALS_STAGING", 1, minimum=1),
-        "production": config.env_int("APPROVALS_PRODUCTION", 2, minimum=1),
-        # 0: a reviewer's rollback runs at once (an emergency brake without a second pair).
-        "rollback": config.env_int("APPROVALS_ROLLBACK", 1, minimum=0),
-    }
-    # The metric gate needs at least this many samples before it passes or fails.
-    GATE_MIN_SAMPLES = config.env_int("GATE_MIN_SAMPLES", 100, minimum=1)
-except config.ConfigurationError as error:
-    raise ImproperlyConfigured(str(error)) from None
+APPROVALS_REQUIRED = {
+    # Distinct reviewers needed, neither the requester nor the version's author.
+    "staging": _env_int("APPROVALS_STAGING", 1, minimum=1),
+    "production": _env_int("APPROVALS_PRODUCTION", 2, minimum=1),
+    # 0: a reviewer's rollback runs at once (an emergency brake without a second pair).
+    "rollback": _env_int("APPROVALS_ROLLBACK", 1, minimum=0),
+}
+# The metric gate needs at least this many samples before it passes or fails.
+GATE_MIN_SAMPLES = _env_int("GATE_MIN_SAMPLES", 100, minimum=1)
 
 
 # -- notifications (registry_ui.web.reviews.notifications) ----------------------------------
-def _http_url(name: str, default: str = "") -> str:
-    raw = os.environ.get(name, "").strip() or default
-    if not raw:
-        return ""
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ImproperlyConfigured(
-            f"{name}={raw!r} is not an http(s) URL: use e.g. https://registry.example.com"
-        )
-    return raw.rstrip("/")
-
-
 # Where the dashboard is reached, for links in emails and webhooks.
-SITE_URL = _http_url("SITE_URL", "http://127.0.0.1:8000")
+SITE_URL = _env_http_url("SITE_URL", "http://127.0.0.1:8000")
 
 # Email through Django's backend: printed to the console in development, SMTP otherwise.
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "").strip() or (
+EMAIL_BACKEND = _env_str(
+    "EMAIL_BACKEND",
     "django.core.mail.backends.console.EmailBackend"
     if DEBUG
-    else "django.core.mail.backends.smtp.EmailBackend"
+    else "django.core.mail.backends.smtp.EmailBackend",
 )
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "").strip() or "localhost"
+EMAIL_HOST = _env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = _env_int("EMAIL_PORT", 25, minimum=1)
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "").strip()
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_HOST_USER = _env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = _env("EMAIL_HOST_PASSWORD", _password)
 EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", False)
 # Without it, an SMTP server that stops answering holds a worker forever.
 EMAIL_TIMEOUT = 10
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "registry_ui@localhost"
+DEFAULT_FROM_EMAIL = _env_str("DEFAULT_FROM_EMAIL", "registry_ui@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # An outgoing webhook for chat tools: every request event, signed with HMAC-SHA256.
-NOTIFY_WEBHOOK_URL = _http_url("NOTIFY_WEBHOOK_URL")
-NOTIFY_WEBHOOK_SECRET = os.environ.get("NOTIFY_WEBHOOK_SECRET", "").strip()
+NOTIFY_WEBHOOK_URL = _env_http_url("NOTIFY_WEBHOOK_URL")
+NOTIFY_WEBHOOK_SECRET = _env_str("NOTIFY_WEBHOOK_SECRET")
 if NOTIFY_WEBHOOK_URL and not NOTIFY_WEBHOOK_SECRET:
     raise ImproperlyConfigured(
         "NOTIFY_WEBHOOK_SECRET is required when NOTIFY_WEBHOOK_URL is set: receivers check "
@@ -358,9 +407,8 @@ if NOTIFY_WEBHOOK_URL and not NOTIFY_WEBHOOK_SECRET:
 
 
 # -- checks (registry_ui.core.checks) --------------------------------------------------------
-try:
-    # The metadata every new version must carry (REGISTRY_UI_REQUIRED_METADATA). PromptModel
-    # reads the same variable through registry_ui.config, so library and dashboard agree.
-    REQUIRED_METADATA = config.required_metadata()
-except config.ConfigurationError as error:
-    raise ImproperlyConfigured(str(error)) from None
+# The metadata every new version must carry. PromptModel reads the same variable through
+# registry_ui.config, so library and dashboard agree.
+REQUIRED_METADATA = _env(
+    "REGISTRY_UI_REQUIRED_METADATA", _shared_with_library(config.required_metadata)
+)
