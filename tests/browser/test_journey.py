@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from registry_ui.prompt_model import get_registry
 from registry_ui.web.models import Batch, PromotionRequest, TemplateVersion
-from tests.web.test_approvals import mirror_stages, mlflow_stages, template
+from tests.web.reviews.test_approvals import mirror_stages, mlflow_stages, template
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

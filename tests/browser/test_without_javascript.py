@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group, User
 
 from registry_ui.web.models import PromotionRequest
 from registry_ui.web.reviews import services as reviews
-from tests.web.test_approvals import template
+from tests.web.reviews.test_approvals import template
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 
 from registry_ui.core.template import parse_template
 from registry_ui.web.models import Batch, Operation, Template, TemplateVersion
+from tests.support.users import member as member  # re-exported: page tests import it here
 
 HTMX = {"HX-Request": "true"}
 METADATA = {
@@ -18,12 +19,6 @@ METADATA = {
     "tested_on": "threads",
     "performance_metrics": {"engagement_rate": 0.05},
 }
-
-
-def member(username: str, *groups: str) -> User:
-    user = User.objects.create_user(username, f"{username}@example.com")
-    user.groups.add(*Group.objects.filter(name__in=groups))
-    return user
 
 
 def signed_in(user: User, client_class=Client, **kwargs) -> Client:

@@ -1,3 +1,9 @@
+"""Tests of the Django app, laid out as registry_ui/web is: one folder per domain (prompts/,
+operations/, reviews/, checks/, experiments/, audit/, auth/); here, at the top, the tests of
+what spans every domain (URL permissions, security, settings, admin, healthz, query counts,
+the demo data). The fixtures below serve them all: the cast of users, and Celery.
+"""
+
 from __future__ import annotations
 
 import uuid
@@ -5,7 +11,66 @@ import uuid
 import pytest
 
 from registry_ui.prompt_model import configure_mlflow_with_registry
+from registry_ui.web.auth.roles import ANALYSTS, AUTHORS, REVIEWERS
+from tests.support.users import member, superuser
 from tests.support.workers import WorkerProcess
+
+# -- the cast ----------------------------------------------------------------------------------
+# One user per fixture, made when a test asks for it, so that a test has only the people it
+# names (who gets an email, who may still approve, depends on who exists). No passwords:
+# tests sign in with force_login. A file that needs someone else makes them with
+# tests.support.users.member.
+
+
+@pytest.fixture
+def alice(db):
+    """An author: writes versions."""
+    return member("alice", AUTHORS)
+
+
+@pytest.fixture
+def erin(db):
+    """An author who files the requests (so she is not the versions' author)."""
+    return member("erin", AUTHORS)
+
+
+@pytest.fixture
+def bob(db):
+    """A reviewer."""
+    return member("bob", REVIEWERS)
+
+
+@pytest.fixture
+def carol(db):
+    """A second reviewer: production needs two."""
+    return member("carol", REVIEWERS)
+
+
+@pytest.fixture
+def dave(db):
+    """An analyst: reads metrics and defines experiments, may not change templates."""
+    return member("dave", ANALYSTS)
+
+
+@pytest.fixture
+def rita(db):
+    """An author and a reviewer: files requests, and reviews others' but never her own."""
+    return member("rita", AUTHORS, REVIEWERS)
+
+
+@pytest.fixture
+def root(db):
+    """The administrator: a superuser, in the admins group."""
+    return superuser("root")
+
+
+@pytest.fixture
+def reader(db):
+    """Signed in, in no group: may read every page and change nothing."""
+    return member("reader")
+
+
+# -- Celery --------------------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 # ServiceToken is the one exception: an administrator creates a calling service's token in
 # the admin (shown once) and revokes it there; both go through registry_ui.web.experiments,
-# which audits them (tests/web/test_experiments.py tests that admin).
+# which audits them (tests/web/experiments/test_experiments.py tests that admin).
 CREATED_IN_THE_ADMIN = {"ServiceToken"}
 MODELS = [
     m

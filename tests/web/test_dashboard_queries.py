@@ -9,23 +9,20 @@ from django.test.utils import CaptureQueriesContext
 
 from registry_ui import prompt_model
 from registry_ui.web.audit import trail
+from registry_ui.web.auth.roles import AUTHORS
 from registry_ui.web.models import AuditEvent, Operation, Template
 from registry_ui.web.reviews import services as reviews
-from tests.support.mirror_rows import HTMX, member, signed_in, template, version
+from tests.support.mirror_rows import HTMX, signed_in, template, version
 from tests.support.mirror_rows import batch as make_batch
 from tests.support.mlflow_server import free_port
+from tests.support.users import member
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def cast(db):
-    return {"alice": member("alice", "authors"), "bob": member("bob", "reviewers")}
-
-
 def templates(start: int, stop: int) -> None:
     """Templates with a production, a staging and a dev version, and an open request."""
-    requester = member(f"requester{start}", "authors")
+    requester = member(f"requester{start}", AUTHORS)
     for number in range(start, stop):
         name = f"load/t{number:03d}"
         row = template(name)
@@ -98,8 +95,8 @@ LIST_PAGES = [
 
 
 @pytest.mark.parametrize(("url", "fill", "few", "many"), LIST_PAGES)
-def test_a_list_page_makes_as_many_queries_for_100_rows_as_for_1(url, fill, few, many, cast):
-    client = signed_in(cast["bob"])
+def test_a_list_page_makes_as_many_queries_for_100_rows_as_for_1(url, fill, few, many, bob):
+    client = signed_in(bob)
 
     fill(0, few)
     with_few = queries(client, url)
@@ -111,8 +108,8 @@ def test_a_list_page_makes_as_many_queries_for_100_rows_as_for_1(url, fill, few,
     )
 
 
-def test_the_htmx_search_fragment_makes_a_fixed_number_of_queries_too(cast):
-    client = signed_in(cast["bob"])
+def test_the_htmx_search_fragment_makes_a_fixed_number_of_queries_too(bob):
+    client = signed_in(bob)
     templates(0, 1)
     few = queries(client, "/?q=load", headers=HTMX)
     for number in range(1, 100):
@@ -128,14 +125,14 @@ def unreachable_mlflow(mlflow_sqlite_uri):
     prompt_model.configure_mlflow_with_registry(mlflow_sqlite_uri)
 
 
-def test_no_page_calls_mlflow(cast, unreachable_mlflow):
+def test_no_page_calls_mlflow(alice, unreachable_mlflow):
     row = template("t/offline")
     version(row, "1.0.0", stage="production")
     version(row, "1.1.0", "Hi {who}!", stage="staging")
     failed = make_batch(
         "alice", {"template_name": "t/offline", "status": "failed"}, status="failed"
     )
-    client = signed_in(cast["alice"])
+    client = signed_in(alice)
     calls = unreachable_mlflow.gateway.calls
     pages = [
         "/",

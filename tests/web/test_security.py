@@ -1,5 +1,6 @@
-"""The security baseline: sign-in everywhere, CSRF, escaping, CSP, throttled and audited sign-in,
-and a clean `manage.py check --deploy` with production settings."""
+"""The security baseline: sign-in everywhere, CSRF, escaping, CSP, and a clean
+`manage.py check --deploy` with production settings. Throttled and audited sign-in:
+tests/web/auth/test_sign_in.py."""
 
 from __future__ import annotations
 
@@ -10,20 +11,17 @@ import re._parser as sre_parser
 import secrets
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLResolver, get_resolver, resolve
 
 from registry_ui.core.stages import ModelStage
-from registry_ui.web.models import AuditEvent, Template, TemplateVersion
+from registry_ui.web.models import Template, TemplateVersion
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent.parent
-PASSWORD = "correct horse battery staple"
 HOSTILE = "<script>alert(1)</script>{{ request.user }}"
 
 # The only pages an anonymous visitor may open; everything else sends them to sign in.
@@ -129,9 +127,9 @@ def test_the_open_pages_answer_without_sign_in(client):
 # --- CSRF --------------------------------------------------------------------------------
 
 
-def test_a_post_without_the_csrf_token_is_refused_and_with_it_works():
+def test_a_post_without_the_csrf_token_is_refused_and_with_it_works(reader):
     client = Client(enforce_csrf_checks=True)
-    client.force_login(User.objects.create_user("alice"))
+    client.force_login(reader)
     page = client.get("/")
     token = page.context["csrf_token"]
 
@@ -147,7 +145,7 @@ def test_a_post_without_the_csrf_token_is_refused_and_with_it_works():
 # --- escaping and the Content-Security-Policy --------------------------------------------
 
 
-def test_prompt_text_metadata_and_errors_are_escaped(client):
+def test_prompt_text_metadata_and_errors_are_escaped(client, reader):
     # Mirror rows with hostile values: real names are validated on registration and can hold
     # no "<", so a registered template could not carry them to the page.
     template = Template.objects.create(name=HOSTILE, registered_model_name="hostile")
@@ -164,7 +162,7 @@ def test_prompt_text_metadata_and_errors_are_escaped(client):
         content_sha256="0" * 64,
         mlflow_version="1",
     )
-    client.force_login(User.objects.create_user("alice"))
+    client.force_login(reader)
 
     response = client.get("/")
 
@@ -195,101 +193,6 @@ def test_no_template_has_inline_script_style_or_event_handlers():
 
     assert {path: hits for path, hits in found.items() if hits} == {}
     assert '"includeIndicatorStyles":false' in (ROOT / "templates/base.html").read_text()
-
-
-# --- throttled sign-in -------------------------------------------------------------------
-
-
-@pytest.fixture
-def alice():
-    # Unique names and addresses: counts outlive a test in Redis (CI), for a whole window.
-    return User.objects.create_user(f"alice-{uuid.uuid4().hex[:8]}", password=PASSWORD)
-
-
-@pytest.fixture
-def address():
-    return f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
-
-
-def sign_in(client, username, password, address, url="/accounts/login/"):
-    return client.post(url, {"username": username, "password": password}, REMOTE_ADDR=address)
-
-
-def test_it_refuses_sign_in_after_five_failures_for_a_username_without_the_password(
-    client, alice, address
-):
-    for _ in range(5):
-        assert sign_in(client, alice.username, "wrong", address).status_code == 200
-    failures = AuditEvent.objects.filter(action="auth.sign_in_failed").count()
-
-    response = sign_in(client, alice.username.upper(), PASSWORD, "10.255.0.1")
-
-    assert response.status_code == 429
-    assert int(response["Retry-After"]) > 800
-    assert "Wait 15 minutes before trying again" in response.text
-    assert "_auth_user_id" not in client.session
-    # Not an authentication: no new failure was counted or audited.
-    assert AuditEvent.objects.filter(action="auth.sign_in_failed").count() == failures
-
-
-def test_it_refuses_sign_in_after_five_failures_from_one_address(client, alice, address):
-    for _ in range(5):
-        sign_in(client, f"nobody-{uuid.uuid4().hex[:8]}", "wrong", address)
-
-    assert sign_in(client, alice.username, PASSWORD, address).status_code == 429
-    assert sign_in(client, alice.username, PASSWORD, "10.255.0.2").status_code == 302
-
-
-def test_a_success_clears_the_username_count(client, alice, address):
-    for _ in range(4):
-        sign_in(client, alice.username, "wrong", address)
-    assert sign_in(client, alice.username, PASSWORD, address).status_code == 302
-    client.logout()
-
-    for _ in range(4):
-        sign_in(client, alice.username, "wrong", f"{address}0")
-
-    assert sign_in(client, alice.username, PASSWORD, "10.255.0.3").status_code == 302
-
-
-def test_the_admin_sign_in_is_throttled_too(client, alice, address):
-    alice.is_staff = True
-    alice.save()
-    for _ in range(5):
-        sign_in(client, alice.username, "wrong", address)
-
-    response = sign_in(client, alice.username, PASSWORD, address, url="/admin/login/")
-
-    assert response.status_code == 200  # the admin's form, saying the sign-in failed
-    assert "_auth_user_id" not in client.session
-
-
-def test_a_changed_limit_applies(client, alice, address, settings):
-    settings.LOGIN_FAILURE_LIMIT = 2
-    for _ in range(2):
-        sign_in(client, alice.username, "wrong", address)
-
-    assert sign_in(client, alice.username, PASSWORD, address).status_code == 429
-
-
-# --- sign-in is audited ------------------------------------------------------------------
-
-
-def test_signing_in_failing_and_signing_out_are_audited_without_the_password(
-    client, alice, address
-):
-    sign_in(client, alice.username, "wrong-secret", address)
-    sign_in(client, alice.username, PASSWORD, address)
-    client.post("/accounts/logout/", REMOTE_ADDR=address)
-
-    events = AuditEvent.objects.filter(object_type="user", object_id=alice.username)
-    assert [(e.actor, e.action, e.source, e.after) for e in events] == [
-        ("anonymous", "auth.sign_in_failed", "dashboard", {"ip": address}),
-        (alice.username, "auth.signed_in", "dashboard", {"ip": address}),
-        (alice.username, "auth.signed_out", "dashboard", {"ip": address}),
-    ]
-    assert all(e.before is None for e in events)
-    assert "wrong-secret" not in str([(e.before, e.after) for e in events])
 
 
 # --- production settings -----------------------------------------------------------------

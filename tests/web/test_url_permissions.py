@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
@@ -53,22 +53,17 @@ SKIPPED_NAMES = {"login"}
 # --- the cast and the world they act on ----------------------------------------------------
 
 
-def member(username: str, *groups: str) -> User:
-    user = User.objects.create_user(username, f"{username}@example.com")
-    user.groups.add(*Group.objects.filter(name__in=groups))
-    return user
-
-
 @pytest.fixture
-def cast(db) -> dict[str, User | None]:
+def cast(alice, bob, dave, root, rita) -> dict[str, User | None]:
+    """The shared cast (tests/web/conftest.py) by role."""
     return {
         "anonymous": None,
-        "author": member("alice", "authors"),
-        "reviewer": member("bob", "reviewers"),
-        "analyst": member("dave", "analysts"),
-        "admin": User.objects.create_superuser("root", "root@example.com"),
+        "author": alice,
+        "reviewer": bob,
+        "analyst": dave,
+        "admin": root,
         # Files the requests below, and is a reviewer too: four eyes still stop her.
-        "requester": member("rita", "authors", "reviewers"),
+        "requester": rita,
     }
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from django.contrib.auth.models import Group, User
 
 from registry_ui.prompt_model import PromptModel, get_registry
 from registry_ui.web.models import PromotionRequest
@@ -16,7 +15,7 @@ from registry_ui.web.reviews import releases
 from registry_ui.web.reviews import services as reviews
 from registry_ui.web.reviews.releases import ReleaseLine
 from tests.support.workers import wait_for
-from tests.web.test_approvals import mirror_stages, mlflow_stages, sync
+from tests.web.reviews.test_approvals import mirror_stages, mlflow_stages, sync
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -32,15 +31,11 @@ def finished(request: PromotionRequest) -> bool:
     return request.status not in ("open", "executing")
 
 
-def test_workers_carry_out_an_approved_request_and_a_release(start_worker, unique_name):
+def test_workers_carry_out_an_approved_request_and_a_release(
+    start_worker, unique_name, erin, bob, carol
+):
     start_worker()
-    erin = User.objects.create_user("erin")
-    erin.groups.add(Group.objects.get(name="authors"))
-    reviewers = []
-    for username in ("bob", "carol"):
-        user = User.objects.create_user(username)
-        user.groups.add(Group.objects.get(name="reviewers"))
-        reviewers.append(user)
+    reviewers = [bob, carol]
     a, b = unique_name("a"), unique_name("b")
     PromptModel.register_many(
         [

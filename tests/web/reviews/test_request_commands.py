@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 
 from registry_ui.prompt_model import get_registry
+from registry_ui.web.auth.roles import AUTHORS
 from registry_ui.web.models import PromotionRequest
 from registry_ui.web.reviews import services as reviews
-from tests.web.test_register_templates_command import write
+from tests.support.users import member
+from tests.web.operations.test_register_templates_command import write
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -19,9 +20,8 @@ pytestmark = [
 
 @pytest.fixture
 def ci_user(db):
-    user = User.objects.create_user("ci-bot")
-    user.groups.add(Group.objects.get(name="authors"))
-    return user
+    """The account CI files requests as: an author."""
+    return member("ci-bot", AUTHORS)
 
 
 def stages(name):
@@ -48,12 +48,11 @@ def test_register_with_stage_files_requests_and_a_rerun_files_nothing_new(
     assert stages(name) == {"1.0.0": "dev"}  # review is never bypassed
 
 
-def test_register_with_stage_refuses_an_account_that_cannot_request(tmp_path, unique_name, db):
-    User.objects.create_user("viewer").groups.add(Group.objects.get(name="analysts"))
+def test_register_with_stage_refuses_an_account_that_cannot_request(tmp_path, unique_name, dave):
     name = unique_name()
     write(tmp_path, name, "1.0.0", "Hi {who}")
     with pytest.raises(CommandError, match="request_promotion permission"):
-        call_command("register_templates", str(tmp_path), "--stage", "staging", "--user", "viewer")
+        call_command("register_templates", str(tmp_path), "--stage", "staging", "--user", "dave")
     with pytest.raises(CommandError, match="no such user"):
         call_command("register_templates", str(tmp_path), "--stage", "staging", "--user", "x")
     with pytest.raises(CommandError, match="--user is required"):
@@ -62,15 +61,13 @@ def test_register_with_stage_refuses_an_account_that_cannot_request(tmp_path, un
 
 
 def test_promote_templates_requests_the_staging_versions_for_review(
-    tmp_path, unique_name, capsys, ci_user
+    tmp_path, unique_name, capsys, ci_user, bob
 ):
     a, b = unique_name("a"), unique_name("b")
     write(tmp_path, a, "1.0.0", "Hi {who}")
     write(tmp_path, b, "1.0.0", "Hey {who}")
     call_command("register_templates", str(tmp_path), "--stage", "staging", "--user", "ci-bot")
-    reviewer = User.objects.create_user("bob")
-    reviewer.groups.add(Group.objects.get(name="reviewers"))
-    reviews.approve(reviewer, PromotionRequest.objects.get(template__name=a).pk)
+    reviews.approve(bob, PromotionRequest.objects.get(template__name=a).pk)
     capsys.readouterr()
 
     call_command("promote_templates", "--to", "production", "--user", "ci-bot", "--reason", "r", a)

@@ -5,7 +5,6 @@ audited override. Against a real MLflow (SQLite store); tasks run in-process."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 from django.test import Client
 
@@ -55,18 +54,10 @@ METADATA = {
 
 
 @pytest.fixture
-def users(db):
-    def make(username, *groups):
-        user = User.objects.create_user(username, f"{username}@example.com", "pw-123456789")
-        user.groups.add(*Group.objects.filter(name__in=groups))
-        return user
-
-    return {
-        "erin": make("erin", "authors"),  # files requests
-        "bob": make("bob", "reviewers"),
-        "carol": make("carol", "reviewers"),
-        "dave": make("dave", "analysts"),
-    }
+def users(erin, bob, carol, dave):
+    """From the shared cast (tests/web/conftest.py): erin files requests, bob and carol
+    review, dave analyses."""
+    return {user.username: user for user in (erin, bob, carol, dave)}
 
 
 def register(name, *versions, cases=CASES):

@@ -4,31 +4,15 @@ run, failed operations with their error, and the retry button (authors and revie
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 
 from registry_ui.web.models import AuditEvent, Batch, Operation
 from registry_ui.web.reviews import releases
 from registry_ui.web.reviews import services as reviews
-from tests.support.mirror_rows import HTMX, member, signed_in, template, version
+from tests.support.mirror_rows import HTMX, signed_in, template, version
 from tests.support.mirror_rows import batch as make_batch
 
 pytestmark = pytest.mark.django_db
 POLLING = 'hx-trigger="every 2s"'
-
-
-@pytest.fixture
-def alice(db):
-    return member("alice", "authors")
-
-
-@pytest.fixture
-def bob(db):
-    return member("bob", "reviewers")
-
-
-@pytest.fixture
-def dave(db):
-    return member("dave", "analysts")
 
 
 def running_batch() -> Batch:
@@ -182,7 +166,7 @@ def test_a_release_shows_how_many_of_its_templates_moved(alice):
     assert f'hx-get="/operations/batches/{batch.pk}/progress"' in page.text
 
 
-def test_an_empty_operations_page_says_what_fills_it(db):
-    page = signed_in(User.objects.create_user("reader")).get("/operations/")
+def test_an_empty_operations_page_says_what_fills_it(reader):
+    page = signed_in(reader).get("/operations/")
 
     assert "Nothing has been filed yet" in page.text

@@ -7,7 +7,7 @@ and the test's transaction never commits); the first one goes all the way to MLf
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -25,21 +25,11 @@ ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;{{ request.user }}"
 HTMX = {"HX-Request": "true"}
 
 
-def member(username: str, *groups: str) -> User:
-    user = User.objects.create_user(username, f"{username}@example.com")
-    user.groups.add(*Group.objects.filter(name__in=groups))
-    return user
-
-
 @pytest.fixture
-def users(db) -> dict[str, User]:
-    return {
-        "erin": member("erin", "authors"),  # files requests
-        "bob": member("bob", "reviewers"),
-        "carol": member("carol", "reviewers"),
-        "rita": member("rita", "authors", "reviewers"),  # files, and reviews others' requests
-        "dave": member("dave", "analysts"),
-    }
+def users(erin, bob, carol, rita, dave) -> dict[str, User]:
+    """From the shared cast (tests/web/conftest.py): erin files requests, bob and carol
+    review, rita files and reviews others' requests, dave analyses."""
+    return {user.username: user for user in (erin, bob, carol, rita, dave)}
 
 
 def as_user(user: User) -> Client:
@@ -486,12 +476,8 @@ def test_the_nav_links_to_the_requests(users):
     assert '<a href="/requests/">Requests</a>' in page.text
 
 
-def test_a_refusal_page_says_what_permission_is_missing(client, db):
-    from django.contrib.auth.models import Group, User
-
-    analyst = User.objects.create_user("dora")
-    analyst.groups.add(Group.objects.get(name="analysts"))
-    client.force_login(analyst)
+def test_a_refusal_page_says_what_permission_is_missing(client, dave):
+    client.force_login(dave)  # an analyst
     form = {"template": "t", "version": "1.0.0", "target": "staging", "justification": "j"}
     response = client.post("/requests/new", form)
     assert response.status_code == 403

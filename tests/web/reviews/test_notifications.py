@@ -16,12 +16,14 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import RequestFactory
 
+from registry_ui.web.auth.roles import REVIEWERS
 from registry_ui.web.models import Template, TemplateVersion
 from registry_ui.web.reviews import services as reviews
 from registry_ui.web.reviews.inbox import review_inbox
+from tests.support.users import member
 from tests.web.test_settings import start_django
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_process_tasks")]
@@ -41,22 +43,13 @@ def notify_settings(settings):
 
 
 @pytest.fixture
-def users(db):
-    def make(username, group, email=None):
-        email = f"{username}@example.com" if email is None else email
-        user = User.objects.create_user(username, email)  # no password: no slow hashing
-        user.groups.add(Group.objects.get(name=group))
-        return user
-
-    users = {
-        "alice": make("alice", "authors"),  # files the requests
-        "bob": make("bob", "reviewers"),
-        "carol": make("carol", "reviewers"),
-        "frank": make("frank", "reviewers"),  # wrote the versions: may not review them
-        "heidi": make("heidi", "reviewers", email=""),  # a reviewer without an email address
-        "dave": make("dave", "analysts"),
-    }
-    ivan = make("ivan", "reviewers")  # left the team
+def users(alice, bob, carol, dave):
+    """The shared cast (tests/web/conftest.py), alice filing the requests, and reviewers of
+    this file's own."""
+    users = {user.username: user for user in (alice, bob, carol, dave)}
+    users["frank"] = member("frank", REVIEWERS)  # wrote the versions: may not review them
+    users["heidi"] = member("heidi", REVIEWERS, email="")  # a reviewer without an email address
+    ivan = member("ivan", REVIEWERS)  # left the team
     ivan.is_active = False
     ivan.save()
     return users

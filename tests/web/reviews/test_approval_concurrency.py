@@ -5,13 +5,15 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.db import connection, connections
 
 from registry_ui.core.policy import PolicyError
+from registry_ui.web.auth import roles
 from registry_ui.web.models import Approval, Operation, PromotionRequest
 from registry_ui.web.reviews import services as reviews
-from tests.web.test_approvals import sync, template
+from tests.support.users import member
+from tests.web.reviews.test_approvals import sync, template
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -26,23 +28,16 @@ REVIEWERS = 50
 
 
 def test_fifty_concurrent_approvals_of_one_production_request_make_one_operation(
-    unique_name, in_process_tasks, monkeypatch
+    unique_name, in_process_tasks, monkeypatch, erin
 ):
     from registry_ui.web.operations.tasks import run_operation
 
     name = unique_name()
     template(name, [("1.0.0", "Hi {who}")], [("1.0.0", "staging")])
     sync(name)
-    requester = User.objects.create_user("erin")
-    requester.groups.add(Group.objects.get(name="authors"))
-    reviewers = []
-    group = Group.objects.get(name="reviewers")
-    for number in range(REVIEWERS):
-        reviewer = User.objects.create_user(f"reviewer{number}")
-        reviewer.groups.add(group)
-        reviewers.append(reviewer)
+    reviewers = [member(f"reviewer{number}", roles.REVIEWERS) for number in range(REVIEWERS)]
     request = reviews.file_request(
-        requester, template_name=name, version="1.0.0", target="production", justification="j"
+        erin, template_name=name, version="1.0.0", target="production", justification="j"
     )
     # Count the messages instead of running them: this test is about the decision only.
     sent = []

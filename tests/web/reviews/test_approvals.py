@@ -1,7 +1,7 @@
 """Promotion requests, approvals, rollbacks and releases against a real MLflow (SQLite store).
 
 Approved requests become operations that run in-process here (tasks eager); the same
-operations run on real Celery workers in tests/web/test_approvals_workers.py.
+operations run on real Celery workers in tests/web/reviews/test_approvals_workers.py.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from django.utils import timezone
 from registry_ui.core.policy import PolicyError
 from registry_ui.prompt_model import PromptModel, get_registry
 from registry_ui.web.audit import history
+from registry_ui.web.auth.roles import REVIEWERS
 from registry_ui.web.models import (
     Approval,
     AuditEvent,
@@ -27,6 +28,7 @@ from registry_ui.web.prompts.mirror import mirror_template
 from registry_ui.web.reviews import inbox, releases
 from registry_ui.web.reviews import services as reviews
 from registry_ui.web.reviews.releases import ReleaseLine
+from tests.support.users import member
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -35,20 +37,11 @@ pytestmark = [
 
 
 @pytest.fixture
-def users(db):
-    def make(username, group):
-        user = User.objects.create_user(username, f"{username}@example.com", "pw-123456789")
-        user.groups.add(Group.objects.get(name=group))
-        return user
-
-    return {
-        "alice": make("alice", "authors"),  # writes the versions
-        "erin": make("erin", "authors"),  # files requests
-        "bob": make("bob", "reviewers"),
-        "carol": make("carol", "reviewers"),
-        "dan": make("dan", "reviewers"),
-        "dave": make("dave", "analysts"),
-    }
+def users(alice, erin, bob, carol, dave):
+    """The shared cast (tests/web/conftest.py): alice writes the versions, erin files
+    requests, bob, carol and dan (a third reviewer, only here) review; dave analyses."""
+    dan = member("dan", REVIEWERS)
+    return {user.username: user for user in (alice, erin, bob, carol, dan, dave)}
 
 
 def template(name, versions, stages=()):

@@ -7,7 +7,7 @@ process where a test needs it, so nothing depends on Celery beat.
 
 Locally:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test REDIS_URL=redis://127.0.0.1:6379/0 \\
-        .venv/bin/python -m pytest tests/web/test_worker_faults.py
+        .venv/bin/python -m pytest tests/web/operations/test_worker_faults.py
 """
 
 from __future__ import annotations

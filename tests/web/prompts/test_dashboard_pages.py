@@ -6,33 +6,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
 from django.utils.http import urlencode
 
 from registry_ui.web.audit import trail
 from registry_ui.web.models import AuditEvent, VersionSample
 from registry_ui.web.reviews import services as reviews
-from tests.support.mirror_rows import HTMX, member, signed_in, template, version
+from tests.support.mirror_rows import HTMX, signed_in, template, version
 
 pytestmark = pytest.mark.django_db
 HOSTILE = "<script>alert(1)</script>{{ request.user }}"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;{{ request.user }}"
-
-
-@pytest.fixture
-def alice(db):
-    return member("alice", "authors")
-
-
-@pytest.fixture
-def bob(db):
-    return member("bob", "reviewers")
-
-
-@pytest.fixture
-def dave(db):
-    return member("dave", "analysts")
 
 
 def move(name, number, before, after, actor="worker", source="worker"):
@@ -365,11 +349,11 @@ def test_hostile_text_and_metadata_are_escaped_on_every_page(alice):
     assert f'<pre class="prompt output">{ESCAPED} {ESCAPED}</pre>' in preview
 
 
-def test_every_page_answers_a_signed_in_reader_without_a_role(db):
+def test_every_page_answers_a_signed_in_reader_without_a_role(reader):
     row = template("t/reader")
     version(row, "1.0.0", stage="production")
     version(row, "1.0.1")
-    client = signed_in(User.objects.create_user("reader"))
+    client = signed_in(reader)
 
     for url in (
         "/",

@@ -8,7 +8,6 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -39,20 +38,10 @@ START = (NOW - timedelta(days=6)).replace(hour=0, minute=0, second=0, microsecon
 # -- the cast and the world ------------------------------------------------------------------
 
 
-def member(username: str, *groups: str) -> User:
-    user = User.objects.create_user(username, f"{username}@example.com")
-    user.groups.add(*Group.objects.filter(name__in=groups))
-    return user
-
-
 @pytest.fixture
-def cast(db):
-    return {
-        "alice": member("alice", "authors"),
-        "bob": member("bob", "reviewers"),
-        "dave": member("dave", "analysts"),
-        "root": User.objects.create_superuser("root", "root@example.com"),
-    }
+def cast(alice, bob, dave, root):
+    """Who acts here, from the shared cast (tests/web/conftest.py)."""
+    return {user.username: user for user in (alice, bob, dave, root)}
 
 
 def mirror(name: str, stages: dict[str, str], target: float | None = 0.05) -> Template:

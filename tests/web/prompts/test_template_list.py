@@ -1,19 +1,13 @@
 """The templates list: read from the mirror, searched as you type, filtered, in folders, paged."""
 
 import pytest
-from django.contrib.auth.models import User
 
 from registry_ui.prompt_model import PromptModel
 from registry_ui.web.prompts.mirror import mirror_template
 from registry_ui.web.reviews import services as reviews
-from tests.support.mirror_rows import HTMX, member, signed_in, template, version
+from tests.support.mirror_rows import HTMX, signed_in, template, version
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def alice(db):
-    return member("alice", "authors")
 
 
 def names(response) -> list[str]:
@@ -27,7 +21,9 @@ def test_it_asks_anonymous_visitors_to_sign_in(client):
     assert response["Location"].startswith("/accounts/login/")
 
 
-def test_it_lists_templates_registered_in_mlflow_once_mirrored(sqlite_registry_uri, unique_name):
+def test_it_lists_templates_registered_in_mlflow_once_mirrored(
+    sqlite_registry_uri, unique_name, reader
+):
     name = unique_name("listed")
     v1, v2 = PromptModel.register_many(
         [PromptModel(name, "Hi {who}", "1.0.0"), PromptModel(name, "Hello {who}", "1.0.1")]
@@ -38,7 +34,7 @@ def test_it_lists_templates_registered_in_mlflow_once_mirrored(sqlite_registry_u
     from registry_ui.prompt_model import get_registry
 
     mirror_template(name, get_registry().gateway.list_versions(name), source="external")
-    client = signed_in(User.objects.create_user("reader"))
+    client = signed_in(reader)
 
     response = client.get("/", {"q": name})
 

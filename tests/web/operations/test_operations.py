@@ -1,7 +1,7 @@
 """Batches of operations carried out against a real MLflow registry (SQLite store).
 
-Tasks run in-process here (CELERY_TASK_ALWAYS_EAGER); tests/web/test_workers.py runs the
-same paths on real Celery worker processes over Redis.
+Tasks run in-process here (CELERY_TASK_ALWAYS_EAGER); tests/web/operations/test_workers.py
+runs the same paths on real Celery worker processes over Redis.
 """
 
 from __future__ import annotations
