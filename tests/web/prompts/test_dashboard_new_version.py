@@ -19,16 +19,6 @@ pytestmark = pytest.mark.django_db
 BROKEN = "Hello {name\nYour {0} balance is {balance:.2f}}"
 
 
-@pytest.fixture
-def alice(db):
-    return member("alice", "authors")
-
-
-@pytest.fixture
-def bob(db):
-    return member("bob", "reviewers")
-
-
 def draft(name="t/new", number="1.0.0", text="Hello {name}", metadata=None, **extra) -> dict:
     return {
         "name": name,
@@ -186,6 +176,13 @@ def test_only_authors_file_versions(bob):
     assert not Batch.objects.exists()
     assert "filing it needs the register_version permission" in page.text
     assert "File this version" not in page.text
+
+
+def test_a_reviewer_is_refused_before_the_draft_is_even_checked(bob):
+    response = signed_in(bob).post("/versions/new", draft(number="not a version"))
+
+    assert response.status_code == 403
+    assert not Batch.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
