@@ -29,11 +29,7 @@ from registry_ui.core.names import validate_template_name
 from registry_ui.core.records import VersionRecord
 from registry_ui.core.semver import SemVer
 from registry_ui.core.stages import ModelStage, StageTransitionError
-from registry_ui.core.template import (
-    TemplateRenderError,
-    TemplateValidationError,
-    parse_template,
-)
+from registry_ui.core.template import TemplateRenderError, TemplateValidationError, parse_template
 from registry_ui.registry import NewVersion, TemplateRegistry
 
 __all__ = [

@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from registry_ui.web.audit.filters import filter_events
-from registry_ui.web.models import (
-    AuditEvent,
-)
+from registry_ui.web.models import AuditEvent
 
 EVENTS_PER_PAGE = 50
 

@@ -10,11 +10,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from registry_ui.core.experiments import (
-    ExperimentConfig,
-    ExperimentConfigError,
-    Variant,
-)
+from registry_ui.core.experiments import ExperimentConfig, ExperimentConfigError, Variant
 from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.policy import PolicyError
 from registry_ui.web import permissions

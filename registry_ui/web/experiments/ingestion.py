@@ -13,13 +13,8 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from registry_ui.core.experiments import (
-    METRIC_RE,
-)
-from registry_ui.web.models import (
-    ExperimentVariant,
-    ServiceToken,
-)
+from registry_ui.core.experiments import METRIC_RE
+from registry_ui.web.models import ExperimentVariant, ServiceToken
 
 MAX_BATCH = 1000
 

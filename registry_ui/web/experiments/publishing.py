@@ -5,15 +5,10 @@ from __future__ import annotations
 from django.utils import timezone
 
 from registry_ui.core.errors import RegistryRejectedError, RegistryUnavailableError
-from registry_ui.core.experiments import (
-    ExperimentConfig,
-    Variant,
-)
+from registry_ui.core.experiments import ExperimentConfig, Variant
 from registry_ui.core.limits import MAX_TEXT
 from registry_ui.prompt_model import get_registry
-from registry_ui.web.models import (
-    Experiment,
-)
+from registry_ui.web.models import Experiment
 
 
 def config_of(experiment: Experiment) -> ExperimentConfig:

@@ -11,14 +11,7 @@ from itertools import groupby
 
 from django.db.models import Count, F, Sum
 
-from registry_ui.core.experiment_stats import (
-    EMPTY,
-    Comparison,
-    Estimate,
-    Sample,
-    compare,
-    estimate,
-)
+from registry_ui.core.experiment_stats import EMPTY, Comparison, Estimate, Sample, compare, estimate
 from registry_ui.core.policy import MetricObservation
 from registry_ui.web.models import (
     Experiment,

@@ -14,10 +14,7 @@ from registry_ui.core.policy import PolicyError
 from registry_ui.web import permissions
 from registry_ui.web.audit import trail
 from registry_ui.web.experiments.definitions import audit_change
-from registry_ui.web.models import (
-    AuditEvent,
-    ServiceToken,
-)
+from registry_ui.web.models import AuditEvent, ServiceToken
 
 
 def _token_hash(token: str) -> str:

@@ -8,11 +8,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404
 
-from registry_ui.web.models import (
-    Batch,
-    Operation,
-    PromotionRequest,
-)
+from registry_ui.web.models import Batch, Operation, PromotionRequest
 
 BATCHES_PER_PAGE = 25
 

@@ -19,13 +19,7 @@ from django.http import Http404
 from registry_ui.core.names import SEPARATOR
 from registry_ui.core.semver import Bump, SemVer, declared_bump
 from registry_ui.web.display import Crumb
-from registry_ui.web.models import (
-    AuditEvent,
-    PromotionRequest,
-    Stage,
-    Template,
-    TemplateVersion,
-)
+from registry_ui.web.models import AuditEvent, PromotionRequest, Stage, Template, TemplateVersion
 from registry_ui.web.models.prompts import NEWEST_FIRST, OLDEST_FIRST
 
 TEMPLATES_PER_PAGE = 50

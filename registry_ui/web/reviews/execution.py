@@ -12,18 +12,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry_ui.core.limits import MAX_TEXT
-from registry_ui.core.policy import (
-    PolicyError,
-    execution_problems,
-)
+from registry_ui.core.policy import PolicyError, execution_problems
 from registry_ui.prompt_model import get_registry
 from registry_ui.web.audit import trail
 from registry_ui.web.checks import services as version_checks
-from registry_ui.web.models import (
-    AuditEvent,
-    Operation,
-    PromotionRequest,
-)
+from registry_ui.web.models import AuditEvent, Operation, PromotionRequest
 from registry_ui.web.prompts.mirror import mirror_template
 from registry_ui.web.reviews.staleness import current_facts, request_facts
 from registry_ui.web.reviews.trail import announce, audit_request, describe

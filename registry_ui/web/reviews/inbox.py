@@ -5,9 +5,7 @@ from __future__ import annotations
 from django.utils.functional import SimpleLazyObject
 
 from registry_ui.web import permissions
-from registry_ui.web.models import (
-    PromotionRequest,
-)
+from registry_ui.web.models import PromotionRequest
 
 Status = PromotionRequest.Status
 

@@ -7,23 +7,12 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError
 
-from registry_ui.core.policy import (
-    ItemPlan,
-    PolicyError,
-    ReleaseItem,
-    VersionState,
-    plan_release,
-)
+from registry_ui.core.policy import ItemPlan, PolicyError, ReleaseItem, VersionState, plan_release
 from registry_ui.core.stages import ModelStage
 from registry_ui.web import permissions
 from registry_ui.web.audit import trail
 from registry_ui.web.checks import services as version_checks
-from registry_ui.web.models import (
-    AuditEvent,
-    PromotionRequest,
-    Template,
-    TemplateVersion,
-)
+from registry_ui.web.models import AuditEvent, PromotionRequest, Template, TemplateVersion
 from registry_ui.web.reviews.selectors import version_row
 from registry_ui.web.reviews.services import approval_policy, authors_field, clean_text, gate_for
 from registry_ui.web.reviews.trail import announce, audit_request, describe

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from registry_ui.core.policy import (
-    PolicyError,
-)
-from registry_ui.web.models import (
-    PromotionRequest,
-    TemplateVersion,
-)
+from registry_ui.core.policy import PolicyError
+from registry_ui.web.models import PromotionRequest, TemplateVersion
 
 
 def version_row(template_name: str, version: str) -> TemplateVersion:

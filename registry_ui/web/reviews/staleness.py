@@ -8,18 +8,10 @@ from __future__ import annotations
 
 from django.dispatch import receiver
 
-from registry_ui.core.policy import (
-    CurrentFacts,
-    RequestFacts,
-    stale_reason,
-)
+from registry_ui.core.policy import CurrentFacts, RequestFacts, stale_reason
 from registry_ui.core.stages import ModelStage
 from registry_ui.web.audit import trail
-from registry_ui.web.models import (
-    PromotionRequest,
-    Template,
-    TemplateVersion,
-)
+from registry_ui.web.models import PromotionRequest, Template, TemplateVersion
 from registry_ui.web.prompts.signals import stages_moved
 from registry_ui.web.reviews.selectors import locked_request
 from registry_ui.web.reviews.trail import close

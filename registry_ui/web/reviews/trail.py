@@ -8,9 +8,7 @@ from django.utils import timezone
 
 from registry_ui.core.limits import MAX_TEXT
 from registry_ui.web.audit import trail
-from registry_ui.web.models import (
-    PromotionRequest,
-)
+from registry_ui.web.models import PromotionRequest
 from registry_ui.web.reviews.tasks import queue_notification
 
 Status = PromotionRequest.Status

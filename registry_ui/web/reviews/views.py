@@ -23,13 +23,7 @@ from registry_ui.core.policy import PolicyError
 from registry_ui.core.template import TemplateValidationError
 from registry_ui.web import permissions
 from registry_ui.web.http import after_form, see_other
-from registry_ui.web.models import (
-    Approval,
-    Operation,
-    PromotionRequest,
-    RequestComment,
-    Template,
-)
+from registry_ui.web.models import Approval, Operation, PromotionRequest, RequestComment, Template
 from registry_ui.web.operations import selectors as operation_selectors
 from registry_ui.web.prompts import selectors as prompt_selectors
 from registry_ui.web.prompts import views as prompt_views

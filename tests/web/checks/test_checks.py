@@ -13,13 +13,7 @@ from registry_ui.core.policy import PolicyError
 from registry_ui.prompt_model import PromptModel, get_registry
 from registry_ui.registry import NewVersion
 from registry_ui.web.checks import services as checks
-from registry_ui.web.models import (
-    Approval,
-    AuditEvent,
-    CheckRun,
-    PromotionRequest,
-    TemplateVersion,
-)
+from registry_ui.web.models import Approval, AuditEvent, CheckRun, PromotionRequest, TemplateVersion
 from registry_ui.web.operations import queue
 from registry_ui.web.prompts.mirror import mirror_template
 from registry_ui.web.reviews import releases
