@@ -753,3 +753,25 @@ def test_the_command_logs_and_imports_now(registered, capsys):
     out = capsys.readouterr().out
     assert "logged 1 variant-day(s) to MLflow" in out and "imported" in out
     assert experiment.variants.get(name="control").mlflow_run_id
+
+
+@pytest.mark.parametrize(
+    ("start_days", "stop_days", "status", "state"),
+    [
+        (1, 8, "running", "scheduled"),
+        (-1, 6, "running", "running"),
+        (-8, -1, "running", "ended"),
+        (-1, 6, "stopped", "stopped"),
+    ],
+)
+def test_an_experiments_state_follows_its_window_unless_stopped(
+    start_days, stop_days, status, state
+):
+    now = datetime(2026, 12, 4, 12, tzinfo=UTC)
+    experiment = Experiment(
+        start_at=now + timedelta(days=start_days),
+        stop_at=now + timedelta(days=stop_days),
+        status=status,
+    )
+
+    assert experiment.state(now) == state
