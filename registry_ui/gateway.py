@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -64,18 +65,27 @@ EXPERIMENT_METRICS_EXPERIMENT = "registry_ui-experiments"
 _METRICS_PER_BATCH = 1000
 
 # MLflow's defaults (120 s timeout, 7 retries with backoff factor 2) can hold a page or a
-# worker for minutes. Ours fail fast; workers retry with Celery's own backoff instead.
+# worker for minutes. Ours fail fast; workers retry whole operations with backoff instead.
 HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
 }
+# Always 0, whatever the environment says: MLflow's HTTP client retries every method,
+# POSTs included, inside one call, so a create_model_version answered after the timeout is
+# sent again and the same version is created twice (measured: 4 of 6 doubled with answers
+# 11-12 s late). Retries are ours: reads below, writes as operations that first look for
+# their own earlier effect (docs/mlflow-contract.md, "Retries").
+HTTP_MAX_RETRIES = "0"
+# Reads (search_*, get_*) are retried here, after these pauses: they change nothing.
+READ_RETRY_PAUSES = (0.5, 1.5)
 # search_model_versions accepts up to 200,000 per page; 10,000 keeps each response small.
 _VERSION_PAGE_SIZE = 10_000
 _MODEL_PAGE_SIZE = 1_000
 # `name IN (...)` filters stay well under URL and SQL limits at this size.
 _NAMES_PER_SEARCH = 100
+
+_READS = ("search_", "get_")
 
 _client_lock = threading.Lock()
 _client: MlflowClient | None = None
@@ -122,8 +132,7 @@ def configure_mlflow_with_registry(tracking_uri: str | None = None) -> str:
     """
     global _client, _client_uri
     uri = tracking_uri or config.mlflow_tracking_uri()
-    for name, value in HTTP_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+    _http_settings()
     with _client_lock:
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
@@ -150,10 +159,15 @@ def get_mlflow_client() -> MlflowClient:
         return _client
 
 
-def _unlocked_configure() -> None:
-    global _client_uri
+def _http_settings() -> None:
     for name, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = HTTP_MAX_RETRIES
+
+
+def _unlocked_configure() -> None:
+    global _client_uri
+    _http_settings()
     _client_uri = config.mlflow_tracking_uri()
     mlflow.set_tracking_uri(_client_uri)
     mlflow.set_registry_uri(_client_uri)
@@ -182,6 +196,21 @@ class MlflowGateway:
     # -- calls -----------------------------------------------------------------------------
 
     def _call(self, action: str, fn, *args, **kwargs):
+        """One MLflow call, its errors translated; reads are retried on transient errors.
+
+        A write is never repeated here: the caller decides, knowing what it wrote.
+        """
+        pauses = READ_RETRY_PAUSES if fn.__name__.startswith(_READS) else ()
+        for pause in (*pauses, None):
+            try:
+                return self._call_once(action, fn, *args, **kwargs)
+            except RegistryUnavailableError:
+                if pause is None:
+                    raise
+                time.sleep(pause)
+        raise AssertionError("unreachable")
+
+    def _call_once(self, action: str, fn, *args, **kwargs):
         self.calls += 1
         try:
             with warnings.catch_warnings():
@@ -539,6 +568,55 @@ class MlflowGateway:
                 archive_existing_versions=False,
             )
 
+    def alias_map(self, name: str) -> dict[str, str]:
+        """The template's aliases (alias -> MLflow version number), read with one call.
+
+        Read immediately before and after each alias write: the compare-and-set of
+        registry.apply_intent.
+        """
+        model = self._call(
+            f"read aliases of {name!r}",
+            self.client.get_registered_model,
+            to_registered_model_name(name),
+        )
+        return _alias_map(model)
+
+    def stage_marks(self, name: str) -> dict[str, tuple[str | None, str]]:
+        """MLflow version number -> (stage tag, legacy stage), read with one search."""
+        registered = to_registered_model_name(name)
+        return {
+            str(v.version): ((v.tags or {}).get(TAG_STAGE), v.current_stage)
+            for v in self._paged_versions(f"name = '{registered}'")
+        }
+
+    def write_stage_marks(
+        self, name: str, number: str, stage: ModelStage, *, tag: str | None, legacy: str | None
+    ) -> int:
+        """Bring one version's stage tag and legacy stage to ``stage``; the writes made."""
+        registered = to_registered_model_name(name)
+        writes = 0
+        if tag != stage.value:
+            self._call(
+                f"tag {name!r} version {number} as {stage}",
+                self.client.set_model_version_tag,
+                registered,
+                number,
+                TAG_STAGE,
+                stage.value,
+            )
+            writes += 1
+        if legacy != stage.legacy_name:
+            self._call(
+                f"move {name!r} version {number} to legacy stage {stage.legacy_name}",
+                self.client.transition_model_version_stage,
+                registered,
+                number,
+                stage.legacy_name,
+                archive_existing_versions=False,
+            )
+            writes += 1
+        return writes
+
     def legacy_stages(self, name: str) -> dict[str, str]:
         """MLflow version number -> legacy stage, read with one search."""
         registered = to_registered_model_name(name)
@@ -727,4 +805,7 @@ def _from_millis(value: int | None) -> datetime | None:
 
 
 def _semver_key(record: VersionRecord) -> tuple[int, ...]:
-    return tuple(int(part) for part in record.version.split("."))
+    """Semantic version, then MLflow number: of two records of one version (a duplicate),
+    the canonical one (the lowest number, see core.records.canonical_versions) comes first."""
+    number = int(record.mlflow_version) if record.mlflow_version.isdigit() else 0
+    return (*(int(part) for part in record.version.split(".")), number)

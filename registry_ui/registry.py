@@ -17,10 +17,11 @@ from typing import Any
 
 from registry_ui import config
 from registry_ui.core.checks import MetadataPolicy, registration_problems
-from registry_ui.core.errors import BatchRegistrationError, NotFoundError
-from registry_ui.core.records import VersionRecord, content_hash
+from registry_ui.core.errors import BatchRegistrationError, ContentMismatchError, NotFoundError
+from registry_ui.core.intents import Intent, OutsideChangeError, plan_promotion, plan_rollback
+from registry_ui.core.records import VersionRecord, canonical_versions, content_hash
 from registry_ui.core.semver import SemVer, VersionBumpError, check_bump
-from registry_ui.core.stages import ModelStage, StageTransitionError, check_promotion
+from registry_ui.core.stages import ModelStage
 
 
 @dataclass(frozen=True)
@@ -99,12 +100,20 @@ class TemplateRegistry:
             self.invalidate(*{v.name for v in versions})
         return results
 
-    def plan_registrations(self, versions: Sequence[NewVersion]) -> list[NewVersion]:
+    def plan_registrations(
+        self,
+        versions: Sequence[NewVersion],
+        *,
+        existing: dict[str, list[VersionRecord]] | None = None,
+    ) -> list[NewVersion]:
         """The versions of a batch still to create; raises if any is refused (nothing written).
 
         The plan compares contents only, so stages are not read (one search per template).
+        ``existing``: the templates' versions as the caller knows them (the dashboard's
+        mirror), instead of reading MLflow; the worker checks against MLflow again.
         """
-        existing = self.gateway.list_versions_many({v.name for v in versions}, stages=False)
+        if existing is None:
+            existing = self.gateway.list_versions_many({v.name for v in versions}, stages=False)
         plan, errors = _plan_registrations(versions, existing, self.metadata_policy())
         if errors:
             raise BatchRegistrationError(errors)
@@ -159,77 +168,88 @@ class TemplateRegistry:
     def promote(self, name: str, version: str, target: ModelStage | str) -> VersionRecord:
         """Move one version along dev -> staging -> production; safe to re-run.
 
-        The alias is written first because it is the source of truth; the tags and legacy
-        stages are then brought in step for every version of the template, so a run that
-        died half way is completed by the next one.
+        Planned (``plan_promotion``), then applied with a compare-and-set on each alias
+        (``apply_intent``): an alias someone else moved meanwhile is refused, never
+        overwritten. Without a dashboard, nothing records the plan between the two; the
+        workers record it on the operation so a re-run finishes the same move.
         """
-        target = ModelStage.parse(target)
-        records = self.gateway.list_versions(name)
-        record = _find(records, name, version)
-        needed = check_promotion(record.stage, target, label=f"{name} {version}")
-        if needed:
-            self.gateway.set_alias(name, target.alias, record.mlflow_version)
-            if target == ModelStage.PRODUCTION and "staging" in record.aliases:
-                self.gateway.delete_alias(name, "staging")
-            records = self.gateway.list_versions(name)
-        self._reconcile(name, records)
-        self.invalidate(name)
-        return _find(self.gateway.list_versions(name), name, version) if needed else record
+        intent = self.plan_promotion(name, version, target)
+        self.apply_intent(intent)
+        return _find(self.gateway.list_versions(name), name, version)
 
     def rollback(self, name: str, version: str) -> VersionRecord:
         """Bring an archived version back to production (it held production before).
 
         The current production version becomes archived. Safe to re-run.
         """
-        records = self.gateway.list_versions(name)
-        record = _find(records, name, version)
-        if record.stage == ModelStage.PRODUCTION:
-            return record
-        if record.stage != ModelStage.ARCHIVED:
-            raise StageTransitionError(
-                f"cannot roll {name} back to {version}: it is {record.stage}; only an "
-                "archived version that held production can be brought back"
-            )
-        self.gateway.set_alias(name, ModelStage.PRODUCTION.alias, record.mlflow_version)
-        records = self.gateway.list_versions(name)
-        self._reconcile(name, records)
-        self.invalidate(name)
+        intent = self.plan_rollback(name, version)
+        self.apply_intent(intent)
         return _find(self.gateway.list_versions(name), name, version)
 
-    def restore_stages(self, name: str, before: dict[str, ModelStage | str]) -> None:
-        """Put the template's versions back in the stages they had (version -> stage).
+    def plan_promotion(self, name: str, version: str, target: ModelStage | str) -> Intent:
+        """What promoting ``version`` to ``target`` will write (reads MLflow, writes nothing).
 
-        Used to move a template back when a release fails part way. Safe to re-run.
+        Raises ContentMismatchError when the version's text no longer matches its hash.
         """
-        wanted = {version: ModelStage.parse(stage) for version, stage in before.items()}
         records = self.gateway.list_versions(name)
-        for stage in (ModelStage.STAGING, ModelStage.PRODUCTION):
-            holder = next((v for v, s in wanted.items() if s == stage), None)
-            current = next((r for r in records if stage.alias in r.aliases), None)
-            if holder is None:
-                if current is not None:
-                    self.gateway.delete_alias(name, stage.alias)
-            elif current is None or current.version != holder:
-                number = _find(records, name, holder).mlflow_version
-                self.gateway.set_alias(name, stage.alias, number)
-        legacy = self.gateway.legacy_stages(name)
-        for record in self.gateway.list_versions(name):
-            stage = wanted.get(record.version, record.stage)
-            self.gateway.record_stage(record, stage, legacy=legacy.get(record.mlflow_version))
-        self.invalidate(name)
+        intent = plan_promotion(name, records, version, target)
+        _verify_content(_find(canonical_versions(records), name, version))
+        return intent
+
+    def plan_rollback(self, name: str, version: str) -> Intent:
+        records = self.gateway.list_versions(name)
+        intent = plan_rollback(name, records, version)
+        _verify_content(_find(canonical_versions(records), name, version))
+        return intent
+
+    def apply_intent(self, intent: Intent) -> int:
+        """Carry out a planned stage move, or finish one a re-run finds half done.
+
+        Each alias write is a compare-and-set: the holder is read immediately before it
+        (the first read, then each write's check read) and must be the step's ``before``;
+        it is read again after, and must be the step's ``after``. MLflow has no
+        conditional write, so a write by someone else that lands between our read and our
+        write (one round trip, ~20 ms) is the one change this cannot see; a change after
+        it is seen and refused. Then the stage tags and legacy stages of the versions the
+        move touches are brought in step. Returns the number of MLflow writes made.
+        """
+        name = intent.template
+        aliases = self.gateway.alias_map(name)
+        writes = 0
+        try:
+            for step in intent.remaining_steps(aliases):
+                holder = aliases.get(step.alias)
+                if holder not in (step.before, step.after):
+                    raise OutsideChangeError(name, step.alias, holder, (step.before,))
+                if holder != step.after:
+                    if step.after is None:
+                        self.gateway.delete_alias(name, step.alias)
+                    else:
+                        self.gateway.set_alias(name, step.alias, step.after)
+                    writes += 1
+                aliases = self.gateway.alias_map(name)
+                if aliases.get(step.alias) != step.after:
+                    raise OutsideChangeError(
+                        name, step.alias, aliases.get(step.alias), (step.after,)
+                    )
+            if intent.stages_after:
+                marks = self.gateway.stage_marks(name)
+                for number, stage in sorted(intent.stages_after.items()):
+                    if number not in marks:
+                        continue  # deleted meanwhile: nothing to keep in step
+                    tag, legacy = marks[number]
+                    writes += self.gateway.write_stage_marks(
+                        name, number, ModelStage.parse(stage), tag=tag, legacy=legacy
+                    )
+        finally:
+            self.invalidate(name)
+        return writes
 
     def transition_many(
         self, moves: Iterable[tuple[str, str, ModelStage | str]]
     ) -> list[VersionRecord]:
         """Apply several promotions, each checked on its own, template by template."""
         return [self.promote(name, version, target) for name, version, target in moves]
-
-    def _reconcile(self, name: str, records: list[VersionRecord]) -> None:
-        legacy = self.gateway.legacy_stages(name)
-        for record in records:
-            self.gateway.record_stage(
-                record, record.stage, legacy=legacy.get(record.mlflow_version)
-            )
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -290,8 +310,19 @@ class TemplateRegistry:
                 del self._cache[key]
 
 
+def _verify_content(record: VersionRecord) -> None:
+    """Refuse a version whose text or metadata no longer hashes to its stored hash."""
+    if content_hash(record.template, record.metadata) != record.content_sha256:
+        raise ContentMismatchError(
+            f"{record.name} {record.version} (MLflow version {record.mlflow_version}): its "
+            "text or metadata in MLflow no longer matches the content hash recorded when it "
+            "was registered, so it was changed after registration. It is not moved; "
+            "register the intended text as a new version"
+        )
+
+
 def _find(records: list[VersionRecord], name: str, version: str) -> VersionRecord:
-    for record in records:
+    for record in canonical_versions(records):
         if record.version == version:
             return record
     raise NotFoundError(f"template {name!r} has no version {version}")

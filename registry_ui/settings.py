@@ -315,12 +315,22 @@ CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = _env_str("CELERY_QUEUE", "registry_ui")
 
-# An operation running longer than this is stuck: the sweeper gives it back. It must stay
+# Celery's hard time limit of an operation's task: the task is killed past it. It must stay
 # below the Redis visibility timeout, or Redis would redeliver a task still running.
 OPERATION_TIME_LIMIT_SECONDS = _env_int("OPERATION_TIME_LIMIT_SECONDS", 300, minimum=10)
+# A running operation's lease: its worker renews it every third of this; the sweeper gives
+# back one whose lease ran out (the worker died, hung or lost its database connection).
+OPERATION_LEASE_SECONDS = _env_int("OPERATION_LEASE_SECONDS", 20, minimum=3)
 # A pending operation older than this was probably never sent: the sweeper sends it.
 OPERATION_SEND_GRACE_SECONDS = _env_int("OPERATION_SEND_GRACE_SECONDS", 30, minimum=1)
-OPERATION_MAX_RETRIES = 8
+# Attempts of one operation (counted on its row) before it fails with its last error; the
+# pause before attempt n+1 is OPERATION_RETRY_BASE_SECONDS * 2**(n-1), capped, +-20%.
+OPERATION_MAX_RETRIES = _env_int("OPERATION_MAX_RETRIES", 8, minimum=1)
+OPERATION_RETRY_BASE_SECONDS = _env_int("OPERATION_RETRY_BASE_SECONDS", 5, minimum=1)
+OPERATION_RETRY_MAX_SECONDS = _env_int("OPERATION_RETRY_MAX_SECONDS", 300, minimum=1)
+# A release rides out MLflow trouble this long (from its first attempt) before it is moved
+# back; moving back is then retried until it is done, so no release stays half applied.
+RELEASE_RETRY_BUDGET_SECONDS = _env_int("RELEASE_RETRY_BUDGET_SECONDS", 300, minimum=10)
 REDIS_VISIBILITY_TIMEOUT_SECONDS = 3 * OPERATION_TIME_LIMIT_SECONDS
 # One value, read by the broker and the result backend alike (Celery reads them separately).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": REDIS_VISIBILITY_TIMEOUT_SECONDS}

@@ -48,6 +48,7 @@ ALLOWED = {
         f"{WEB}.audit",
         f"{WEB}.checks",
         f"{WEB}.prompts.mirror",  # a worker mirrors what it wrote
+        f"{WEB}.prompts.flags",  # and flags a template when a write is refused
         f"{WEB}.reviews.execution",  # a worker carries out approved requests
         *LIBRARY,
     },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -16,16 +17,24 @@ from registry_ui import gateway
 from registry_ui.core.errors import RegistryRejectedError, RegistryUnavailableError
 
 
-def test_it_sets_tight_http_limits_unless_the_user_chose_their_own(monkeypatch, mlflow_sqlite_uri):
+def test_it_sets_a_tight_timeout_unless_the_user_chose_their_own(monkeypatch, mlflow_sqlite_uri):
     monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "3")
+
+    gateway.configure_mlflow_with_registry(mlflow_sqlite_uri)
+
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "10"
+    assert os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] == "3"
+
+
+def test_it_always_switches_off_mlflows_own_http_retries(monkeypatch, mlflow_sqlite_uri):
+    # MLflow's client re-sends POSTs after a read timeout: a create answered late would
+    # make the same version twice. A user's own setting must not turn that back on.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")
 
     gateway.configure_mlflow_with_registry(mlflow_sqlite_uri)
 
-    import os
-
-    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "10"
-    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "5"
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
 
 
 def test_every_thread_gets_the_same_client(mlflow_sqlite_uri):

@@ -30,3 +30,7 @@ class NameCollisionError(RegistryError, ValueError):
 
 class NotFoundError(RegistryError, LookupError):
     """No such template, version or stage holder in the registry."""
+
+
+class ContentMismatchError(RegistryError, ValueError):
+    """A version's text or metadata no longer matches the content hash it was registered with."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,3 +49,28 @@ class RunMetrics:
     version: str
     metrics: dict[str, float]
     started_at: datetime | None = None
+
+
+def _mlflow_number(record: VersionRecord) -> int:
+    return int(record.mlflow_version) if str(record.mlflow_version).isdigit() else 1 << 62
+
+
+def canonical_versions(records: Iterable[VersionRecord]) -> list[VersionRecord]:
+    """One record per semantic version: the lowest MLflow version number wins.
+
+    MLflow has no unique constraint on our version tag, so a client retry or another
+    program can register the same semantic version twice. Every reader picks the same one
+    (the first registered), so stages never flip between them.
+    """
+    kept: dict[str, VersionRecord] = {}
+    for record in sorted(records, key=_mlflow_number):
+        kept.setdefault(record.version, record)
+    return list(kept.values())
+
+
+def duplicate_versions(records: Iterable[VersionRecord]) -> dict[str, list[VersionRecord]]:
+    """Semantic version -> the extra records beyond the canonical one (lowest number)."""
+    by_version: dict[str, list[VersionRecord]] = {}
+    for record in sorted(records, key=_mlflow_number):
+        by_version.setdefault(record.version, []).append(record)
+    return {version: found[1:] for version, found in by_version.items() if len(found) > 1}

@@ -26,6 +26,7 @@ from registry_ui.web.models import (
     RunMetric,
     ServiceToken,
     Template,
+    TemplateFlag,
     TemplateVersion,
     VersionSample,
 )
@@ -80,6 +81,13 @@ class RequestCommentAdmin(ReadOnlyAdmin):
 class TemplateAdmin(ReadOnlyAdmin):
     list_display = ("name", "synced_at", "external_production_change")
     search_fields = ("name",)
+
+
+@admin.register(TemplateFlag)
+class TemplateFlagAdmin(ReadOnlyAdmin):
+    list_display = ("template", "version", "kind", "created_at", "resolved_at", "resolved_by")
+    list_filter = ("kind",)
+    list_select_related = ("template",)
 
 
 @admin.register(TemplateVersion)

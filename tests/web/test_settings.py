@@ -79,7 +79,6 @@ def test_it_starts_on_the_embedded_defaults(tmp_path):
 READ_ELSEWHERE = {
     "REGISTRY_UI_VAR_DIR",
     "MLFLOW_HTTP_REQUEST_TIMEOUT",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
 }
 # What settings.py may take from registry_ui.config outside an _env call (VAR_DIR is
 # config's own read of REGISTRY_UI_VAR_DIR, above).

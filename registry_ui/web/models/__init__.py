@@ -15,7 +15,13 @@ from registry_ui.web.models.experiments import (
     ServiceToken,
 )
 from registry_ui.web.models.operations import Batch, Operation
-from registry_ui.web.models.prompts import Stage, Template, TemplateVersion, VersionSample
+from registry_ui.web.models.prompts import (
+    Stage,
+    Template,
+    TemplateFlag,
+    TemplateVersion,
+    VersionSample,
+)
 from registry_ui.web.models.reviews import Approval, PromotionRequest, RequestComment
 
 __all__ = [
@@ -36,6 +42,7 @@ __all__ = [
     "ServiceToken",
     "Stage",
     "Template",
+    "TemplateFlag",
     "TemplateVersion",
     "VersionSample",
 ]

@@ -70,7 +70,17 @@ class Operation(models.Model):
         related_name="operation",
     )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    # Every claim is an attempt, counted here (not per Celery task), so the cap holds
+    # whoever sends the operation; the count also fences a worker whose lease was taken.
     attempts = models.PositiveIntegerField(default=0)
+    # A pending operation is not claimed before this (backoff after a transient failure).
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A running operation belongs to its worker until this; the worker renews it while it
+    # runs, and the sweeper gives back one whose lease ran out (its worker died or hung).
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # A stage move's plan (core.intents.Intent), recorded before its first MLflow write so
+    # a re-run finishes the same move instead of taking its own half for an outside change.
+    intent = models.JSONField(default=dict, blank=True)
     last_error = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -35,6 +35,42 @@ class Template(models.Model):
         return self.name
 
 
+class TemplateFlag(models.Model):
+    """Something about a template a reviewer must look at, raised by a worker or the sync.
+
+    One open flag per template, kind and version (raising it again changes nothing); a
+    reviewer resolves it after checking MLflow.
+    """
+
+    class Kind(models.TextChoices):
+        OUTSIDE_CHANGE = "outside_change", "changed outside registry_ui"
+        WRITE_REFUSED = "write_refused", "a stage move was refused"
+        DUPLICATE_VERSION = "duplicate_version", "a version is registered twice in MLflow"
+        CONTENT_MISMATCH = "content_mismatch", "text no longer matches its content hash"
+
+    template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="flags")
+    version = models.CharField(max_length=40, blank=True)
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    message = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["template", "kind", "version"],
+                condition=Q(resolved_at__isnull=True),
+                name="one_open_flag_per_template_kind_version",
+            )
+        ]
+
+    def __str__(self) -> str:
+        where = f" {self.version}" if self.version else ""
+        return f"{self.template.name}{where}: {self.get_kind_display()}"
+
+
 # Semantic versions in SQL: major, minor and patch are numbers, so 1.10.0 sorts after 1.9.0.
 OLDEST_FIRST = ("major", "minor", "patch")
 NEWEST_FIRST = ("-major", "-minor", "-patch")

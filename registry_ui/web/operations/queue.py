@@ -13,12 +13,14 @@ from django.utils import timezone
 
 from registry_ui.core.errors import BatchRegistrationError
 from registry_ui.core.policy import PolicyError
+from registry_ui.core.records import VersionRecord
 from registry_ui.core.stages import ModelStage
 from registry_ui.prompt_model import get_registry
 from registry_ui.registry import NewVersion
 from registry_ui.web import permissions
 from registry_ui.web.audit import trail
-from registry_ui.web.models import AuditEvent, Batch, Operation
+from registry_ui.web.models import AuditEvent, Batch, Operation, TemplateVersion
+from registry_ui.web.models.prompts import OLDEST_FIRST
 from registry_ui.web.operations import tasks
 from registry_ui.web.operations.worker import close_batch_if_done
 
@@ -30,14 +32,19 @@ def batch_register(
     reason: str = "",
     user=None,
     source: str = AuditEvent.Source.COMMAND,
+    against_mirror: bool = False,
 ) -> Batch | None:
     """File a batch registering these versions; None when every one is registered already.
 
     The whole batch is checked against the registry first, so a refused version refuses
-    the batch and nothing is half applied.
+    the batch and nothing is half applied. ``against_mirror``: checked against the
+    dashboard's mirror instead of MLflow, so a web request makes no MLflow call and files
+    while MLflow is down or slow; the worker checks each version against MLflow before it
+    writes, and a refusal shows on the batch's page.
     """
     registry = get_registry()
-    to_register = registry.plan_registrations(versions)  # raises BatchRegistrationError
+    existing = _mirrored({v.name for v in versions}) if against_mirror else None
+    to_register = registry.plan_registrations(versions, existing=existing)  # may refuse
     if not to_register:
         return None
     with trail.atomic():
@@ -59,6 +66,29 @@ def batch_register(
         _audit_batch(batch, "batch.registration_filed", source, operations)
         tasks.send_after_commit(_firsts_first(operations))
     return batch
+
+
+def _mirrored(names: set[str]) -> dict[str, list[VersionRecord]]:
+    """The mirror's versions of these templates, as the records registration plans compare."""
+    by_name: dict[str, list[VersionRecord]] = {name: [] for name in names}
+    rows = (
+        TemplateVersion.objects.filter(template__name__in=names)
+        .select_related("template")
+        .order_by("template__name", *OLDEST_FIRST)
+    )
+    for row in rows:
+        by_name[row.template.name].append(
+            VersionRecord(
+                name=row.template.name,
+                version=row.version,
+                template=row.text,
+                metadata=row.metadata,
+                stage=ModelStage(row.stage),
+                mlflow_version=row.mlflow_version,
+                content_sha256=row.content_sha256,
+            )
+        )
+    return by_name
 
 
 def batch_transition(

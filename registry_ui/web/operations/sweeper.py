@@ -1,4 +1,4 @@
-"""The sweeper: sends operations left pending, gives back ones stuck running."""
+"""The sweeper: sends operations that are due, takes back ones whose lease ran out."""
 
 from __future__ import annotations
 
@@ -7,26 +7,45 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from registry_ui.web.models import Operation
 
 
 def sweep(*, send: Callable[[Sequence[uuid.UUID]], None], now=None) -> dict[str, int]:
-    """Send operations left pending, and give back ones stuck running past the time limit.
+    """Take back running operations whose lease ran out, and send pending ones that are due.
 
-    ``send`` queues the pending ones now (the sweep_operations task passes its sender).
+    A running operation's worker renews its lease every few seconds; one whose lease ran
+    out belongs to a worker that died, hung or lost its database connection, and is due
+    again at once (its attempt was counted when it was claimed). A pending operation is
+    due when its backoff is over, or, never tried, when it has waited the send grace (its
+    message was probably lost). ``send`` queues them now.
     """
     now = now or timezone.now()
-    stuck_before = now - timedelta(seconds=settings.OPERATION_TIME_LIMIT_SECONDS)
-    reset = Operation.objects.filter(
-        status=Operation.Status.RUNNING, started_at__lt=stuck_before
-    ).update(status=Operation.Status.PENDING, last_error="reset by the sweeper: ran too long")
-    pending_before = now - timedelta(seconds=settings.OPERATION_SEND_GRACE_SECONDS)
-    pending = list(
-        Operation.objects.filter(
-            status=Operation.Status.PENDING, created_at__lt=pending_before
-        ).values_list("id", flat=True)[:1000]
+    taken_back = Operation.objects.filter(
+        Q(lease_expires_at__lt=now)
+        # Rows claimed before leases existed: the time limit stands in for the lease.
+        | Q(
+            lease_expires_at__isnull=True,
+            started_at__lt=now - timedelta(seconds=settings.OPERATION_TIME_LIMIT_SECONDS),
+        ),
+        status=Operation.Status.RUNNING,
+    ).update(
+        status=Operation.Status.PENDING,
+        lease_expires_at=None,
+        next_attempt_at=now,
+        last_error="taken back by the sweeper: its worker stopped renewing its lease",
     )
-    send(pending)
-    return {"reset": reset, "sent": len(pending)}
+    never_tried_before = now - timedelta(seconds=settings.OPERATION_SEND_GRACE_SECONDS)
+    due = list(
+        Operation.objects.filter(
+            Q(next_attempt_at__lte=now)
+            | Q(next_attempt_at__isnull=True, created_at__lt=never_tried_before),
+            status=Operation.Status.PENDING,
+        )
+        .order_by("created_at")
+        .values_list("id", flat=True)[:1000]
+    )
+    send(due)
+    return {"reset": taken_back, "sent": len(due)}

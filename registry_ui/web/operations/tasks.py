@@ -12,8 +12,6 @@ import uuid
 from collections.abc import Sequence
 
 from celery import shared_task
-from celery.utils.time import get_exponential_backoff_interval
-from django.conf import settings
 from django.db import transaction
 
 from registry_ui.web.operations import sweeper, worker
@@ -21,46 +19,49 @@ from registry_ui.web.operations import sweeper, worker
 logger = logging.getLogger("registry_ui.operations")
 
 
-def send_after_commit(operation_ids: Sequence[uuid.UUID]) -> None:
-    """Queue a task per operation once the transaction commits (now, outside one)."""
+def send_after_commit(operation_ids: Sequence[uuid.UUID], countdown: float | None = None) -> None:
+    """Queue a task per operation once the transaction commits (now, outside one).
+
+    ``countdown``: not before this many seconds (a retry waiting out its backoff).
+    """
 
     def send() -> None:
         for operation_id in operation_ids:
             try:
-                run_operation.delay(str(operation_id))
+                _send(str(operation_id), countdown)
             except Exception:  # the broker is down: the sweeper sends it later
                 logger.exception("could not send operation %s; the sweeper will", operation_id)
 
     transaction.on_commit(send)
 
 
-def send_now(operation_ids: Sequence[uuid.UUID]) -> None:
+def send_now(operation_ids: Sequence[uuid.UUID], countdown: float | None = None) -> None:
     for operation_id in operation_ids:
-        run_operation.delay(str(operation_id))
+        _send(str(operation_id), countdown)
+
+
+def _send(operation_id: str, countdown: float | None) -> None:
+    if countdown is None:
+        run_operation.delay(operation_id)
+    else:
+        run_operation.apply_async((operation_id,), countdown=countdown)
 
 
 @shared_task(
     name="registry_ui.web.tasks.run_operation",
-    bind=True,
     acks_late=True,  # safe: running an operation twice records its first effect
     reject_on_worker_lost=True,
-    max_retries=None,  # bounded below, by our own count of transient failures
 )
-def run_operation(self, operation_id: str) -> str:
+def run_operation(operation_id: str) -> str:
+    """Carry out an operation. Retries are counted on the operation's row, not here: a
+    transient failure gives it back due after its backoff, and this task is sent again
+    for then (the sweeper sends it too, if this message is lost)."""
     outcome = worker.run(operation_id, send=send_after_commit)
     if outcome.status == "retry":
-        if self.request.retries >= settings.OPERATION_MAX_RETRIES:
-            worker.give_up(operation_id, error=outcome.detail)
-            return "failed"
-        raise self.retry(countdown=_backoff(self.request.retries), max_retries=None)
+        send_after_commit([operation_id], countdown=outcome.retry_in)
     return outcome.status
 
 
 @shared_task(name="registry_ui.web.tasks.sweep_operations")
 def sweep_operations() -> dict[str, int]:
     return sweeper.sweep(send=send_now)
-
-
-def _backoff(retries: int) -> float:
-    # Celery's own exponential backoff with full jitter, capped at a minute.
-    return get_exponential_backoff_interval(factor=1, retries=retries, maximum=60, full_jitter=True)

@@ -10,28 +10,35 @@
 from __future__ import annotations
 
 import logging
+import random
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from registry_ui.core.errors import RegistryUnavailableError
+from registry_ui.core.errors import ContentMismatchError, RegistryUnavailableError
+from registry_ui.core.intents import Intent, OutsideChangeError
 from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.records import VersionRecord
 from registry_ui.prompt_model import get_registry
 from registry_ui.registry import NewVersion
 from registry_ui.web.audit import trail
 from registry_ui.web.checks.services import ensure_registration_run
-from registry_ui.web.models import AuditEvent, Batch, Operation
+from registry_ui.web.models import AuditEvent, Batch, Operation, TemplateFlag
+from registry_ui.web.prompts.flags import raise_flag
 from registry_ui.web.prompts.mirror import mirror_template
 from registry_ui.web.reviews.execution import (
     check_before_write,
     execute_release,
+    must_finish,
     operation_finished,
 )
 
@@ -44,6 +51,82 @@ class Outcome:
 
     status: str
     detail: str = ""
+    retry_in: float | None = None  # seconds until the next attempt is due ("retry")
+
+
+def retry_delay(attempts: int) -> float:
+    """The pause after ``attempts`` attempts: exponential, capped, with +-20% jitter.
+
+    Jitter spreads the retries of operations that failed together (an MLflow outage)."""
+    base = settings.OPERATION_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0)
+    return min(settings.OPERATION_RETRY_MAX_SECONDS, base) * random.uniform(0.8, 1.2)
+
+
+class Lease:
+    """Keeps the lease of the operation a task runs, renewing it every third of its term.
+
+    A thread of its own renews it (with its own database connection), so a long MLflow
+    call does not let the lease run out; if the task dies, renewals stop and the sweeper
+    gives the operation to another worker once the lease has run out. Renewal and every
+    finish are conditional on the attempt number, which a take-over raises: a worker that
+    lost its operation cannot renew or finish it. If the task fails with an error (the
+    database connection died, say), the operation is given back at once.
+    """
+
+    def __init__(self):
+        self._held: tuple[uuid.UUID, int] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, operation: Operation) -> None:
+        self._held = (operation.id, operation.attempts)
+        if self._thread is None and not current_app.conf.task_always_eager:
+            # In-process (eager) runs have no other worker to hand over to.
+            self._thread = threading.Thread(target=self._renew, daemon=True, name="lease")
+            self._thread.start()
+
+    def _renew(self) -> None:
+        interval = settings.OPERATION_LEASE_SECONDS / 3
+        try:
+            while not self._stop.wait(interval):
+                held = self._held
+                if held is not None:
+                    Operation.objects.filter(
+                        id=held[0], status=Operation.Status.RUNNING, attempts=held[1]
+                    ).update(lease_expires_at=_lease_end())
+        except Exception:
+            logger.exception("could not renew an operation's lease; the sweeper will take it")
+        finally:
+            connection.close()
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if error is not None and self._held is not None:
+            self._give_back(error)
+
+    def _give_back(self, error: BaseException) -> None:
+        operation_id, attempts = self._held
+        try:
+            connection.close()  # it may be the broken one; the next query opens another
+            Operation.objects.filter(
+                id=operation_id, status=Operation.Status.RUNNING, attempts=attempts
+            ).update(
+                status=Operation.Status.PENDING,
+                lease_expires_at=None,
+                next_attempt_at=timezone.now(),
+                last_error=f"the worker stopped: {type(error).__name__}: {error}"[:MAX_TEXT],
+            )
+        except Exception:
+            logger.exception("could not give back operation %s; its lease runs out", operation_id)
+
+
+def _lease_end():
+    return timezone.now() + timedelta(seconds=settings.OPERATION_LEASE_SECONDS)
 
 
 class Busy(Exception):
@@ -51,7 +134,8 @@ class Busy(Exception):
 
 
 def claim(operation_id: str) -> Operation | None:
-    """Move one pending operation to running; None if another worker has it or it is done.
+    """Move one pending operation to running; None if another worker has it, it is done,
+    or its next attempt is not due yet (a retry waits out its backoff).
 
     Raises Busy while an earlier operation on the same template is pending, or another is
     running (the partial unique constraint refuses a second running one): versions of a
@@ -60,8 +144,11 @@ def claim(operation_id: str) -> Operation | None:
     # One plain read answers most messages: the task of a template's first operation carries
     # out the following ones too, so their own messages find them done. Only a pending one
     # is then asked whether it is queued behind an earlier open one (a costlier query).
-    status = Operation.objects.filter(id=operation_id).values_list("status", flat=True).first()
-    if status != Operation.Status.PENDING:
+    now = timezone.now()
+    first = Operation.objects.filter(id=operation_id).values("status", "next_attempt_at").first()
+    if first is None or first["status"] != Operation.Status.PENDING:
+        return None
+    if first["next_attempt_at"] is not None and first["next_attempt_at"] > now:
         return None
     mine = (
         Operation.objects.filter(id=operation_id)
@@ -75,10 +162,16 @@ def claim(operation_id: str) -> Operation | None:
         raise Busy(mine["template_name"])
     try:
         with transaction.atomic():
-            won = Operation.objects.filter(id=operation_id, status=Operation.Status.PENDING).update(
-                status=Operation.Status.RUNNING,
-                attempts=F("attempts") + 1,
-                started_at=timezone.now(),
+            won = (
+                Operation.objects.filter(id=operation_id, status=Operation.Status.PENDING)
+                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+                .update(
+                    status=Operation.Status.RUNNING,
+                    attempts=F("attempts") + 1,
+                    started_at=now,
+                    lease_expires_at=_lease_end(),
+                    next_attempt_at=None,
+                )
             )
     except IntegrityError:
         raise Busy(mine["template_name"]) from None
@@ -115,12 +208,13 @@ CHUNK_OPERATIONS = 25
 CHUNK_SECONDS = 3.0
 
 
-def run(operation_id: str, *, send: Callable[[Sequence[uuid.UUID]], None]) -> Outcome:
+def run(operation_id: str, *, send: Callable[..., None]) -> Outcome:
     """Carry out one operation, then the same template's following ones, in this task.
 
     Versions of a template are written in order, one at a time, so what this task read of
     the template stays true while it goes on: one registry read serves the whole chain
-    and each further version costs one MLflow create call.
+    and each further version costs one MLflow create call. ``send(ids, countdown=None)``
+    queues operations (a retry with the countdown of its backoff).
     """
     # Well inside the task's hard time limit, which kills the task mid-operation.
     deadline = time.monotonic() + min(CHAIN_SECONDS, settings.OPERATION_TIME_LIMIT_SECONDS / 2)
@@ -131,27 +225,30 @@ def run(operation_id: str, *, send: Callable[[Sequence[uuid.UUID]], None]) -> Ou
         # one (and the sweeper re-sends anything left pending).
         return Outcome("busy", "another operation on this template runs or comes first")
     if operation is None:
-        return Outcome("skipped", "not pending: done, cancelled or claimed elsewhere")
-    outcome, go_on, known = _carry_out(operation, known=None, deadline=deadline, send=send)
-    while go_on:
-        following = _next_pending(operation.template_name)
-        if following is None:
-            break
-        if time.monotonic() > deadline:
-            send([following])
-            break
-        try:
-            operation = claim(str(following))
-        except Busy:
-            break  # someone else has the template now
-        if operation is None:
-            break
-        next_outcome, go_on, known = _carry_out(
-            operation, known=known, deadline=deadline, send=send
-        )
-        if next_outcome.status == "retry":
-            # Given back to pending: a task of its own retries it, with backoff and a limit.
-            send([operation.id])
+        return Outcome("skipped", "not pending, or not due yet: done, cancelled or claimed")
+    with Lease() as lease:
+        lease.hold(operation)
+        outcome, go_on, known = _carry_out(operation, known=None, deadline=deadline, send=send)
+        while go_on:
+            following = _next_pending(operation.template_name)
+            if following is None:
+                break
+            if time.monotonic() > deadline:
+                send([following])
+                break
+            try:
+                operation = claim(str(following))
+            except Busy:
+                break  # someone else has the template now
+            if operation is None:
+                break
+            lease.hold(operation)
+            next_outcome, go_on, known = _carry_out(
+                operation, known=known, deadline=deadline, send=send
+            )
+            if next_outcome.status == "retry":
+                # Given back to pending: a task of its own retries it once it is due.
+                send([operation.id], countdown=next_outcome.retry_in)
     return outcome
 
 
@@ -166,8 +263,11 @@ def _carry_out(operation: Operation, *, known, deadline: float, send):
     try:
         result, known = _execute(operation, known)
     except RegistryUnavailableError as error:
-        release(operation, error=str(error))
-        return Outcome("retry", str(error)), False, None
+        return retry_later(operation, error=str(error)), False, None
+    except (OutsideChangeError, ContentMismatchError) as error:
+        _refused(operation, error)
+        finish(operation, status=Operation.Status.FAILED, error=str(error))
+        return Outcome("failed", str(error)), True, None
     except (ValueError, LookupError) as error:  # refused by the registry rules or MLflow
         finish(operation, status=Operation.Status.FAILED, error=str(error))
         return Outcome("failed", str(error)), True, None
@@ -225,20 +325,24 @@ def _register_chunk(head: Operation, *, known, deadline: float, send):
                     )
         _record_finished(head, done)
         _give_back(not_tried)
-        if transient is not None:
-            operation, error = transient
-            if operation is head:
-                release(head, error=error)
-            else:  # still pending: keep the error for its page and its own task
-                Operation.objects.filter(id=operation.id, status=Operation.Status.PENDING).update(
-                    last_error=error[:MAX_TEXT]
-                )
     if transient is None:
         return _outcome_of(done[0]), True, known
     operation, error = transient
     if operation is head:
-        return Outcome("retry", error), False, None
-    send([operation.id])  # a task of its own retries it, with backoff
+        return retry_later(head, error=error), False, None
+    # Still pending (taken with the chunk, its attempt counted): it waits out its backoff,
+    # or fails if that was its last attempt, like a claimed one.
+    if operation.attempts >= settings.OPERATION_MAX_RETRIES:
+        if Operation.objects.filter(id=operation.id, status=Operation.Status.PENDING).update(
+            status=Operation.Status.RUNNING
+        ):
+            finish(operation, status=Operation.Status.FAILED, error=_gave_up(operation, error))
+        return _outcome_of(done[0]), False, None
+    delay = retry_delay(operation.attempts)
+    Operation.objects.filter(id=operation.id, status=Operation.Status.PENDING).update(
+        last_error=error[:MAX_TEXT], next_attempt_at=timezone.now() + timedelta(seconds=delay)
+    )
+    send([operation.id], countdown=delay)
     return _outcome_of(done[0]), False, None
 
 
@@ -335,22 +439,63 @@ def _execute(operation: Operation, known: list[VersionRecord] | None):
     elif operation.kind == Operation.Kind.RELEASE:
         return execute_release(operation), None
     else:
-        if operation.request_id:
-            check_before_write(operation.request)  # PolicyError: the operation fails
-        if operation.kind == Operation.Kind.ROLLBACK:
-            record = registry.rollback(operation.template_name, operation.version)
-        else:
-            record = registry.promote(
-                operation.template_name, operation.version, operation.target_stage
-            )
+        intent = _intent_of(operation, registry)
+        writes = registry.apply_intent(intent)
         known = None  # stages moved: the next operation reads afresh
+        records = registry.gateway.list_versions(operation.template_name)
         mirror_template(
             operation.template_name,
-            registry.gateway.list_versions(operation.template_name),
+            records,
             source=AuditEvent.Source.WORKER,
             actor=operation.batch.actor,
         )
+        record = next(r for r in records if r.version == operation.version)
+        return {
+            "mlflow_version": record.mlflow_version,
+            "stage": record.stage.value,
+            "mlflow_writes": writes,
+        }, known
     return {"mlflow_version": record.mlflow_version, "stage": record.stage.value}, known
+
+
+def _intent_of(operation: Operation, registry) -> Intent:
+    """The stage move's plan: the recorded one on a re-run, else checked, planned and
+    recorded now, before the first MLflow write.
+
+    Only the first run checks the request against the registry (mirroring what it finds as
+    outside changes): a re-run's MLflow state may hold its own first writes, which the
+    recorded plan explains and the re-run completes.
+    """
+    if operation.intent:
+        return Intent.from_json(operation.intent)
+    if operation.request_id:
+        check_before_write(operation.request)  # PolicyError: the operation fails
+    name, version = operation.template_name, operation.version
+    if operation.kind == Operation.Kind.ROLLBACK:
+        intent = registry.plan_rollback(name, version)
+    else:
+        intent = registry.plan_promotion(name, version, operation.target_stage)
+    Operation.objects.filter(id=operation.id).update(intent=intent.to_json())
+    operation.intent = intent.to_json()
+    return intent
+
+
+def _refused(operation: Operation, error: Exception) -> None:
+    """A stage write refused for what someone else did in MLflow: mirror what MLflow has
+    now (the outside change is audited as external), and flag the template."""
+    name = operation.template_name
+    try:
+        mirror_template(
+            name, get_registry().gateway.list_versions(name), source=AuditEvent.Source.EXTERNAL
+        )
+    except RegistryUnavailableError:
+        logger.warning("could not mirror %s after a refused write; the next sync will", name)
+    kind = (
+        TemplateFlag.Kind.CONTENT_MISMATCH
+        if isinstance(error, ContentMismatchError)
+        else TemplateFlag.Kind.WRITE_REFUSED
+    )
+    raise_flag(name, kind, str(error), version=operation.version, actor=operation.batch.actor)
 
 
 def _next_pending(template_name: str):
@@ -376,22 +521,47 @@ def _batch_run_id(batch: Batch, registry) -> str:
     return batch.run_id
 
 
-def release(operation: Operation, *, error: str) -> None:
-    """Give a running operation back (a transient failure): pending again, error kept."""
-    Operation.objects.filter(id=operation.id, status=Operation.Status.RUNNING).update(
-        status=Operation.Status.PENDING, last_error=error[:MAX_TEXT]
+def retry_later(operation: Operation, *, error: str) -> Outcome:
+    """A transient failure: pending again, due after its backoff; failed after the last
+    attempt, unless it must finish (a stage move that may be half written keeps going).
+
+    Conditional on the attempt number: if the sweeper gave this operation to another
+    worker meanwhile, that worker's attempt decides.
+    """
+    attempts = operation.attempts
+    if attempts >= settings.OPERATION_MAX_RETRIES and not must_finish(operation):
+        finish(operation, status=Operation.Status.FAILED, error=_gave_up(operation, error))
+        return Outcome("failed", error)
+    delay = retry_delay(attempts)
+    Operation.objects.filter(
+        id=operation.id, status=Operation.Status.RUNNING, attempts=attempts
+    ).update(
+        status=Operation.Status.PENDING,
+        last_error=error[:MAX_TEXT],
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        lease_expires_at=None,
     )
+    return Outcome("retry", error, retry_in=delay)
+
+
+def _gave_up(operation: Operation, error: str) -> str:
+    return f"gave up after {operation.attempts} attempts; the last error: {error}"
 
 
 def finish(
     operation: Operation, *, status: str, result: dict | None = None, error: str = ""
 ) -> None:
     with trail.atomic():
-        done = Operation.objects.filter(id=operation.id, status=Operation.Status.RUNNING).update(
+        # Conditional on the attempt: a worker whose operation was taken over after its
+        # lease ran out does not finish the new attempt.
+        done = Operation.objects.filter(
+            id=operation.id, status=Operation.Status.RUNNING, attempts=operation.attempts
+        ).update(
             status=status,
             result=result or {},
             last_error=error[:MAX_TEXT],
             finished_at=timezone.now(),
+            lease_expires_at=None,
         )
         if done != 1:
             return
@@ -455,16 +625,6 @@ def _finished_event(operation: Operation, status: str, result: dict, error: str)
         },
         source=AuditEvent.Source.WORKER,
     )
-
-
-def give_up(operation_id: str, *, error: str) -> None:
-    """A transient failure outlasted its retries: the operation fails with the last error."""
-    operation = Operation.objects.select_related("batch").get(id=operation_id)
-    won = Operation.objects.filter(id=operation_id, status=Operation.Status.PENDING).update(
-        status=Operation.Status.RUNNING
-    )
-    if won == 1:
-        finish(operation, status=Operation.Status.FAILED, error=f"gave up after retries: {error}")
 
 
 def close_batch_if_done(batch_id: int) -> None:

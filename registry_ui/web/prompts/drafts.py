@@ -28,8 +28,10 @@ def version_file(
 ) -> Batch:
     """File a one-version batch registering a draft; refused whole with every error.
 
-    NewVersionForm checked it against the mirror first, so bad input never reaches MLflow;
-    batch_register then checks it once more against MLflow itself (one read) and files it.
+    NewVersionForm checked it against the mirror first, so bad input never reaches MLflow.
+    No MLflow call is made here (the page answers while MLflow is down or slow): the batch
+    is checked against the mirror, and the worker checks it against MLflow before writing;
+    a refusal then shows on the batch's page, where the editor sends the author.
     """
     permissions.require(user, "register_version", "registering a version")
     new = NewVersion(name, str(SemVer.parse(version)), template, metadata)
@@ -40,6 +42,7 @@ def version_file(
             reason=reason.strip(),
             user=user,
             source=AuditEvent.Source.DASHBOARD,
+            against_mirror=True,
         )
     except BatchRegistrationError as error:
         raise DraftRefused([(None, problem) for problem in error.errors]) from None

@@ -8,15 +8,20 @@ from __future__ import annotations
 import time
 import uuid
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from registry_ui.core.errors import ContentMismatchError, RegistryUnavailableError
+from registry_ui.core.intents import Intent, OutsideChangeError
 from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.policy import PolicyError, execution_problems
+from registry_ui.core.records import canonical_versions, content_hash
 from registry_ui.prompt_model import get_registry
 from registry_ui.web.audit import trail
 from registry_ui.web.checks import services as version_checks
-from registry_ui.web.models import AuditEvent, Operation, PromotionRequest
+from registry_ui.web.models import AuditEvent, Operation, PromotionRequest, TemplateFlag
+from registry_ui.web.prompts.flags import raise_flag
 from registry_ui.web.prompts.mirror import mirror_template
 from registry_ui.web.reviews.staleness import current_facts, request_facts
 from registry_ui.web.reviews.trail import announce, audit_request, describe
@@ -26,11 +31,26 @@ Kind = PromotionRequest.Kind
 
 
 def check_before_write(request: PromotionRequest, *, approvals: int | None = None) -> None:
-    """Mirror the template from MLflow, then check the policy once more; raises PolicyError."""
+    """Mirror the template from MLflow, then check the policy once more; raises PolicyError.
+
+    The version's text in MLflow must still be the approved one: its content hash is
+    recomputed from the tags and compared with the hash the request was filed with
+    (ContentMismatchError otherwise: edited in MLflow after review, never served by us).
+    """
     name = request.template.name
-    mirror_template(
-        name, get_registry().gateway.list_versions(name), source=AuditEvent.Source.EXTERNAL
-    )
+    records = get_registry().gateway.list_versions(name)
+    mirror_template(name, records, source=AuditEvent.Source.EXTERNAL)
+    version = request.version.version
+    record = next((r for r in canonical_versions(records) if r.version == version), None)
+    if record is not None and (
+        content_hash(record.template, record.metadata) != request.content_sha256
+        or record.content_sha256 != request.content_sha256
+    ):
+        raise ContentMismatchError(
+            f"{name} {version}: its text or metadata in MLflow (MLflow version "
+            f"{record.mlflow_version}) is not the content this request was filed and "
+            "approved for: it was edited in MLflow after review. Nothing was moved"
+        )
     parent = request.release or request
     count = parent.valid_approvals() if approvals is None else approvals
     problems = execution_problems(
@@ -44,6 +64,22 @@ def check_before_write(request: PromotionRequest, *, approvals: int | None = Non
         problems = version_checks.promotion_problems(request, actor=actor)
     if problems:
         raise PolicyError("; ".join(problems))
+
+
+def must_finish(operation: Operation) -> bool:
+    """Whether a failing operation must keep retrying rather than give up: its stage move
+    may be half written (a recorded plan, or a release under way), and only finishing it
+    (or moving the release back) leaves MLflow in step."""
+    if operation.intent:
+        return True
+    if operation.kind != Operation.Kind.RELEASE:
+        return False
+    report = (
+        PromotionRequest.objects.filter(pk=operation.request_id)
+        .values_list("report", flat=True)
+        .first()
+    )
+    return bool(report and (report.get("items") or report.get("phase") == "moving back"))
 
 
 def operation_finished(operation: Operation, *, status: str, error: str = "") -> None:
@@ -92,15 +128,18 @@ RELEASE_SLOT_WAIT_SECONDS = 30.0
 def execute_release(operation: Operation) -> dict:
     """Carry a release out template by template; on a failure move the moved ones back.
 
-    Progress is kept in the release's report, so a re-run after a crash resumes (or
-    finishes moving back) instead of starting over.
+    Progress is kept in the release's report, each item's plan (core.intents) recorded
+    there before its first MLflow write, so a re-run after a crash resumes the same moves
+    (or finishes moving back) instead of starting over. MLflow trouble is ridden out: the
+    operation is retried with backoff until RELEASE_RETRY_BUDGET_SECONDS have passed
+    since the first attempt; only then is the release moved back.
     """
     registry = get_registry()
     release = PromotionRequest.objects.get(pk=operation.request_id)
     report = release.report or {"phase": "applying", "items": {}}
+    report.setdefault("started", time.time())
     items = list(release.items.select_related("template", "version").order_by("id"))
     approvals = release.valid_approvals()
-    failure = report.get("failure")
     if report["phase"] == "applying":
         for item in items:
             key = str(item.pk)
@@ -108,66 +147,103 @@ def execute_release(operation: Operation) -> dict:
                 continue
             name = item.template.name
             try:
-                slot = _claim_slot(operation, item)
-                try:
-                    records = registry.gateway.list_versions(name)
-                    before = {r.version: r.stage.value for r in records}
-                    report["items"][key] = {
-                        "template": name,
-                        "version": item.version.version,
-                        "target": item.target_stage,
-                        "status": "moving",
-                        "before": before,
-                    }
+                _apply_item(operation, release, report, item, approvals, registry)
+            except RegistryUnavailableError as error:
+                if time.time() - report["started"] < settings.RELEASE_RETRY_BUDGET_SECONDS:
                     _save_report(release, report)
-                    check_before_write(item, approvals=approvals)
-                    registry.promote(name, item.version.version, item.target_stage)
-                    mirror_template(
-                        name,
-                        registry.gateway.list_versions(name),
-                        source=AuditEvent.Source.WORKER,
-                        actor=operation.batch.actor,
-                    )
-                except BaseException:
-                    _release_slot(slot, Operation.Status.FAILED)
-                    raise
-                _release_slot(slot, Operation.Status.SUCCEEDED)
-                report["items"][key]["status"] = "moved"
-                _save_report(release, report)
-            except Exception as error:  # any failure moves the release back
-                failure = f"{name} {item.version.version}: {error}"
-                report["items"].setdefault(key, {"template": name})["status"] = "failed"
-                report["items"][key]["error"] = str(error)
-                report["phase"] = "moving back"
-                report["failure"] = failure
-                _save_report(release, report)
+                    raise  # retried with backoff; the item's plan is kept
+                _fail(release, report, key, name, f"MLflow did not answer in time: {error}")
+                break
+            except Exception as error:  # any other failure moves the release back
+                _fail(release, report, key, name, f"{name} {item.version.version}: {error}")
                 break
     if report["phase"] == "moving back":
         for entry in reversed(list(report["items"].values())):
-            if "before" not in entry or entry["status"] == "moved back":
-                continue  # never touched, or already moved back
-            name = entry["template"]
-            registry.restore_stages(name, entry["before"])  # RegistryUnavailable: retried
-            mirror_template(
-                name,
-                registry.gateway.list_versions(name),
-                source=AuditEvent.Source.WORKER,
-                actor=operation.batch.actor,
-            )
-            entry["status"] = "moved back" if entry["status"] != "failed" else "failed, moved back"
-            _save_report(release, report)
+            if "intent" not in entry or entry["status"].endswith(("moved back", "left alone")):
+                continue  # never written, or already moved back
+            _move_back(operation, release, report, entry, registry)
         report["phase"] = "moved back"
         _save_report(release, report)
     if report["phase"] == "moved back":
         _finish_items(release, items, report)
         raise ReleaseFailed(
-            f"release #{release.pk} failed and was moved back: {failure}; "
+            f"release #{release.pk} failed and was moved back: {report.get('failure')}; "
             + ", ".join(f"{e['template']}: {e['status']}" for e in report["items"].values())
         )
     report["phase"] = "done"
     _save_report(release, report)
     _finish_items(release, items, report)
     return {"release": release.pk, "items": len(items)}
+
+
+def _apply_item(operation, release, report, item, approvals, registry) -> None:
+    """Move one item: check and plan it (first time), record the plan, carry it out."""
+    key, name = str(item.pk), item.template.name
+    slot = _claim_slot(operation, item)
+    try:
+        entry = report["items"].get(key)
+        if not entry or "intent" not in entry:
+            check_before_write(item, approvals=approvals)
+            intent = registry.plan_promotion(name, item.version.version, item.target_stage)
+            report["items"][key] = {
+                "template": name,
+                "version": item.version.version,
+                "target": item.target_stage,
+                "status": "moving",
+                "intent": intent.to_json(),
+            }
+            _save_report(release, report)  # the plan, before the first write
+        intent = Intent.from_json(report["items"][key]["intent"])
+        registry.apply_intent(intent)
+        mirror_template(
+            name,
+            registry.gateway.list_versions(name),
+            source=AuditEvent.Source.WORKER,
+            actor=operation.batch.actor,
+        )
+    except BaseException:
+        _release_slot(slot, Operation.Status.FAILED)
+        raise
+    _release_slot(slot, Operation.Status.SUCCEEDED)
+    report["items"][key]["status"] = "moved"
+    _save_report(release, report)
+
+
+def _fail(release, report, key, name, failure: str) -> None:
+    entry = report["items"].setdefault(key, {"template": name})
+    entry["status"] = "failed"
+    entry["error"] = failure
+    report["phase"] = "moving back"
+    report["failure"] = failure
+    _save_report(release, report)
+
+
+def _move_back(operation, release, report, entry, registry) -> None:
+    """Undo what this release wrote to one template; an alias someone else has moved since
+    is left as they set it (and the template flagged). MLflow trouble: retried."""
+    name = entry["template"]
+    intent = Intent.from_json(entry["intent"])
+    undo, foreign = intent.undo(registry.gateway.alias_map(name))
+    try:
+        registry.apply_intent(undo)
+    except OutsideChangeError as error:
+        foreign = [error]
+    mirror_template(
+        name,
+        registry.gateway.list_versions(name),
+        source=AuditEvent.Source.WORKER,
+        actor=operation.batch.actor,
+    )
+    if foreign:
+        note = (
+            f"{name}: an alias was moved outside registry_ui during the release; it was "
+            "left as it is, check it in MLflow"
+        )
+        raise_flag(name, TemplateFlag.Kind.OUTSIDE_CHANGE, note, version=entry.get("version", ""))
+        entry["status"] = f"{entry['status']}, outside change left alone"
+    else:
+        entry["status"] = "moved back" if entry["status"] != "failed" else "failed, moved back"
+    _save_report(release, report)
 
 
 def _finish_items(release, items, report) -> None:
