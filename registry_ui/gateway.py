@@ -779,6 +779,8 @@ class MlflowGateway:
             operation_id=tags.get(TAG_OPERATION_ID),
             registered_by=tags.get(TAG_REGISTERED_BY),
             aliases=aliases,
+            stage_tag=tags.get(TAG_STAGE),
+            legacy_stage=getattr(version, "current_stage", None),
         )
 
 

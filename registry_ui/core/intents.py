@@ -193,3 +193,31 @@ def _find(name: str, records: Sequence[VersionRecord], version: str) -> VersionR
         if record.version == version:
             return record
     raise NotFoundError(f"template {name!r} has no version {version}")
+
+
+@dataclass(frozen=True)
+class MarksOutOfStep:
+    """A version whose stage tag or legacy stage disagrees with what the aliases say."""
+
+    record: VersionRecord
+    stage: ModelStage  # what the aliases say
+    tag_wrong: bool
+    legacy_wrong: bool
+
+
+def marks_out_of_step(records: Sequence[VersionRecord]) -> list[MarksOutOfStep]:
+    """Versions whose stage tag or legacy stage does not follow the aliases.
+
+    A stage move writes the aliases first, then the tags, then the legacy stages: an
+    interrupted one leaves marks behind the aliases, which the sync puts in step. Records
+    read without their marks (None) are skipped, as are duplicates of a version.
+    """
+    found = []
+    for record in canonical_versions(records):
+        if record.stage_tag is None or record.legacy_stage is None:
+            continue
+        tag_wrong = record.stage_tag != record.stage.value
+        legacy_wrong = record.legacy_stage != record.stage.legacy_name
+        if tag_wrong or legacy_wrong:
+            found.append(MarksOutOfStep(record, record.stage, tag_wrong, legacy_wrong))
+    return found

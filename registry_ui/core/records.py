@@ -38,6 +38,10 @@ class VersionRecord:
     operation_id: str | None = None
     registered_by: str | None = None
     aliases: tuple[str, ...] = field(default=())
+    # The stage marks as MLflow has them (None: not read): the tag registry_ui.stage and
+    # MLflow's legacy stage. ``stage`` is what the aliases say; the marks should follow it.
+    stage_tag: str | None = field(default=None, compare=False)
+    legacy_stage: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from registry_ui.web.models import (
     PromotionRequest,
     RequestComment,
     Template,
+    TemplateFlag,
     TemplateVersion,
 )
 from registry_ui.web.reviews import services as reviews
@@ -129,6 +130,9 @@ def world(cast) -> World:
         min_samples=100,
         start_at=timezone.now(),
         stop_at=timezone.now() + timedelta(days=14),
+    )
+    TemplateFlag.objects.create(
+        template=opened, kind="outside_change", message="production moved in MLflow"
     )
     return World(filed, "t/open", "t/rolled", "t/released")
 
@@ -332,6 +336,14 @@ EXPECTED: dict[str, Row] = {
         ).exists(),
         page=lambda w: "/versions/new",
     ),
+    # Reviewers mark a template's flag as checked.
+    "flag_resolve": Row(
+        "post",
+        lambda w: f"/flags/{TemplateFlag.objects.get().pk}/resolve",
+        expect=by_role(SIGN_IN, FORBIDDEN, ALLOWED, FORBIDDEN, ALLOWED, ALLOWED),
+        done=lambda u, w, r: TemplateFlag.objects.get().resolved_by == u.username,
+        page=lambda w: f"/templates/{w.promote}",
+    ),
     # Authors and reviewers retry failed operations (none fails here: nothing to retry).
     "operation_retry": Row(
         "post",
@@ -412,6 +424,7 @@ def snapshot() -> dict:
         "templates": Template.objects.count(),
         "versions": sorted(TemplateVersion.objects.values_list("id", "stage")),
         "audit_events": AuditEvent.objects.count(),
+        "flags": sorted(TemplateFlag.objects.values_list("id", "resolved_by")),
         "experiments": sorted(Experiment.objects.values_list("key", "status")),
         "outcomes": OutcomeEvent.objects.count(),
     }

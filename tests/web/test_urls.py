@@ -34,6 +34,7 @@ ADDRESSES = [
         {"name": "a/b", "version": "1.2.0"},
         "/templates/a/b/-/versions/1.2.0/samples",
     ),
+    ("flag_resolve", {"pk": 5}, "/flags/5/resolve"),
     ("version_create", {}, "/versions/new"),
     ("version_validate", {}, "/versions/validate"),
     ("operation_list", {}, "/operations/"),

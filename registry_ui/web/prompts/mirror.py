@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from registry_ui.core.intents import MarksOutOfStep, marks_out_of_step
 from registry_ui.core.names import to_registered_model_name
-from registry_ui.core.records import VersionRecord
+from registry_ui.core.records import VersionRecord, canonical_versions, duplicate_versions
 from registry_ui.core.stages import ModelStage
 from registry_ui.core.template import parse_template
 from registry_ui.prompt_model import get_registry
 from registry_ui.web.audit import trail
 from registry_ui.web.checks.services import record_registration_runs
-from registry_ui.web.models import AuditEvent, Stage, Template, TemplateVersion
+from registry_ui.web.models import (
+    AuditEvent,
+    Operation,
+    Stage,
+    Template,
+    TemplateFlag,
+    TemplateVersion,
+)
+from registry_ui.web.prompts.flags import raise_flag
 from registry_ui.web.prompts.signals import stages_moved
 
 _HELD_STAGES = (Stage.STAGING, Stage.PRODUCTION)
@@ -37,6 +46,10 @@ def _mirror_template(name, records, *, source, actor):
     template, _ = Template.objects.select_for_update().get_or_create(
         name=name, defaults={"registered_model_name": to_registered_model_name(name)}
     )
+    duplicates = duplicate_versions(records)
+    if duplicates:
+        _flag_duplicates(name, duplicates)
+        records = canonical_versions(records)
     rows = template.versions.all()
     if len(records) <= _FEW_RECORDS:
         # Only rows these records name are compared or changed: a worker mirroring the
@@ -75,6 +88,33 @@ def _mirror_template(name, records, *, source, actor):
     if moves:
         stages_moved.send(sender=Template, template=template, actor=actor, source=source)
     return events
+
+
+def _flag_duplicates(name: str, duplicates: dict[str, list[VersionRecord]]) -> None:
+    """A semantic version registered more than once: the lowest MLflow number is the one
+    registry_ui reads and moves (core.records.canonical_versions); the others are reported
+    once each, and loudly if one holds an alias (MLflow serves it by that alias)."""
+    for version, extras in sorted(duplicates.items()):
+        numbers = ", ".join(r.mlflow_version for r in extras)
+        held = sorted({alias for r in extras for alias in r.aliases})
+        message = (
+            f"{name} {version} is registered more than once in MLflow: registry_ui uses the "
+            f"first registration and ignores MLflow version(s) {numbers}"
+        )
+        if held:
+            message += (
+                f". MLflow version(s) {numbers} hold the alias(es) {', '.join(held)}, so "
+                "programs loading by alias get that copy: move the alias in MLflow or "
+                "delete the copy"
+            )
+        raise_flag(
+            name,
+            TemplateFlag.Kind.DUPLICATE_VERSION,
+            message,
+            version=version,
+            actor="mlflow",
+            source=AuditEvent.Source.EXTERNAL,
+        )
 
 
 def _move(template: Template, row: TemplateVersion, stage: str, actor: str, source: str):
@@ -160,6 +200,10 @@ def _write_new_templates(by_name: dict[str, list[VersionRecord]]) -> int:
     return len(events)
 
 
+def _has_duplicates(records: list[VersionRecord]) -> bool:
+    return len({r.version for r in records}) != len(records)
+
+
 # Templates mirrored per transaction in a full sync: few commits (each one is an fsync on
 # SQLite) without holding row locks on every template for the whole sync.
 _SYNC_CHUNK = 100
@@ -183,22 +227,93 @@ def sync_registry() -> dict[str, int]:
     changed = [
         name
         for name, records in sorted(by_name.items())
-        if {r.version: r.stage.value for r in records} != mirrored.get(name)
+        if {r.version: r.stage.value for r in canonical_versions(records)} != mirrored.get(name)
+        or _has_duplicates(records)
     ]
-    new = [name for name in changed if name not in mirrored]
+    # A template new to the mirror with a duplicated version goes through mirror_template,
+    # which reports the duplicate; the bulk path is for the clean thousands.
+    new = [name for name in changed if name not in mirrored and not _has_duplicates(by_name[name])]
     events = _mirror_new_templates({name: by_name[name] for name in new})
-    changed = [name for name in changed if name in mirrored]
+    changed = [name for name in changed if name not in new]
     for start in range(0, len(changed), _SYNC_CHUNK):
         with trail.atomic():
             for name in changed[start : start + _SYNC_CHUNK]:
                 events += len(
                     mirror_template(name, by_name[name], source=AuditEvent.Source.EXTERNAL)
                 )
+    repaired = reported = 0
+    for name, records in sorted(by_name.items()):
+        out = marks_out_of_step(records)
+        if out:
+            fixed, flagged = reconcile_marks(name, out)
+            repaired, reported = repaired + fixed, reported + flagged
     Template.objects.filter(name__in=list(by_name)).update(synced_at=timezone.now())
     return {
         "templates": len(by_name),
         "versions": sum(len(records) for records in by_name.values()),
         "changed_templates": len(changed),
         "changes": events,
+        "marks_repaired": repaired,
+        "marks_reported": reported,
         "mlflow_calls": gateway.calls - calls_before,
     }
+
+
+def reconcile_marks(name: str, out: list[MarksOutOfStep]) -> tuple[int, int]:
+    """Put stage tags and legacy stages back in step with the aliases where registry_ui
+    left them behind; report the rest. Returns (repaired, reported).
+
+    Ours: a stage tag behind the aliases (only registry_ui writes that tag, after the
+    alias), or a legacy stage on a version one of our recorded stage moves was bringing to
+    that stage (killed between its tag and legacy writes). Anything else, say a legacy
+    stage set in MLflow's UI, is someone else's: flagged and audited as external, and left
+    as it is for a reviewer (programs calling get_latest_versions see it meanwhile).
+    """
+    gateway = get_registry().gateway
+    repaired = reported = 0
+    for item in out:
+        record = item.record
+        if item.tag_wrong or _our_move(name, record.mlflow_version, item.stage):
+            gateway.write_stage_marks(
+                name,
+                record.mlflow_version,
+                item.stage,
+                tag=record.stage_tag,
+                legacy=record.legacy_stage,
+            )
+            trail.record(
+                actor="registry_ui",
+                action="version.marks_repaired",
+                object_type="template_version",
+                object_id=f"{name}@{record.version}",
+                before={"stage_tag": record.stage_tag, "legacy_stage": record.legacy_stage},
+                after={"stage_tag": item.stage.value, "legacy_stage": item.stage.legacy_name},
+                source=AuditEvent.Source.WORKER,
+            )
+            repaired += 1
+        else:
+            raise_flag(
+                name,
+                TemplateFlag.Kind.OUTSIDE_CHANGE,
+                f"{name} {record.version} (MLflow version {record.mlflow_version}) has the "
+                f"legacy stage {record.legacy_stage} in MLflow, but its aliases make it "
+                f"{item.stage}: someone set it outside registry_ui. Programs that call "
+                "get_latest_versions get this version for that stage; set it back in MLflow "
+                f"to {item.stage.legacy_name}, or promote it through a request",
+                version=record.version,
+                actor="mlflow",
+                source=AuditEvent.Source.EXTERNAL,
+            )
+            reported += 1
+    return repaired, reported
+
+
+def _our_move(name: str, number: str, stage: ModelStage) -> bool:
+    """Whether a stage move of ours was bringing MLflow version ``number`` to ``stage``."""
+    return any(
+        intent.get("stages_after", {}).get(number) == stage.value
+        for intent in Operation.objects.filter(template_name=name)
+        .exclude(intent={})
+        .order_by("-created_at")
+        .values_list("intent", flat=True)[:20]
+    )

@@ -19,7 +19,14 @@ from django.http import Http404
 from registry_ui.core.names import SEPARATOR
 from registry_ui.core.semver import Bump, SemVer, declared_bump
 from registry_ui.web.display import Crumb
-from registry_ui.web.models import AuditEvent, PromotionRequest, Stage, Template, TemplateVersion
+from registry_ui.web.models import (
+    AuditEvent,
+    PromotionRequest,
+    Stage,
+    Template,
+    TemplateFlag,
+    TemplateVersion,
+)
 from registry_ui.web.models.prompts import NEWEST_FIRST, OLDEST_FIRST
 
 TEMPLATES_PER_PAGE = 50
@@ -200,6 +207,10 @@ def get_template(name: str) -> Template:
         return Template.objects.get(name=name)
     except Template.DoesNotExist:
         raise Http404(f"no template named {name!r} in the mirror") from None
+
+
+def open_flags(template: Template) -> list[TemplateFlag]:
+    return list(template.flags.filter(resolved_at__isnull=True).order_by("-created_at")[:50])
 
 
 def versions_of(template: Template) -> list[TemplateVersion]:

@@ -15,8 +15,8 @@ from registry_ui.core.diff import compare_templates
 from registry_ui.core.template import TemplateValidationError, parse_template
 from registry_ui.web import display, permissions
 from registry_ui.web.http import see_other
-from registry_ui.web.models import Stage, TemplateVersion
-from registry_ui.web.prompts import preview, samples, selectors
+from registry_ui.web.models import Stage, TemplateFlag, TemplateVersion
+from registry_ui.web.prompts import flags, preview, samples, selectors
 
 
 @login_required
@@ -114,8 +114,21 @@ def template_detail(request, name: str):
             "timeline": timeline,
             "diff_url": _diff_url(template.name, old, new) if old and new else None,
             "may_register": permissions.may_register(request.user),
+            "flags": selectors.open_flags(template),
+            "may_resolve_flags": permissions.has(request.user, "approve_promotion"),
         },
     )
+
+
+@login_required
+@require_POST
+def flag_resolve(request, pk: int):
+    """A reviewer marks a flag as checked; it leaves the template's page (audited)."""
+    try:
+        flag = flags.resolve_flag(request.user, flag_id=pk)
+    except TemplateFlag.DoesNotExist:
+        raise Http404(f"no flag #{pk}") from None
+    return see_other(display.template_url(flag.template.name))
 
 
 def _version_row(name: str, version: TemplateVersion) -> dict:

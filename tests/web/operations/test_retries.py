@@ -38,7 +38,11 @@ def filed(unique_name, monkeypatch, settings):
     settings.OPERATION_RETRY_MAX_SECONDS = 300
     settings.OPERATION_MAX_RETRIES = 4
     sent = []
-    monkeypatch.setattr(operation_tasks, "send_after_commit", lambda ids, countdown=None: sent.append((list(ids), countdown)))  # fmt: skip
+
+    def send_after_commit(ids, countdown=None):
+        sent.append((list(ids), countdown))
+
+    monkeypatch.setattr(operation_tasks, "send_after_commit", send_after_commit)
     name = unique_name()
     batch = queue.batch_register(
         versions=[NewVersion(name, "1.0.0", "Hi {who}", {"author": "alice"})],

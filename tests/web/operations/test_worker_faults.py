@@ -238,7 +238,7 @@ def test_operations_retry_through_an_mlflow_server_restart_and_complete_exactly_
 ):
     server = own_mlflow_server
     configure_mlflow_with_registry(server.url)  # this process files the batch against it
-    worker = start_worker(mlflow_uri=server.url, extra_env=FAIL_FAST_HTTP)
+    start_worker(mlflow_uri=server.url, extra_env=FAIL_FAST_HTTP)
     names = [unique_name(f"r{i}") for i in range(4)]
     batch = queue.batch_register(
         versions=[new for name in names for new in revisions(name, 8)], actor="alice"
