@@ -12,6 +12,10 @@ from django.utils import timezone
 
 from registry_ui.web.models import Operation
 
+# A release holds each template it moves through an operation row of the item's own (its
+# "slot", see reviews.execution): the release's operation owns it, leases and retries it.
+_release_slot = Q(request__release__isnull=False)
+
 
 def sweep(*, send: Callable[[Sequence[uuid.UUID]], None], now=None) -> dict[str, int]:
     """Take back running operations whose lease ran out, and send pending ones that are due.
@@ -23,19 +27,23 @@ def sweep(*, send: Callable[[Sequence[uuid.UUID]], None], now=None) -> dict[str,
     message was probably lost). ``send`` queues them now.
     """
     now = now or timezone.now()
-    taken_back = Operation.objects.filter(
-        Q(lease_expires_at__lt=now)
-        # Rows claimed before leases existed: the time limit stands in for the lease.
-        | Q(
-            lease_expires_at__isnull=True,
-            started_at__lt=now - timedelta(seconds=settings.OPERATION_TIME_LIMIT_SECONDS),
-        ),
-        status=Operation.Status.RUNNING,
-    ).update(
-        status=Operation.Status.PENDING,
-        lease_expires_at=None,
-        next_attempt_at=now,
-        last_error="taken back by the sweeper: its worker stopped renewing its lease",
+    taken_back = (
+        Operation.objects.filter(
+            Q(lease_expires_at__lt=now)
+            # Rows claimed before leases existed: the time limit stands in for the lease.
+            | Q(
+                lease_expires_at__isnull=True,
+                started_at__lt=now - timedelta(seconds=settings.OPERATION_TIME_LIMIT_SECONDS),
+            ),
+            status=Operation.Status.RUNNING,
+        )
+        .exclude(_release_slot)
+        .update(
+            status=Operation.Status.PENDING,
+            lease_expires_at=None,
+            next_attempt_at=now,
+            last_error="taken back by the sweeper: its worker stopped renewing its lease",
+        )
     )
     never_tried_before = now - timedelta(seconds=settings.OPERATION_SEND_GRACE_SECONDS)
     due = list(
@@ -44,6 +52,7 @@ def sweep(*, send: Callable[[Sequence[uuid.UUID]], None], now=None) -> dict[str,
             | Q(next_attempt_at__isnull=True, created_at__lt=never_tried_before),
             status=Operation.Status.PENDING,
         )
+        .exclude(_release_slot)
         .order_by("created_at")
         .values_list("id", flat=True)[:1000]
     )

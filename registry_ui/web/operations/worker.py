@@ -36,6 +36,7 @@ from registry_ui.web.models import AuditEvent, Batch, Operation, TemplateFlag
 from registry_ui.web.prompts.flags import raise_flag
 from registry_ui.web.prompts.mirror import mirror_template
 from registry_ui.web.reviews.execution import (
+    ChangedInMlflow,
     check_before_write,
     execute_release,
     must_finish,
@@ -264,7 +265,7 @@ def _carry_out(operation: Operation, *, known, deadline: float, send):
         result, known = _execute(operation, known)
     except RegistryUnavailableError as error:
         return retry_later(operation, error=str(error)), False, None
-    except (OutsideChangeError, ContentMismatchError) as error:
+    except (OutsideChangeError, ContentMismatchError, ChangedInMlflow) as error:
         _refused(operation, error)
         finish(operation, status=Operation.Status.FAILED, error=str(error))
         return Outcome("failed", str(error)), True, None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.db.models import Q
 from django.utils import timezone
 
 from registry_ui.core.intents import MarksOutOfStep, marks_out_of_step
@@ -67,6 +70,10 @@ def _mirror_template(name, records, *, source, actor):
             events.append(_event(actor, "version.registered", row, None, _state(row), source))
         elif row.stage != record.stage.value:
             moves.append((row, record.stage.value))
+    if moves and source == AuditEvent.Source.EXTERNAL:
+        ours = _moved_by_us(name, [(row.mlflow_version, stage) for row, stage in moves])
+        if ours is not None:  # a sync that came in the middle of one of our stage moves
+            source, actor = AuditEvent.Source.WORKER, ours
     # Rows leave staging and production before any row enters them: the partial unique
     # constraints allow one holder at every moment, even inside this transaction.
     # Rows swapping staging and production (a release moved back) are parked first.
@@ -88,6 +95,27 @@ def _mirror_template(name, records, *, source, actor):
     if moves:
         stages_moved.send(sender=Template, template=template, actor=actor, source=source)
     return events
+
+
+# How far back a stage move of ours may explain what a sync sees: a running or retrying
+# operation, or one finished moments ago whose own mirror has not landed yet.
+_OUR_MOVES_WINDOW = timedelta(minutes=10)
+
+
+def _moved_by_us(name: str, moves: list[tuple[str, str]]) -> str | None:
+    """The actor of our stage move that explains every one of these (MLflow version,
+    stage) moves, or None if any is unexplained (someone else's change)."""
+    recent = timezone.now() - _OUR_MOVES_WINDOW
+    for intent, actor in (
+        Operation.objects.filter(template_name=name)
+        .filter(Q(status__in=["pending", "running"]) | Q(finished_at__gte=recent))
+        .exclude(intent={})
+        .values_list("intent", "batch__actor")
+    ):
+        after = intent.get("stages_after", {})
+        if all(after.get(number) == stage for number, stage in moves):
+            return actor
+    return None
 
 
 def _flag_duplicates(name: str, duplicates: dict[str, list[VersionRecord]]) -> None:

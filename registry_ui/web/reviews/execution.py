@@ -30,6 +30,10 @@ Status = PromotionRequest.Status
 Kind = PromotionRequest.Kind
 
 
+class ChangedInMlflow(PolicyError):
+    """The template's stages moved in MLflow after approval, outside registry_ui."""
+
+
 def check_before_write(request: PromotionRequest, *, approvals: int | None = None) -> None:
     """Mirror the template from MLflow, then check the policy once more; raises PolicyError.
 
@@ -39,7 +43,15 @@ def check_before_write(request: PromotionRequest, *, approvals: int | None = Non
     """
     name = request.template.name
     records = get_registry().gateway.list_versions(name)
-    mirror_template(name, records, source=AuditEvent.Source.EXTERNAL)
+    events = mirror_template(name, records, source=AuditEvent.Source.EXTERNAL)
+    moved = [e for e in events if e.action == "version.stage_changed"]
+    if moved:
+        raise ChangedInMlflow(
+            f"{name}: its stages were changed in MLflow, outside registry_ui, after this "
+            "request was approved ("
+            + ", ".join(f"{e.object_id} {e.before['stage']} -> {e.after['stage']}" for e in moved)
+            + "). Nothing was overwritten; check the change, then file a new request"
+        )
     version = request.version.version
     record = next((r for r in canonical_versions(records) if r.version == version), None)
     if record is not None and (
@@ -193,6 +205,8 @@ def _apply_item(operation, release, report, item, approvals, registry) -> None:
                 "intent": intent.to_json(),
             }
             _save_report(release, report)  # the plan, before the first write
+            # Also on the slot, where the mirror looks to tell our own moves from others'.
+            Operation.objects.filter(pk=slot).update(intent=intent.to_json())
         intent = Intent.from_json(report["items"][key]["intent"])
         registry.apply_intent(intent)
         mirror_template(

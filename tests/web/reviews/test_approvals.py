@@ -21,6 +21,7 @@ from registry_ui.web.models import (
     AuditEvent,
     Operation,
     PromotionRequest,
+    TemplateFlag,
     TemplateVersion,
 )
 from registry_ui.web.operations import tasks as operation_tasks
@@ -315,8 +316,9 @@ def test_the_worker_checks_the_policy_again_against_mlflow(users, unique_name, h
     request.refresh_from_db()
     assert outcome.status == "failed"
     assert request.status == "failed"
-    assert "stages changed since the request was filed" in request.outcome
+    assert "were changed in MLflow, outside registry_ui, after this request" in request.outcome
     assert mlflow_stages(name) == mirror_stages(name) == {"1.0.0": "archived", "1.0.1": "staging"}
+    assert TemplateFlag.objects.filter(template__name=name, kind="write_refused").exists()
     assert AuditEvent.objects.filter(action="request.failed", object_id=str(request.pk)).exists()
 
 
