@@ -211,3 +211,59 @@ def test_an_author_files_a_one_version_batch_that_registers_it(unique_name):
     assert [r.version for r in get_registry().gateway.list_versions(name)] == ["1.0.0"]
     filed = AuditEvent.objects.get(action="batch.registration_filed")
     assert (filed.actor, filed.source) == ("alice", "dashboard")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("in_process_tasks")
+def test_the_editor_files_while_mlflow_is_down_and_the_worker_registers_later(
+    unique_name, mlflow_sqlite_uri, settings
+):
+    from registry_ui.prompt_model import configure_mlflow_with_registry
+    from registry_ui.web.models import Operation
+    from registry_ui.web.operations import worker
+    from tests.support.mlflow_server import free_port
+
+    alice = member("alice", "authors")
+    name = unique_name("offline")
+    configure_mlflow_with_registry(f"http://127.0.0.1:{free_port()}")  # nothing listens
+    try:
+        with transaction.atomic():
+            response = signed_in(alice).post("/versions/new", draft(name, "1.0.0", "Hi {x}"))
+        batch = Batch.objects.get()
+        operation = Operation.objects.get(batch=batch)
+        page = signed_in(alice).get(f"/operations/batches/{batch.pk}")
+    finally:
+        configure_mlflow_with_registry(mlflow_sqlite_uri)
+
+    # Filed without an MLflow call; its first attempt met MLflow down and waits to retry.
+    assert response.status_code == 303
+    assert page.status_code == 200
+    assert (operation.status, operation.attempts) == ("pending", 1)
+    assert operation.next_attempt_at is not None
+    # MLflow is back: the retry registers it.
+    Operation.objects.filter(id=operation.id).update(next_attempt_at=None)
+    worker.run(str(operation.id), send=lambda ids, countdown=None: None)
+    batch.refresh_from_db()
+    assert batch.status == "succeeded"
+    assert [r.version for r in get_registry().gateway.list_versions(name)] == ["1.0.0"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("sqlite_registry_uri", "in_process_tasks")
+def test_a_refusal_only_mlflow_knows_of_shows_on_the_batch_page(unique_name):
+    from registry_ui.prompt_model import PromptModel
+
+    alice = member("alice", "authors")
+    name = unique_name("raced")
+    # Registered in MLflow by another program; the mirror has not seen it yet.
+    PromptModel.register_many([PromptModel(name, "Other {x}", "1.0.0", metadata={})])
+
+    with transaction.atomic():
+        response = signed_in(alice).post("/versions/new", draft(name, "1.0.0", "Mine {x}"))
+
+    batch = Batch.objects.get()
+    assert response.status_code == 303
+    batch.refresh_from_db()
+    assert batch.status == "failed"
+    page = signed_in(alice).get(f"/operations/batches/{batch.pk}")
+    assert "already registered with different content" in page.text
