@@ -238,6 +238,7 @@ def test_the_editor_files_while_mlflow_is_down_and_the_worker_registers_later(
     # Filed without an MLflow call; its first attempt met MLflow down and waits to retry.
     assert response.status_code == 303
     assert page.status_code == 200
+    assert "tries again" in page.text and "127.0.0.1" in page.text  # when, and why
     assert (operation.status, operation.attempts) == ("pending", 1)
     assert operation.next_attempt_at is not None
     # MLflow is back: the retry registers it.
