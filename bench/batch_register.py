@@ -144,7 +144,7 @@ def main() -> None:
         from registry_ui.prompt_model import configure_mlflow_with_registry, get_mlflow_client
         from registry_ui.registry import NewVersion
         from registry_ui.web.models import Batch
-        from registry_ui.web.operations import queue
+        from registry_ui.web.operations import queue as operations
         from tests.support.workers import WorkerProcess, wait_for
 
         call_command("migrate", verbosity=0)
@@ -170,7 +170,7 @@ def main() -> None:
                 for name, version, text in versions("batch")
             ]
             started = time.perf_counter()
-            batch = queue.batch_register(versions=batch_versions, actor="bench")
+            batch = operations.batch_register(versions=batch_versions, actor="bench")
 
             def done() -> bool:
                 batch.refresh_from_db()
