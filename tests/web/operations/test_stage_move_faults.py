@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 import warnings
 from collections import Counter
@@ -226,7 +227,7 @@ def test_a_rollback_killed_at_random_write_boundaries_ends_done(
                 ("1.0.1", "staging"),
                 ("1.0.1", "production"),
             ],
-        )  # noqa: E501
+        )
         since = last_seq()
         hold, first = kill_at(proxy, start_worker, path, method, rng.random() < 0.5)
         request = reviews.file_rollback(
@@ -346,7 +347,7 @@ def test_an_alias_moved_by_another_program_during_the_move_is_refused_and_flagge
     assert request.status == "failed"
     assert "moved outside registry_ui" in request.outcome
     model = plain_client(mlflow_server.url).get_registered_model(to_registered_model_name(name))
-    assert model.aliases == {"staging": 1}  # not overwritten
+    assert model.aliases == {"staging": "1"}  # not overwritten
     flag = TemplateFlag.objects.get(template__name=name)
     assert (flag.kind, flag.version) == ("write_refused", "1.0.2")
     assert AuditEvent.objects.filter(
@@ -391,3 +392,107 @@ def test_an_operation_whose_worker_lost_its_database_connection_is_taken_over(
     assert operation.attempts >= 2, operation.last_error
     assert took <= 30
     assert_converged(mlflow_server.url, [name], since=last_seq())
+
+
+# -- 5. MLflow down, then slow ----------------------------------------------------------------
+
+
+def test_a_release_rides_out_a_short_mlflow_outage(
+    start_worker, proxy, fast, users, mlflow_server, unique_name
+):
+    a, b = unique_name("a"), unique_name("b")
+    template(a, 2, [("1.0.0", "staging")])
+    template(b, 2, [("1.0.0", "staging")])
+    since = last_seq()
+    # The first alias write of the release meets MLflow answering 503 for 8 s.
+    outage = proxy.hold(ALIAS, method="POST", times=1, timeout=30)
+    start_worker(mlflow_uri=proxy.url, extra_env=WORKER_ENV)
+    release = releases.file_release(
+        users["erin"],
+        lines=[ReleaseLine(a, "1.0.1", "staging"), ReleaseLine(b, "1.0.1", "staging")],
+        justification="spring",
+    )
+    approve_all(users, release)
+    assert outage.wait_until_held(60)
+    proxy.fail("/api/2.0/mlflow/", 503, for_seconds=8)
+    outage.release()  # goes on into the outage
+
+    sweep_until(
+        lambda: PromotionRequest.objects.get(pk=release.pk).status != "executing",
+        timeout=90,
+        what="the release after the outage",
+    )
+
+    release.refresh_from_db()
+    assert release.status == "done", (release.outcome, release.report)
+    assert Operation.objects.get(request=release).attempts >= 2
+    assert assert_converged(mlflow_server.url, [a, b], since=since) == {
+        a: {"staging": "1.0.1"},
+        b: {"staging": "1.0.1"},
+    }
+
+
+def test_mlflow_down_for_a_minute_then_slow_for_two_everything_finishes_after_recovery(
+    start_worker, proxy, fast, users, alice, client, mlflow_server, unique_name
+):
+    names = [unique_name(f"slow{i}") for i in range(3)]
+    for name in names:
+        template(name, 1)
+    since = last_seq()
+    patient = {
+        **WORKER_ENV,
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+        "OPERATION_RETRY_MAX_SECONDS": "16",
+        "OPERATION_MAX_RETRIES": "12",
+    }
+    start_worker(mlflow_uri=proxy.url, extra_env=patient)
+    down = proxy.fail("/api/2.0/mlflow/", 503, for_seconds=60)
+    batch = queue.batch_register(
+        versions=[NewVersion(name, "1.0.1", "Hello {x}", {"author": "a"}) for name in names],
+        actor="alice",
+        against_mirror=True,
+    )
+    moves = queue.batch_transition(
+        moves=[(name, "1.0.0", "staging") for name in names], actor="bob"
+    )
+
+    # While MLflow is down: pages and the editor answer, without calling MLflow.
+    client.force_login(alice)
+    gateway = get_registry().gateway  # this process's: what the pages would call MLflow with
+    calls = gateway.calls
+    for page in ["/", f"/templates/{names[0]}", f"/operations/batches/{batch.pk}", "/operations/"]:
+        assert client.get(page).status_code == 200, page
+    response = client.post(
+        "/versions/new",
+        {"name": names[1], "version": "1.1.0", "template": "Hey {x}", "metadata": "{}"},
+    )
+    assert response.status_code == 303
+    assert gateway.calls == calls, "a page or the editor called MLflow"
+    time.sleep(20)
+    # Backing off (1, 2, 4, 8 s, each after ~2 s of read retries): a few attempts, not one
+    # every sweep or every second.
+    attempts = list(Operation.objects.filter(batch=batch).values_list("attempts", flat=True))
+    assert all(2 <= n <= 6 for n in attempts), attempts
+
+    # Then slow: every call answered 5 to 12 s late, for two minutes.
+    wait_for(lambda: down.expired(time.monotonic()), timeout=60, interval=1)
+    proxy.delay(re.compile("create|alias|transition"), 12, for_seconds=120)
+    proxy.delay("/api/2.0/mlflow/", 5, for_seconds=120)
+
+    sweep_until(
+        lambda: (
+            all(
+                b.status in ("succeeded", "failed")
+                for b in Batch.objects.filter(pk__in=[batch.pk, moves.pk])
+            )
+            and not Operation.objects.filter(status__in=["pending", "running"]).exists()
+        ),
+        timeout=420,
+        what="every operation after MLflow recovered",
+    )
+
+    assert set(Batch.objects.values_list("status", flat=True)) == {"succeeded"}
+    tried = Operation.objects.filter(batch__in=[batch, moves]).values_list("attempts", flat=True)
+    assert max(tried) >= 3, list(tried)  # they retried, with backoff, and did not give up
+    holders = assert_converged(mlflow_server.url, names, since=since)
+    assert all(h == {"staging": "1.0.0"} for h in holders.values()), holders
