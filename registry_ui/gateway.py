@@ -77,7 +77,9 @@ HTTP_DEFAULTS = {
 # 11-12 s late). Retries are ours: reads below, writes as operations that first look for
 # their own earlier effect (docs/mlflow-contract.md, "Retries").
 HTTP_MAX_RETRIES = "0"
-# Reads (search_*, get_*) are retried here, after these pauses: they change nothing.
+# Idempotent calls are retried here, after these pauses: reads (search_*, get_*) change
+# nothing, and setting a tag, an alias, a legacy stage or a run's status to a value twice
+# leaves what once does. Creates (versions, runs, models) and log_batch are never repeated.
 READ_RETRY_PAUSES = (0.5, 1.5)
 # search_model_versions accepts up to 200,000 per page; 10,000 keeps each response small.
 _VERSION_PAGE_SIZE = 10_000
@@ -85,7 +87,7 @@ _MODEL_PAGE_SIZE = 1_000
 # `name IN (...)` filters stay well under URL and SQL limits at this size.
 _NAMES_PER_SEARCH = 100
 
-_READS = ("search_", "get_")
+_IDEMPOTENT = ("search_", "get_", "set_", "delete_", "transition_")
 
 _client_lock = threading.Lock()
 _client: MlflowClient | None = None
@@ -196,11 +198,10 @@ class MlflowGateway:
     # -- calls -----------------------------------------------------------------------------
 
     def _call(self, action: str, fn, *args, **kwargs):
-        """One MLflow call, its errors translated; reads are retried on transient errors.
-
-        A write is never repeated here: the caller decides, knowing what it wrote.
+        """One MLflow call, its errors translated; idempotent calls are retried on transient
+        errors. A create is never repeated here: the caller decides, knowing what it wrote.
         """
-        pauses = READ_RETRY_PAUSES if fn.__name__.startswith(_READS) else ()
+        pauses = READ_RETRY_PAUSES if fn.__name__.startswith(_IDEMPOTENT) else ()
         for pause in (*pauses, None):
             try:
                 return self._call_once(action, fn, *args, **kwargs)
