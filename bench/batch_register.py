@@ -179,6 +179,7 @@ def main() -> None:
             wait_for(done, timeout=900, interval=0.1, message="the batch")
             ours_seconds = time.perf_counter() - started
             assert (batch.status, batch.succeeded) == ("succeeded", 500), worker.log()
+            retried = batch.operations.filter(attempts__gt=1).count()
             print(f"workers: 500 versions in {ours_seconds:.1f}s", flush=True)
         finally:
             if worker is not None:
@@ -197,6 +198,7 @@ def main() -> None:
         "mlflow_server": server_model,
         "mlflow_store": store_kind,
         "worker_concurrency": concurrency,
+        "operations_retried": retried,
     }))  # fmt: skip
 
 
