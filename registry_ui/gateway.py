@@ -41,7 +41,8 @@ from registry_ui.core.errors import (
 from registry_ui.core.experiments import tag_name as experiment_tag_name
 from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.names import from_registered_model_name, to_registered_model_name
-from registry_ui.core.records import RunMetrics, VersionRecord
+from registry_ui.core.records import EntryProblem, RunMetrics, VersionRecord
+from registry_ui.core.semver import SemVer
 from registry_ui.core.stages import ModelStage
 
 TAG_PREFIX = "registry_ui."
@@ -333,7 +334,10 @@ class MlflowGateway:
             chunk = registered_names[start : start + _NAMES_PER_SEARCH]
             quoted = ", ".join(f"'{n}'" for n in chunk)
             for version in self._paged_versions(f"name IN ({quoted})"):
-                record = self.to_record(version, alias_map=aliases.get(version.name, {}))
+                try:
+                    record = self.to_record(version, alias_map=aliases.get(version.name, {}))
+                except UnreadableEntry:
+                    continue  # reported by the sync (scan_all); never served or moved
                 if record is not None:
                     by_name[wanted[version.name]].append(record)
         for records in by_name.values():
@@ -363,19 +367,40 @@ class MlflowGateway:
         return maps
 
     def all_versions(self) -> dict[str, list[VersionRecord]]:
-        """Every version of every template (for sync and demo checks)."""
+        """Every readable version of every template (for sync and demo checks)."""
+        return self.scan_all()[0]
+
+    def scan_all(self) -> tuple[dict[str, list[VersionRecord]], list[EntryProblem]]:
+        """Every version of every template, and the entries that cannot be read.
+
+        Two paged searches, whatever the registry's size. An entry registry_ui cannot read
+        (metadata that is not JSON, a version tag that is not a semantic version, a model
+        renamed away from its template's name, text the database cannot store) is returned
+        as a problem, with the reason; every other version is read as usual.
+        """
         by_name: dict[str, list[VersionRecord]] = {}
-        aliases = {
-            model.name: _alias_map(model)
-            for model in self._paged_models(f"tags.`{TAG_KIND}` = '{KIND_PROMPT_TEMPLATE}'")
-        }
+        problems: list[EntryProblem] = []
+        models = list(self._paged_models(f"tags.`{TAG_KIND}` = '{KIND_PROMPT_TEMPLATE}'"))
+        aliases = {model.name: _alias_map(model) for model in models}
         for version in self._paged_versions(f"tags.`{TAG_VERSION}` != ''"):
-            record = self.to_record(version, alias_map=aliases.get(version.name, {}))
+            try:
+                record = self.to_record(version, alias_map=aliases.get(version.name, {}))
+            except UnreadableEntry as error:
+                problems.append(
+                    EntryProblem(
+                        registered_name=version.name,
+                        mlflow_version=str(version.version),
+                        template=(version.tags or {}).get(TAG_TEMPLATE_NAME)
+                        or _template_of(version.name),
+                        problem=str(error),
+                    )
+                )
+                continue
             if record is not None:
                 by_name.setdefault(record.name, []).append(record)
         for records in by_name.values():
             records.sort(key=_semver_key)
-        return by_name
+        return by_name, problems
 
     def _paged_versions(self, filter_string: str) -> Iterator[ModelVersion]:
         token = None
@@ -761,16 +786,17 @@ class MlflowGateway:
         tags.update(version.tags or {})
         if TAG_VERSION not in tags or TAG_TEMPLATE not in tags:
             return None  # a version made outside registry_ui: not a prompt template
+        name, metadata = _readable(version, tags)
         if alias_map is not None:
             number = str(version.version)
             aliases = tuple(sorted(a for a, v in alias_map.items() if v == number))
         else:
             aliases = tuple(getattr(version, "aliases", None) or ())
         return VersionRecord(
-            name=from_registered_model_name(version.name),
+            name=name,
             version=tags[TAG_VERSION],
             template=tags[TAG_TEMPLATE],
-            metadata=json.loads(tags.get(TAG_METADATA) or "{}"),
+            metadata=metadata,
             stage=stage_of(aliases, tags.get(TAG_STAGE)),
             mlflow_version=str(version.version),
             content_sha256=tags.get(TAG_CONTENT_SHA256, ""),
@@ -783,6 +809,59 @@ class MlflowGateway:
             stage_tag=tags.get(TAG_STAGE),
             legacy_stage=getattr(version, "current_stage", None),
         )
+
+
+class UnreadableEntry(ValueError):
+    """A model version carrying our tags that registry_ui cannot read; says why."""
+
+
+def _readable(version: ModelVersion, tags: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """The template name and metadata of a version, or UnreadableEntry with the reason."""
+    number = f"MLflow version {version.version} of {version.name!r}"
+    try:
+        name = from_registered_model_name(version.name)
+    except ValueError:
+        owner = tags.get(TAG_TEMPLATE_NAME)
+        raise UnreadableEntry(
+            f"{number}: the registered model's name does not map to a template name"
+            + (
+                f" (it belongs to template {owner!r}: renamed outside registry_ui?)"
+                if owner
+                else ""
+            )
+        ) from None
+    try:
+        SemVer.parse(tags[TAG_VERSION])
+    except ValueError as error:
+        raise UnreadableEntry(f"{number}: its {TAG_VERSION} tag: {error}") from None
+    try:
+        metadata = json.loads(tags.get(TAG_METADATA) or "{}")
+    except ValueError as error:
+        raise UnreadableEntry(f"{number}: its {TAG_METADATA} tag is not JSON ({error})") from None
+    if not isinstance(metadata, dict):
+        raise UnreadableEntry(f"{number}: its {TAG_METADATA} tag is not a JSON object")
+    for label, text in (("text", tags[TAG_TEMPLATE]), ("metadata", tags.get(TAG_METADATA, ""))):
+        if "\x00" in text:
+            raise UnreadableEntry(
+                f"{number}: its {label} holds a NUL character (U+0000), which the "
+                "dashboard's database cannot store"
+            )
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            code = ord(error.object[error.start])
+            raise UnreadableEntry(
+                f"{number}: its {label} holds a lone surrogate (U+{code:04X}) at character "
+                f"{error.start}, which is not valid Unicode text"
+            ) from None
+    return name, metadata
+
+
+def _template_of(registered_name: str) -> str | None:
+    try:
+        return from_registered_model_name(registered_name)
+    except ValueError:
+        return None
 
 
 def stage_of(aliases: Sequence[str], stage_tag: str | None) -> ModelStage:

@@ -45,6 +45,16 @@ class VersionRecord:
 
 
 @dataclass(frozen=True)
+class EntryProblem:
+    """A registry entry carrying our tags that cannot be read, and why (the sync lists it)."""
+
+    registered_name: str
+    mlflow_version: str | None
+    template: str | None
+    problem: str
+
+
+@dataclass(frozen=True)
 class RunMetrics:
     """The latest metrics of an MLflow run tagged with a template version."""
 

@@ -18,6 +18,7 @@ from registry_ui.web.models import (
     CheckRun,
     Experiment,
     ExperimentVariant,
+    MlflowProblem,
     Operation,
     OutcomeAggregate,
     OutcomeEvent,
@@ -81,6 +82,11 @@ class RequestCommentAdmin(ReadOnlyAdmin):
 class TemplateAdmin(ReadOnlyAdmin):
     list_display = ("name", "synced_at", "external_production_change")
     search_fields = ("name",)
+
+
+@admin.register(MlflowProblem)
+class MlflowProblemAdmin(ReadOnlyAdmin):
+    list_display = ("registered_model_name", "mlflow_version", "first_seen", "resolved_at")
 
 
 @admin.register(TemplateFlag)

@@ -51,6 +51,7 @@ urlpatterns = [
     ),
     path("templates/<path:name>", prompt_views.template_detail, name="template_detail"),
     path("flags/<int:pk>/resolve", prompt_views.flag_resolve, name="flag_resolve"),
+    path("mlflow-problems/", prompt_views.mlflow_problems, name="mlflow_problems"),
     path("versions/new", draft_views.version_create, name="version_create"),
     path("versions/validate", draft_views.version_validate, name="version_validate"),
     path("operations/", operation_views.operation_list, name="operation_list"),

@@ -35,6 +35,7 @@ ADDRESSES = [
         "/templates/a/b/-/versions/1.2.0/samples",
     ),
     ("flag_resolve", {"pk": 5}, "/flags/5/resolve"),
+    ("mlflow_problems", {}, "/mlflow-problems/"),
     ("version_create", {}, "/versions/new"),
     ("version_validate", {}, "/versions/validate"),
     ("operation_list", {}, "/operations/"),

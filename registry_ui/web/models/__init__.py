@@ -16,6 +16,7 @@ from registry_ui.web.models.experiments import (
 )
 from registry_ui.web.models.operations import Batch, Operation
 from registry_ui.web.models.prompts import (
+    MlflowProblem,
     Stage,
     Template,
     TemplateFlag,
@@ -33,6 +34,7 @@ __all__ = [
     "CheckRun",
     "Experiment",
     "ExperimentVariant",
+    "MlflowProblem",
     "Operation",
     "OutcomeAggregate",
     "OutcomeEvent",

@@ -71,6 +71,33 @@ class TemplateFlag(models.Model):
         return f"{self.template.name}{where}: {self.get_kind_display()}"
 
 
+class MlflowProblem(models.Model):
+    """An MLflow entry the sync cannot mirror (quarantined), with the reason; every other
+    template is mirrored meanwhile. Resolved when a later sync reads it again (or it is gone).
+    """
+
+    registered_model_name = models.CharField(max_length=500)
+    mlflow_version = models.CharField(max_length=20, blank=True)  # blank: the whole template
+    template_name = models.CharField(max_length=500, blank=True)
+    problem = models.TextField()
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["registered_model_name", "mlflow_version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["registered_model_name", "mlflow_version"],
+                condition=Q(resolved_at__isnull=True),
+                name="one_open_problem_per_entry",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.registered_model_name} {self.mlflow_version}: {self.problem[:60]}"
+
+
 # Semantic versions in SQL: major, minor and patch are numbers, so 1.10.0 sorts after 1.9.0.
 OLDEST_FIRST = ("major", "minor", "patch")
 NEWEST_FIRST = ("-major", "-minor", "-patch")
@@ -110,6 +137,11 @@ class TemplateVersion(models.Model):
     created_at = models.DateTimeField(null=True, blank=True)
     # Held production at some point: a rollback may bring it back.
     was_production = models.BooleanField(default=False)
+    # Seen by the sync: deleted from MLflow (the row stays, for the audit trail and the
+    # lineage), or its text in MLflow no longer matches the hash it was registered with
+    # (the row keeps the registered text; requests on it cannot be approved).
+    missing_since = models.DateTimeField(null=True, blank=True)
+    tampered_at = models.DateTimeField(null=True, blank=True)
 
     objects = TemplateVersionQuerySet.as_manager()
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from registry_ui.core.intents import MarksOutOfStep, marks_out_of_step
+from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.names import to_registered_model_name
-from registry_ui.core.records import VersionRecord, canonical_versions, duplicate_versions
+from registry_ui.core.records import (
+    EntryProblem,
+    VersionRecord,
+    canonical_versions,
+    content_hash,
+    duplicate_versions,
+)
 from registry_ui.core.stages import ModelStage
 from registry_ui.core.template import parse_template
 from registry_ui.prompt_model import get_registry
@@ -17,6 +25,7 @@ from registry_ui.web.audit import trail
 from registry_ui.web.checks.services import record_registration_runs
 from registry_ui.web.models import (
     AuditEvent,
+    MlflowProblem,
     Operation,
     Stage,
     Template,
@@ -240,17 +249,20 @@ _SYNC_CHUNK = 100
 def sync_registry() -> dict[str, int]:
     """Mirror every template in MLflow; differences not made here are audited as external.
 
-    Reads all versions with paged searches and compares sets of version numbers per
+    Reads all versions with two paged searches and compares sets of version numbers per
     template, so it does not depend on page offsets staying still while it reads. Only
-    templates that differ from the mirror are written.
+    templates that differ from the mirror are written. Every version read is verified: its
+    text must still hash to the hash it was registered with (``verify_template``). One
+    entry that cannot be read or stored is quarantined with its reason (``MlflowProblem``)
+    and every other template is mirrored; only MLflow being unreachable stops a sync.
     """
     gateway = get_registry().gateway
     calls_before = gateway.calls
-    by_name = gateway.all_versions()
+    by_name, problems = gateway.scan_all()
     mirrored: dict[str, dict[str, str]] = {}
-    for name, version, stage in TemplateVersion.objects.values_list(
-        "template__name", "version", "stage"
-    ):
+    for name, version, stage in TemplateVersion.objects.filter(
+        missing_since__isnull=True
+    ).values_list("template__name", "version", "stage"):
         mirrored.setdefault(name, {})[version] = stage
     changed = [
         name
@@ -261,30 +273,234 @@ def sync_registry() -> dict[str, int]:
     # A template new to the mirror with a duplicated version goes through mirror_template,
     # which reports the duplicate; the bulk path is for the clean thousands.
     new = [name for name in changed if name not in mirrored and not _has_duplicates(by_name[name])]
-    events = _mirror_new_templates({name: by_name[name] for name in new})
+    try:
+        with transaction.atomic():
+            events = _mirror_new_templates({name: by_name[name] for name in new})
+    except DatabaseError:  # one entry the database refuses: each template on its own below
+        events, new = 0, []
     changed = [name for name in changed if name not in new]
     for start in range(0, len(changed), _SYNC_CHUNK):
         with trail.atomic():
             for name in changed[start : start + _SYNC_CHUNK]:
-                events += len(
-                    mirror_template(name, by_name[name], source=AuditEvent.Source.EXTERNAL)
-                )
+                try:
+                    with transaction.atomic():  # a savepoint: one template's failure is its own
+                        events += len(
+                            mirror_template(name, by_name[name], source=AuditEvent.Source.EXTERNAL)
+                        )
+                except (DatabaseError, ValueError) as error:
+                    problems.append(_template_problem(name, error))
+    unread = {p.template for p in problems if p.template}
+    deleted = 0
+    for name in sorted(set(mirrored) - set(by_name) - unread):  # the whole model is gone
+        deleted += verify_template(name, [], complete=True)["deleted"]
+    tampered = 0
+    for name, records in sorted(by_name.items()):
+        found = verify_template(name, records, complete=name not in unread)
+        tampered, deleted = tampered + found["tampered"], deleted + found["deleted"]
     repaired = reported = 0
     for name, records in sorted(by_name.items()):
         out = marks_out_of_step(records)
         if out:
             fixed, flagged = reconcile_marks(name, out)
             repaired, reported = repaired + fixed, reported + flagged
+    quarantined = record_problems(problems)
     Template.objects.filter(name__in=list(by_name)).update(synced_at=timezone.now())
     return {
         "templates": len(by_name),
         "versions": sum(len(records) for records in by_name.values()),
         "changed_templates": len(changed),
         "changes": events,
+        "tampered": tampered,
+        "deleted": deleted,
         "marks_repaired": repaired,
         "marks_reported": reported,
+        "quarantined": quarantined,
         "mlflow_calls": gateway.calls - calls_before,
     }
+
+
+def _template_problem(name: str, error: Exception) -> EntryProblem:
+    return EntryProblem(
+        registered_name=to_registered_model_name(name),
+        mlflow_version=None,
+        template=name,
+        problem=f"template {name!r} could not be mirrored: {type(error).__name__}: {error}",
+    )
+
+
+def record_problems(problems: list[EntryProblem]) -> int:
+    """Keep the list of quarantined entries current: new ones audited once, ones a sync can
+    read again resolved (audited too). Returns how many are open."""
+    now = timezone.now()
+    with trail.atomic():
+        open_rows = {
+            (p.registered_model_name, p.mlflow_version): p
+            for p in MlflowProblem.objects.select_for_update().filter(resolved_at__isnull=True)
+        }
+        seen = set()
+        for problem in problems:
+            key = (problem.registered_name[:500], problem.mlflow_version or "")
+            seen.add(key)
+            row = open_rows.get(key)
+            if row is not None:
+                MlflowProblem.objects.filter(pk=row.pk).update(
+                    last_seen=now, problem=problem.problem[:MAX_TEXT]
+                )
+                continue
+            MlflowProblem.objects.create(
+                registered_model_name=key[0],
+                mlflow_version=key[1],
+                template_name=(problem.template or "")[:500],
+                problem=problem.problem[:MAX_TEXT],
+                last_seen=now,
+            )
+            trail.record(
+                actor="mlflow",
+                action="mlflow.entry_quarantined",
+                object_type="mlflow_entry",
+                object_id=f"{key[0]}/{key[1]}".rstrip("/")[:250],
+                before=None,
+                after={"template": problem.template, "problem": problem.problem[:MAX_TEXT]},
+                source=AuditEvent.Source.EXTERNAL,
+            )
+        for key, row in open_rows.items():
+            if key not in seen:
+                MlflowProblem.objects.filter(pk=row.pk).update(resolved_at=now)
+                trail.record(
+                    actor="mlflow",
+                    action="mlflow.entry_readable",
+                    object_type="mlflow_entry",
+                    object_id=f"{key[0]}/{key[1]}".rstrip("/")[:250],
+                    before={"problem": row.problem},
+                    after=None,
+                    source=AuditEvent.Source.EXTERNAL,
+                )
+    return len(seen)
+
+
+def verify_template(name: str, records: list[VersionRecord], *, complete: bool) -> dict:
+    """Check the mirror's versions of a template against what MLflow has now.
+
+    - tampered: a version whose text or metadata in MLflow no longer hashes to the hash it
+      was registered with (the mirror keeps the registered text) is marked, audited as
+      ``version.tampered`` and flagged; restored text clears the mark (audited);
+    - deleted (only when ``records`` are all of the template's versions): a version MLflow
+      no longer has is marked missing, leaves its stage, is audited and flagged; one that
+      comes back is mirrored again, its new text if it was registered anew.
+    Open requests on the template go stale when either happens (its stage epoch moves).
+    """
+    rows = {
+        row.version: row
+        for row in TemplateVersion.objects.filter(template__name=name).select_related("template")
+    }
+    if not rows:
+        return {"tampered": 0, "deleted": 0}
+    found = {"tampered": 0, "deleted": 0}
+    canonical = {r.version: r for r in canonical_versions(records)}
+    touched = False
+    with trail.atomic():
+        for version, row in rows.items():
+            record = canonical.get(version)
+            if record is None:
+                if complete and row.missing_since is None:
+                    _mark_missing(row)
+                    found["deleted"] += 1
+                    touched = True
+                continue
+            served = content_hash(record.template, record.metadata)
+            if row.missing_since is not None:
+                _mark_back(row, record, served)
+                touched = True
+            elif served != row.content_sha256 and row.tampered_at is None:
+                _mark_tampered(row, record, served)
+                found["tampered"] += 1
+                touched = True
+            elif served == row.content_sha256 and row.tampered_at is not None:
+                _clear_tampered(row)
+        if touched:
+            template = Template.objects.select_for_update().get(name=name)
+            template.stage_epoch += 1
+            template.save(update_fields=["stage_epoch"])
+            stages_moved.send(sender=Template, template=template, actor="mlflow", source="external")
+    return found
+
+
+def _mark_missing(row: TemplateVersion) -> None:
+    before = {"stage": row.stage, "mlflow_version": row.mlflow_version}
+    row.missing_since = timezone.now()
+    if row.stage in _HELD_STAGES:
+        row.stage = Stage.ARCHIVED  # MLflow's alias went with the version
+    row.save(update_fields=["missing_since", "stage"])
+    name = row.template.name
+    _audit(row, "version.deleted", before, {"stage": row.stage, "deleted_in_mlflow": True})
+    raise_flag(
+        name,
+        TemplateFlag.Kind.OUTSIDE_CHANGE,
+        f"{name} {row.version} (MLflow version {row.mlflow_version}) was deleted in MLflow, "
+        f"outside registry_ui{' while it held ' + before['stage'] if before['stage'] in _HELD_STAGES else ''}"  # noqa: E501
+        ". Programs loading it get an error; register it again or promote another version",
+        version=row.version,
+        actor="mlflow",
+        source=AuditEvent.Source.EXTERNAL,
+    )
+
+
+def _mark_back(row: TemplateVersion, record: VersionRecord, served: str) -> None:
+    """A version deleted before is in MLflow again: the same content, or a new one."""
+    before = {"mlflow_version": row.mlflow_version, "content_sha256": row.content_sha256}
+    row.missing_since = None
+    row.mlflow_version = record.mlflow_version
+    row.stage = record.stage.value if record.stage.value not in _HELD_STAGES else Stage.DEV
+    fields = ["missing_since", "mlflow_version", "stage"]
+    if served != row.content_sha256:
+        row.text, row.metadata, row.content_sha256 = record.template, record.metadata, served
+        row.variables = list(parse_template(record.template).variables)
+        row.tampered_at = None
+        fields += ["text", "metadata", "content_sha256", "variables", "tampered_at"]
+    row.save(update_fields=fields)
+    after = {"mlflow_version": row.mlflow_version, "content_sha256": row.content_sha256}
+    _audit(row, "version.registered_again", before, after)
+
+
+def _mark_tampered(row: TemplateVersion, record: VersionRecord, served: str) -> None:
+    row.tampered_at = timezone.now()
+    row.save(update_fields=["tampered_at"])
+    name = row.template.name
+    _audit(
+        row,
+        "version.tampered",
+        {"content_sha256": row.content_sha256},
+        {"content_sha256": served, "stored_hash_tag": record.content_sha256},
+    )
+    raise_flag(
+        name,
+        TemplateFlag.Kind.CONTENT_MISMATCH,
+        f"{name} {row.version}: its text or metadata in MLflow (MLflow version "
+        f"{record.mlflow_version}) was changed after it was registered and reviewed; it no "
+        "longer matches its content hash. Programs loading it through registry_ui refuse it; "
+        "requests on it cannot be approved. Register the intended text as a new version",
+        version=row.version,
+        actor="mlflow",
+        source=AuditEvent.Source.EXTERNAL,
+    )
+
+
+def _clear_tampered(row: TemplateVersion) -> None:
+    row.tampered_at = None
+    row.save(update_fields=["tampered_at"])
+    _audit(row, "version.content_restored", None, {"content_sha256": row.content_sha256})
+
+
+def _audit(row: TemplateVersion, action: str, before, after) -> None:
+    trail.record(
+        actor="mlflow",
+        action=action,
+        object_type="template_version",
+        object_id=f"{row.template.name}@{row.version}",
+        before=before,
+        after=after,
+        source=AuditEvent.Source.EXTERNAL,
+    )
 
 
 def reconcile_marks(name: str, out: list[MarksOutOfStep]) -> tuple[int, int]:

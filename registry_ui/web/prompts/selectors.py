@@ -21,6 +21,7 @@ from registry_ui.core.semver import Bump, SemVer, declared_bump
 from registry_ui.web.display import Crumb
 from registry_ui.web.models import (
     AuditEvent,
+    MlflowProblem,
     PromotionRequest,
     Stage,
     Template,
@@ -207,6 +208,14 @@ def get_template(name: str) -> Template:
         return Template.objects.get(name=name)
     except Template.DoesNotExist:
         raise Http404(f"no template named {name!r} in the mirror") from None
+
+
+def open_mlflow_problem_count() -> int:
+    return MlflowProblem.objects.filter(resolved_at__isnull=True).count()
+
+
+def open_mlflow_problems() -> list[MlflowProblem]:
+    return list(MlflowProblem.objects.filter(resolved_at__isnull=True)[:500])
 
 
 def open_flags(template: Template) -> list[TemplateFlag]:

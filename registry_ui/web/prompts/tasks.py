@@ -7,7 +7,7 @@ from celery import shared_task
 from registry_ui.core.errors import RegistryUnavailableError
 from registry_ui.prompt_model import get_registry
 from registry_ui.web.models import AuditEvent
-from registry_ui.web.prompts.mirror import mirror_template, sync_registry
+from registry_ui.web.prompts.mirror import mirror_template, sync_registry, verify_template
 
 
 @shared_task(
@@ -20,9 +20,11 @@ from registry_ui.web.prompts.mirror import mirror_template, sync_registry
 def sync_template(name: str) -> int:
     """Mirror one template now (a webhook said it changed); returns the changes seen."""
     records = get_registry().gateway.list_versions(name)
-    if not records:
-        return 0
-    return len(mirror_template(name, records, source=AuditEvent.Source.EXTERNAL))
+    changes = (
+        len(mirror_template(name, records, source=AuditEvent.Source.EXTERNAL)) if records else 0
+    )
+    found = verify_template(name, records, complete=True)  # tampered or deleted versions
+    return changes + found["tampered"] + found["deleted"]
 
 
 @shared_task(name="registry_ui.web.tasks.sync_registry_task")

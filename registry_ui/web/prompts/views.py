@@ -45,6 +45,8 @@ def template_list(request):
     template = "registry_ui/prompts/template_list.html"
     if request.htmx and not request.htmx.boosted:
         template += "#template-results"
+    else:
+        context["mlflow_problems"] = selectors.open_mlflow_problem_count()
     return render(request, template, context, status=400 if errors else 200)
 
 
@@ -117,6 +119,17 @@ def template_detail(request, name: str):
             "flags": selectors.open_flags(template),
             "may_resolve_flags": permissions.has(request.user, "approve_promotion"),
         },
+    )
+
+
+@login_required
+@require_GET
+def mlflow_problems(request):
+    """Entries in MLflow the sync could not mirror, with the reason (every other is mirrored)."""
+    return render(
+        request,
+        "registry_ui/prompts/mlflow_problems.html",
+        {"problems": selectors.open_mlflow_problems(), "crumbs": display.crumbs("")},
     )
 
 

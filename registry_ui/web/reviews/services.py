@@ -150,6 +150,14 @@ def file_rollback(
 
 def _create(user, *, kind, template, row, target, justification, required, source):
     label = f"{template.name} {row.version}"
+    if row.missing_since is not None:
+        raise PolicyError(f"{label} was deleted in MLflow: it cannot be promoted")
+    if row.tampered_at is not None:
+        raise PolicyError(
+            f"{label}: its text in MLflow was changed after it was registered (it no longer "
+            "matches its content hash), so it cannot be promoted; register the intended text "
+            "as a new version"
+        )
     already = PromotionRequest.objects.filter(
         version=row, target_stage=target.value, status__in=PromotionRequest.ACTIVE
     ).first()

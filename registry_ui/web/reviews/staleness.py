@@ -70,8 +70,11 @@ def request_facts(request: PromotionRequest) -> RequestFacts:
 def current_facts(request: PromotionRequest) -> CurrentFacts:
     row = TemplateVersion.objects.filter(pk=request.version_id).first()
     epoch = Template.objects.values_list("stage_epoch", flat=True).get(pk=request.template_id)
+    # A version deleted in MLflow, or whose text there no longer matches its hash, is not
+    # the content the request was filed for any more.
+    intact = row is not None and row.missing_since is None and row.tampered_at is None
     return CurrentFacts(
         stage=ModelStage(row.stage) if row else None,
-        content_sha256=row.content_sha256 if row else "",
+        content_sha256=row.content_sha256 if intact else "",
         epoch=epoch,
     )
