@@ -541,15 +541,28 @@ class MlflowGateway:
             TAG_STAGE: ModelStage.DEV.value,
             TAG_REGISTERED_BY: actor,
         }
-        created = self._call(
-            f"register {name!r} {version}",
-            self.client.create_model_version,
-            registered,
-            source=f"runs:/{run_id}/prompts/{registered}/{version}",
-            run_id=run_id,
-            tags=tags,
-            description=str(metadata.get("purpose", ""))[:1000] or None,
-        )
+
+        def create():
+            return self._call(
+                f"register {name!r} {version}",
+                self.client.create_model_version,
+                registered,
+                source=f"runs:/{run_id}/prompts/{registered}/{version}",
+                run_id=run_id,
+                tags=tags,
+                description=str(metadata.get("purpose", ""))[:1000] or None,
+            )
+
+        try:
+            created = create()
+        except RegistryRejectedError as error:
+            if "RESOURCE_DOES_NOT_EXIST" not in str(error.__cause__ and error.__cause__.error_code):
+                raise
+            # The model was deleted (and maybe re-created) since this process made sure of
+            # it: forget it, make sure again, and create (nothing was created the first time).
+            self._known_models.discard(registered)
+            registered = self.ensure_registered_model(name)
+            created = create()
         # create_model_version's answer carries the tags we sent; no second read needed.
         return self.to_record(created, fallback_tags=tags)
 

@@ -8,6 +8,7 @@ No Django here; MLflow only through the gateway.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -22,6 +23,8 @@ from registry_ui.core.intents import Intent, OutsideChangeError, plan_promotion,
 from registry_ui.core.records import VersionRecord, canonical_versions, content_hash
 from registry_ui.core.semver import SemVer, VersionBumpError, check_bump
 from registry_ui.core.stages import ModelStage
+
+logger = logging.getLogger("registry_ui.registry")
 
 
 @dataclass(frozen=True)
@@ -283,6 +286,8 @@ class TemplateRegistry:
             record = self.gateway.get_version(name, str(SemVer.parse(version)))
         else:
             record = self.gateway.get_by_stage(name, ModelStage.parse(key[2]))
+        # Never serve text edited in MLflow after registration: its hash gives it away.
+        _verify_content(record)
         value = build(record) if build else record
         with self._cache_lock:
             self._cache[key] = (time.monotonic() + self.cache_ttl, value)
@@ -313,6 +318,12 @@ class TemplateRegistry:
 def _verify_content(record: VersionRecord) -> None:
     """Refuse a version whose text or metadata no longer hashes to its stored hash."""
     if content_hash(record.template, record.metadata) != record.content_sha256:
+        logger.error(
+            "refusing %s %s (MLflow version %s): its content does not match its hash",
+            record.name,
+            record.version,
+            record.mlflow_version,
+        )
         raise ContentMismatchError(
             f"{record.name} {record.version} (MLflow version {record.mlflow_version}): its "
             "text or metadata in MLflow no longer matches the content hash recorded when it "

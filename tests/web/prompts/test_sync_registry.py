@@ -62,3 +62,83 @@ def test_a_second_sync_with_nothing_changed_records_nothing(sqlite_registry_uri,
     call_command("sync_registry")
 
     assert AuditEvent.objects.count() == events
+
+
+# -- entries registry_ui cannot read ----------------------------------------------------------
+
+
+@pytest.fixture
+def server_registry(mlflow_server):
+    """A real `mlflow server` (the runtime path); this process pointed at it."""
+    from registry_ui.prompt_model import configure_mlflow_with_registry
+
+    configure_mlflow_with_registry(mlflow_server.url)
+    yield MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
+
+
+def break_one(client, name: str, how: str) -> str:
+    """Register ``name`` 1.0.0 with registry_ui, then damage it in MLflow as ``how`` says;
+    returns the registered model's name afterwards."""
+    from registry_ui.core.names import to_registered_model_name
+
+    PromptModel(name, "Hi {who}", "1.0.0").register()
+    registered = to_registered_model_name(name)
+    if how == "metadata not json":
+        client.set_model_version_tag(registered, "1", "registry_ui.metadata", "{not json")
+    elif how == "version v2":
+        client.set_model_version_tag(registered, "1", "registry_ui.version", "v2")
+    elif how == "version 1.0":
+        client.set_model_version_tag(registered, "1", "registry_ui.version", "1.0")
+    elif how == "renamed with spaces":
+        renamed = f"{registered} renamed copy"
+        client.rename_registered_model(registered, renamed)
+        return renamed
+    elif how == "NUL in text":
+        client.set_model_version_tag(registered, "1", "registry_ui.template", "Hi\x00 {who}")
+    return registered
+
+
+KINDS = ["metadata not json", "version v2", "version 1.0", "renamed with spaces", "NUL in text"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sync_mirrors_every_healthy_template_around_five_kinds_of_broken_entries(
+    server_registry, unique_name, capsys, client, bob
+):
+    from registry_ui.web.models import MlflowProblem
+
+    healthy = unique_name("healthy")
+    PromptModel(healthy, "Hello {who}", "1.0.0").register()
+    broken = {how: break_one(server_registry, unique_name("broken"), how) for how in KINDS}
+    try:
+        call_command("sync_registry")  # exits 0: a CommandError would raise here
+
+        out = capsys.readouterr().out
+        assert "entries left out (see MLflow problems)" in out
+        assert TemplateVersion.objects.filter(template__name=healthy).exists()
+        problems = {p.registered_model_name: p.problem for p in MlflowProblem.objects.all()}
+        for how, registered in broken.items():
+            assert registered in problems, how
+        assert "is not JSON" in problems[broken["metadata not json"]]
+        assert "'v2' is not a semantic version" in problems[broken["version v2"]]
+        assert "'1.0' is not a semantic version" in problems[broken["version 1.0"]]
+        assert "does not map to a template name" in problems[broken["renamed with spaces"]]
+        assert "NUL character" in problems[broken["NUL in text"]]
+        quarantined = AuditEvent.objects.filter(action="mlflow.entry_quarantined")
+        assert quarantined.count() >= len(KINDS)
+        client.force_login(bob)
+        page = client.get("/mlflow-problems/")
+        assert page.status_code == 200 and "NUL character" in page.text
+        assert "could not be mirrored" in client.get("/").text
+
+        # Fixed in MLflow: the next sync reads it and resolves the problem.
+        server_registry.set_model_version_tag(
+            broken["version v2"], "1", "registry_ui.version", "1.0.0"
+        )
+        call_command("sync_registry")
+        assert not MlflowProblem.objects.filter(
+            registered_model_name=broken["version v2"], resolved_at__isnull=True
+        ).exists()
+    finally:  # the server outlives this test: leave nothing broken for the others
+        for registered in broken.values():
+            server_registry.delete_registered_model(registered)

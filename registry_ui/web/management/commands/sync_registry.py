@@ -5,7 +5,11 @@ from registry_ui.web.prompts.mirror import sync_registry
 
 
 class Command(BaseCommand):
-    help = "Mirror every template and version from MLflow; audit changes made outside."
+    help = (
+        "Mirror every template and version from MLflow; audit changes made outside. Exits 0 "
+        "even when some entries cannot be read (they are listed on the MLflow problems "
+        "page); non-zero only when MLflow cannot be reached."
+    )
 
     def handle(self, *args, **options):
         try:
@@ -13,6 +17,8 @@ class Command(BaseCommand):
         except RegistryError as error:
             raise CommandError(f"sync failed: {error}") from error
         self.stdout.write(
-            "synced {templates} templates, {versions} versions: {changes} changes "
+            "synced {templates} templates, {versions} versions: {changes} changes, "
+            "{tampered} tampered, {deleted} deleted, {marks_repaired} stage marks repaired, "
+            "{quarantined} entries left out (see MLflow problems) "
             "({mlflow_calls} MLflow calls)".format(**summary)
         )
