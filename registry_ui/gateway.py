@@ -32,6 +32,7 @@ from mlflow.tracking import MlflowClient
 
 from registry_ui import config
 from registry_ui.core.errors import (
+    AmbiguousVersionError,
     NameCollisionError,
     NotFoundError,
     RegistryError,
@@ -450,6 +451,13 @@ class MlflowGateway:
         ]
         if not records:
             raise NotFoundError(f"template {name!r} has no version {version}")
+        if len(records) > 1:
+            numbers = ", ".join(sorted((r.mlflow_version for r in records), key=int))
+            raise AmbiguousVersionError(
+                f"template {name!r} version {version} is registered more than once in MLflow "
+                f"(MLflow versions {numbers}): refusing to guess which one to serve. Delete the "
+                "copy in MLflow, or load by stage or by MLflow version number"
+            )
         return records[0]
 
     def get_mlflow_version(self, name: str, number: str) -> VersionRecord:

@@ -34,3 +34,7 @@ class NotFoundError(RegistryError, LookupError):
 
 class ContentMismatchError(RegistryError, ValueError):
     """A version's text or metadata no longer matches the content hash it was registered with."""
+
+
+class AmbiguousVersionError(RegistryError, LookupError):
+    """A semantic version is registered more than once in MLflow: a pin cannot choose."""

@@ -291,3 +291,19 @@ def test_the_sync_puts_back_marks_registry_ui_left_behind_and_reports_others(
     sweeper.sweep(send=lambda ids: None)
     worker.run(operation_id, send=lambda ids, countdown=None: None)
     assert PromotionRequest.objects.get(pk=request.pk).status == "done"
+
+
+def test_a_pin_on_a_version_registered_twice_refuses_to_guess(unique_name):
+    from registry_ui.core.errors import AmbiguousVersionError
+
+    name = unique_name()
+    template(name, ["A {x}"])
+    registered = to_registered_model_name(name)
+    client = plain_client()
+    copy = client.get_model_version(registered, "1")
+    impostor = dict(copy.tags, **{"registry_ui.template": "Impostor {x}"})
+    client.create_model_version(registered, source=copy.source, run_id=copy.run_id, tags=impostor)
+    get_registry().invalidate()
+
+    with pytest.raises(AmbiguousVersionError, match="refusing to guess"):
+        PromptModel.load_from_registry(name, version="1.0.0")
