@@ -16,10 +16,11 @@ Usable in any Python process (a runtime service, a notebook, CI) without Django:
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from registry_ui.core.checks import CaseResult, case_set_size_problem, run_version_cases
 from registry_ui.core.diff import compare_templates
@@ -43,6 +44,8 @@ __all__ = [
     "get_registry",
 ]
 
+
+logger = logging.getLogger("registry_ui.prompt_model")
 
 _registry_lock = threading.Lock()
 _registry: TemplateRegistry | None = None
@@ -182,29 +185,62 @@ class PromptModel:
             model._apply(by_key[(model.name, model.version)])
         return list(models)
 
-    def promote_to_staging(self) -> PromptModel:
-        return self._promote(ModelStage.STAGING)
+    def promote_to_staging(self, *, break_glass: bool = False, reason: str = "") -> Any:
+        """Move this version to staging, or file a request for it (see ``_promote``)."""
+        return self._promote(ModelStage.STAGING, break_glass=break_glass, reason=reason)
 
-    def promote_to_production(self) -> PromptModel:
-        return self._promote(ModelStage.PRODUCTION)
+    def promote_to_production(self, *, break_glass: bool = False, reason: str = "") -> Any:
+        """Move this version to production, or file a request for it (see ``_promote``)."""
+        return self._promote(ModelStage.PRODUCTION, break_glass=break_glass, reason=reason)
 
-    def _promote(self, target: ModelStage) -> PromptModel:
+    def _promote(self, target: ModelStage, *, break_glass: bool, reason: str) -> Any:
+        """Governed by the dashboard where one is deployed (a governor is installed, see
+        ``govern_promotions``): the promotion is filed as a request for review and the
+        request is returned; nothing moves until reviewers approve it. Outside a dashboard
+        deployment, or with ``break_glass=True`` and a ``reason``, the move is made now and
+        this model returned; a break-glass move is audited and flagged for review.
+        """
+        if break_glass:
+            reason = _break_glass_reason(reason)
+        elif _governor is not None:
+            filed = _governor.promotion(self.name, self.version, target)
+            if filed is not None:
+                return filed
         record = get_registry().promote(self.name, self.version, target)
         self._apply(record)
+        if break_glass:
+            _announce_break_glass(self.name, self.version, target, reason)
         return self
 
     @staticmethod
     def transition_many(
         moves: Iterable[tuple[str, str, ModelStage | str] | tuple[PromptModel, ModelStage | str]],
-    ) -> list[PromptModel]:
-        """Promote several versions: (name, version, stage) triples or (model, stage) pairs."""
+        *,
+        break_glass: bool = False,
+        reason: str = "",
+    ) -> list[Any]:
+        """Promote several versions: (name, version, stage) triples or (model, stage) pairs.
+
+        Governed like promote_to_staging(): where a dashboard governs promotions, each move
+        is filed as a request and the requests are returned.
+        """
         triples = []
         for move in moves:
             if isinstance(move[0], PromptModel):
-                triples.append((move[0].name, move[0].version, move[1]))
+                triples.append((move[0].name, move[0].version, ModelStage.parse(move[1])))
             else:
-                triples.append(tuple(move))
+                name, version, stage = move
+                triples.append((name, version, ModelStage.parse(stage)))
+        if break_glass:
+            reason = _break_glass_reason(reason)
+        elif _governor is not None:
+            filed = [_governor.promotion(name, version, stage) for name, version, stage in triples]
+            if all(request is not None for request in filed):
+                return filed
         records = get_registry().transition_many(triples)
+        if break_glass:
+            for name, version, stage in triples:
+                _announce_break_glass(name, version, stage, reason)
         return [PromptModel._from_record(record) for record in records]
 
     def get_lineage(self) -> list[dict[str, Any]]:
@@ -276,6 +312,44 @@ def _check_metadata(metadata: dict[str, Any]) -> None:
             case_set_size_problem(metadata)
             or f"metadata is {len(encoded):,} characters as JSON: at most "
             f"{MAX_METADATA_JSON_LENGTH:,} are kept"
+        )
+
+
+class PromotionGovernor(Protocol):
+    """What a dashboard deployment installs to govern the library's promotions."""
+
+    def promotion(self, name: str, version: str, target: ModelStage) -> Any | None:
+        """File the promotion as a request and return it; None: not governed, move now."""
+
+    def break_glass(self, name: str, version: str, target: ModelStage, reason: str) -> None:
+        """Audit and flag a move made without review."""
+
+
+_governor: PromotionGovernor | None = None
+
+
+def govern_promotions(governor: PromotionGovernor | None) -> None:
+    """Install (or remove, with None) the governor of PromptModel's promotions."""
+    global _governor
+    _governor = governor
+
+
+def _break_glass_reason(reason: str) -> str:
+    reason = str(reason or "").strip()
+    if not reason:
+        raise ValueError(
+            "break_glass=True moves a stage without review, so it needs reason='...' saying "
+            "why; the move is audited with it and flagged for reviewers"
+        )
+    return reason
+
+
+def _announce_break_glass(name: str, version: str, target: ModelStage, reason: str) -> None:
+    if _governor is not None:
+        _governor.break_glass(name, version, target, reason)
+    else:
+        logger.warning(
+            "break-glass promotion of %s %s to %s without review: %s", name, version, target, reason
         )
 
 

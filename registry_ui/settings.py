@@ -359,6 +359,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(EXPERIMENT_LOG_INTERVAL_SECONDS),
     },
 }
+# PromptModel.promote_*() in a process of this deployment files a request for review (as the
+# account REGISTRY_UI_LIBRARY_USER) instead of moving the stage; false: moves as before.
+GOVERN_LIBRARY_PROMOTIONS = _env_bool("GOVERN_LIBRARY_PROMOTIONS", True)
+LIBRARY_USER = _env_str("REGISTRY_UI_LIBRARY_USER")
 # Shared with MLflow's webhook (create_webhook(..., secret=...)); unset: webhooks refused.
 MLFLOW_WEBHOOK_SECRET = _env_str("MLFLOW_WEBHOOK_SECRET")
 

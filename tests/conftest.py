@@ -66,6 +66,9 @@ def no_required_metadata(settings):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("REGISTRY_UI_REQUIRED_METADATA", NO_POLICY)
         settings.REQUIRED_METADATA = MetadataPolicy.none()
+        # The library's own semantics (PromptModel moving stages) are what most tests use;
+        # tests/web/reviews/test_library_governed.py turns the dashboard's governing on.
+        settings.GOVERN_LIBRARY_PROMOTIONS = False
         yield
 
 

@@ -23,6 +23,12 @@ class WebConfig(AppConfig):
 
         signin.connect_signals()
 
+        # PromptModel's promotions are filed as requests where the dashboard is deployed.
+        from registry_ui.prompt_model import govern_promotions
+        from registry_ui.web.reviews.library import DashboardGovernor
+
+        govern_promotions(DashboardGovernor())
+
         # The role groups follow every migrate (and every test-database flush).
         post_migrate.connect(_sync_role_groups, sender=self)
 

@@ -47,6 +47,7 @@ class TemplateFlag(models.Model):
         WRITE_REFUSED = "write_refused", "a stage move was refused"
         DUPLICATE_VERSION = "duplicate_version", "a version is registered twice in MLflow"
         CONTENT_MISMATCH = "content_mismatch", "text no longer matches its content hash"
+        BREAK_GLASS = "break_glass", "moved without review (break glass)"
 
     template = models.ForeignKey(Template, on_delete=models.CASCADE, related_name="flags")
     version = models.CharField(max_length=40, blank=True)
