@@ -98,12 +98,12 @@ def load_demo_templates() -> dict[str, int]:
         for version, _, _, path in versions
     }
     for model in models:
+        stage = model.stage
         for target in stages_by_key[(model.name, model.version)]:
-            # A run that stopped half way resumes: only moves still ahead are made.
-            if target == "staging" and model.stage == ModelStage.DEV:
-                model.promote_to_staging()
-            elif target == "production" and model.stage == ModelStage.STAGING:
-                model.promote_to_production()
+            # A run that stopped half way resumes: only moves still ahead are made. The demo
+            # sets up a history, so it moves stages itself rather than filing requests.
+            if (target, stage) in (("staging", ModelStage.DEV), ("production", ModelStage.STAGING)):
+                stage = get_registry().promote(model.name, model.version, target).stage
             else:
                 continue
             # The dashboard reads the mirror; it sees each move, as the sync would, so it
