@@ -103,6 +103,17 @@ def _mirror_template(name, records, *, source, actor):
     trail.record_many(events)
     if moves:
         stages_moved.send(sender=Template, template=template, actor=actor, source=source)
+    held = [(row, stage) for row, stage in moves if stage in _HELD_STAGES]
+    if source == AuditEvent.Source.EXTERNAL and held:
+        shown = ", ".join(f"{row.version} to {stage}" for row, stage in held)
+        raise_flag(
+            name,
+            TemplateFlag.Kind.OUTSIDE_CHANGE,
+            f"{name}: stages were moved in MLflow outside registry_ui ({shown}), without "
+            "review. Check the change; move it back or file a request for it",
+            actor="mlflow",
+            source=AuditEvent.Source.EXTERNAL,
+        )
     return events
 
 

@@ -99,7 +99,8 @@ def template(name: str, count: int, moves=()) -> None:
     mirror_template(name, get_registry().gateway.list_versions(name), source="external")
     for version, target in moves:
         get_registry().promote(name, version, target)
-        mirror_template(name, get_registry().gateway.list_versions(name), source="external")
+        # Setting up a history, as the workers would have made it: not an outside change.
+        mirror_template(name, get_registry().gateway.list_versions(name), source="worker")
 
 
 def approve_all(users, request: PromotionRequest) -> None:

@@ -62,7 +62,8 @@ def template(name, texts, stages=()):
     mirror_template(name, get_registry().gateway.list_versions(name), source="external")
     for version, target in stages:
         get_registry().promote(name, version, target)
-        mirror_template(name, get_registry().gateway.list_versions(name), source="external")
+        # Setting up a history, as the workers would have made it: not an outside change.
+        mirror_template(name, get_registry().gateway.list_versions(name), source="worker")
 
 
 def approved(users, name, version, target, held):
@@ -227,8 +228,9 @@ def test_an_alias_moved_by_another_program_after_planning_is_refused_not_overwri
     assert request.status == "failed"
     assert "the staging alias" in request.outcome and "moved outside registry_ui" in request.outcome
     assert get_registry().gateway.alias_map(name)["staging"] == "1"  # not overwritten
-    flag = TemplateFlag.objects.get(template__name=name)
-    assert flag.kind == "write_refused" and flag.version == "1.0.2"
+    flag = TemplateFlag.objects.get(template__name=name, kind="write_refused")
+    assert flag.version == "1.0.2"
+    assert TemplateFlag.objects.filter(template__name=name, kind="outside_change").exists()
     assert AuditEvent.objects.filter(
         action="version.stage_changed", source="external", object_id=f"{name}@1.0.0"
     ).exists()
@@ -256,7 +258,7 @@ def test_a_version_registered_twice_is_reported_and_only_the_first_is_promoted(
     request.refresh_from_db()
     assert request.status == "done", request.outcome
     assert get_registry().gateway.alias_map(name) == {"staging": first.mlflow_version}
-    assert get_registry().load(name, version="1.0.0").mlflow_version == first.mlflow_version
+    assert get_registry().load(name, stage="staging").mlflow_version == first.mlflow_version
 
 
 def test_the_sync_puts_back_marks_registry_ui_left_behind_and_reports_others(
