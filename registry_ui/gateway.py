@@ -196,6 +196,7 @@ class MlflowGateway:
         self._known_models: set[str] = set()
         self._experiment_id: str | None = None
         self.calls = 0  # MLflow calls made through this gateway, for benchmarks and tests
+        self.untagged: list[tuple[str, str]] = []  # found by the last scan_all()
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -381,6 +382,7 @@ class MlflowGateway:
         """
         by_name: dict[str, list[VersionRecord]] = {}
         problems: list[EntryProblem] = []
+        self.untagged: list[tuple[str, str]] = []  # (template, MLflow version) without tags
         models = list(self._paged_models(f"tags.`{TAG_KIND}` = '{KIND_PROMPT_TEMPLATE}'"))
         aliases = {model.name: _alias_map(model) for model in models}
         for version in self._paged_versions(f"tags.`{TAG_VERSION}` != ''"):
@@ -401,6 +403,22 @@ class MlflowGateway:
                 by_name.setdefault(record.name, []).append(record)
         for records in by_name.values():
             records.sort(key=_semver_key)
+        # A version with none of our tags is not in the search above. The models' newest
+        # version numbers (their latest_versions, read with them) give it away: newer than
+        # every version with our tags means someone added one outside registry_ui.
+        seen = {}
+        for records in by_name.values():
+            for record in records:
+                registered = to_registered_model_name(record.name)
+                seen[registered] = max(seen.get(registered, 0), int(record.mlflow_version))
+        for problem in problems:
+            if problem.mlflow_version and problem.mlflow_version.isdigit():
+                number = int(problem.mlflow_version)
+                seen[problem.registered_name] = max(seen.get(problem.registered_name, 0), number)
+        for model in models:
+            newest = max((int(v.version) for v in model.latest_versions or ()), default=0)
+            if newest > seen.get(model.name, 0) and model.tags.get(TAG_TEMPLATE_NAME):
+                self.untagged.append((model.tags[TAG_TEMPLATE_NAME], str(newest)))
         return by_name, problems
 
     def _paged_versions(self, filter_string: str) -> Iterator[ModelVersion]:

@@ -314,6 +314,17 @@ def sync_registry() -> dict[str, int]:
         if out:
             fixed, flagged = reconcile_marks(name, out)
             repaired, reported = repaired + fixed, reported + flagged
+    for name, number in gateway.untagged:
+        raise_flag(
+            name,
+            TemplateFlag.Kind.OUTSIDE_CHANGE,
+            f"{name}: MLflow version {number} of its registered model carries none of "
+            "registry_ui's tags: it was added outside registry_ui and is not a reviewed "
+            "version. Programs loading that version number get it; delete it in MLflow",
+            version=f"mlflow-{number}",
+            actor="mlflow",
+            source=AuditEvent.Source.EXTERNAL,
+        )
     quarantined = record_problems(problems)
     Template.objects.filter(name__in=list(by_name)).update(synced_at=timezone.now())
     return {

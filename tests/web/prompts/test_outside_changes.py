@@ -139,3 +139,19 @@ def test_a_model_deleted_and_re_created_is_picked_up_without_a_restart(plain, un
         action="version.registered_again", object_id=f"{name}@1.0.0"
     ).exists()
     assert PromptModel.load_from_registry(name, version="1.0.0").template == "New {x}"
+
+
+def test_a_version_added_outside_without_our_tags_is_flagged(plain, unique_name):
+    name = unique_name()
+    PromptModel(name, "Hi {x}", "1.0.0", metadata={"author": "alice"}).register()
+    registered = to_registered_model_name(name)
+    source = plain.get_model_version(registered, "1")
+    plain.create_model_version(registered, source=source.source, run_id=source.run_id)
+
+    sync_registry()
+
+    flag = TemplateFlag.objects.get(template__name=name, kind="outside_change")
+    assert "MLflow version 2" in flag.message and "none of registry_ui's tags" in flag.message
+    assert AuditEvent.objects.filter(
+        action="template.flagged", object_id=name, source="external"
+    ).exists()
