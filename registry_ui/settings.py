@@ -356,7 +356,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Exception texts quote URLs, and URLs may hold passwords: masked before any line is written.
+    "filters": {"redact": {"()": "registry_ui.core.redact.RedactingFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
     "loggers": {
         "registry_ui": {"handlers": ["console"], "level": _env("LOG_LEVEL", _log_level)},
     },
@@ -412,3 +416,11 @@ if NOTIFY_WEBHOOK_URL and not NOTIFY_WEBHOOK_SECRET:
 REQUIRED_METADATA = _env(
     "REGISTRY_UI_REQUIRED_METADATA", _shared_with_library(config.required_metadata)
 )
+
+
+# Audit and sign-in security ------------------------------------------------------------------
+# (docs/security.md). Every variable here is optional for local development.
+
+# Lets a monitoring system run /healthz?deep=1 (MLflow too) without a staff sign-in: it sends
+# "Authorization: Bearer <token>". Empty: only signed-in staff may ask for the deep check.
+HEALTHZ_TOKEN = _env_str("HEALTHZ_TOKEN")

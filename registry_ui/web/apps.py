@@ -4,6 +4,8 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.db.models.signals import post_migrate
 
+from registry_ui.core.redact import redact
+
 logger = logging.getLogger("registry_ui")
 
 
@@ -29,21 +31,10 @@ class WebConfig(AppConfig):
         if settings.CELERY_TASK_ALWAYS_EAGER:
             logger.info("REDIS_URL is unset: background tasks run in-process (no Celery worker)")
         else:
-            logger.info(
-                "background tasks go to Celery on %s", _without_password(settings.REDIS_URL)
-            )
+            logger.info("background tasks go to Celery on %s", redact(settings.REDIS_URL))
 
 
 def _sync_role_groups(sender, **kwargs) -> None:
     from registry_ui.web.auth.roles import sync_groups
 
     sync_groups()
-
-
-def _without_password(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url

@@ -4,6 +4,7 @@ tests/web/auth/test_sign_in.py."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import re._constants as sre  # the stdlib regex parser: to build a path each URL pattern matches
@@ -193,6 +194,23 @@ def test_no_template_has_inline_script_style_or_event_handlers():
 
     assert {path: hits for path, hits in found.items() if hits} == {}
     assert '"includeIndicatorStyles":false' in (ROOT / "templates/base.html").read_text()
+
+
+# --- credentials in output --------------------------------------------------------------
+
+
+def test_log_lines_never_carry_a_password_from_a_url_or_an_option(caplog):
+    # The console handler's filter (settings.LOGGING) runs before the record reaches any
+    # handler further up, caplog's included.
+    logger = logging.getLogger("registry_ui.anywhere")
+
+    with caplog.at_level(logging.WARNING):
+        logger.warning("MLflow at %s failed", "http://svc:S3cretPassw0rd@mlflow:5000")
+        logger.warning("database refused host=db password=hunter2")
+
+    assert "S3cretPassw0rd" not in caplog.text and "hunter2" not in caplog.text
+    assert "MLflow at http://***@mlflow:5000 failed" in caplog.text
+    assert "password=***" in caplog.text
 
 
 # --- production settings -----------------------------------------------------------------
