@@ -6,6 +6,8 @@ message naming the variable (ImproperlyConfigured).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -424,3 +426,29 @@ REQUIRED_METADATA = _env(
 # Lets a monitoring system run /healthz?deep=1 (MLflow too) without a staff sign-in: it sends
 # "Authorization: Bearer <token>". Empty: only signed-in staff may ask for the deep check.
 HEALTHZ_TOKEN = _env_str("HEALTHZ_TOKEN")
+
+
+def _key_list(name: str) -> list[str]:
+    # Comma-separated (keys from secrets.token_urlsafe() hold no comma).
+    return [key.strip() for key in os.environ.get(name, "").split(",") if key.strip()]
+
+
+# The audit chain's HMAC key (registry_ui.web.audit.keys): outside the database, so whoever
+# can write the database cannot rewrite the chain and make it check out. Unset with DEBUG on:
+# derived from SECRET_KEY for local development. Unset with DEBUG off: the system check
+# registry_web.E001 stops migrate and check, and no audit event can be written.
+AUDIT_HMAC_KEY = _env_str("AUDIT_HMAC_KEY")
+if not AUDIT_HMAC_KEY and DEBUG:
+    AUDIT_HMAC_KEY = hmac.new(
+        SECRET_KEY.encode(), b"registry_ui audit chain, development only", hashlib.sha256
+    ).hexdigest()
+# Keys the chain was hashed with before a rotation: verified, never written with.
+AUDIT_HMAC_OLD_KEYS = _env("AUDIT_HMAC_OLD_KEYS", _key_list)
+# Where the chain's head is appended (one JSON line each time it moved), for verify_audit_log
+# to check that no event was removed since. Empty: not published (check --deploy warns).
+AUDIT_HEAD_FILE = _env_str("AUDIT_HEAD_FILE")
+AUDIT_HEAD_EXPORT_SECONDS = _env_int("AUDIT_HEAD_EXPORT_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["publish-audit-head"] = {
+    "task": "registry_ui.web.tasks.publish_audit_head",
+    "schedule": float(AUDIT_HEAD_EXPORT_SECONDS),
+}

@@ -97,6 +97,7 @@ TASK_NAMES = {
     "registry_ui.web.tasks.log_experiment_metrics",
     "registry_ui.web.tasks.log_all_experiment_metrics",
     "registry_ui.web.tasks.import_run_metrics",
+    "registry_ui.web.tasks.publish_audit_head",
 }
 
 

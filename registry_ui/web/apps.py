@@ -17,6 +17,9 @@ class WebConfig(AppConfig):
     def ready(self) -> None:
         # Importing the Celery app here binds @shared_task to it in every process.
         from registry_ui.celery import app  # noqa: F401
+
+        # Importing it registers the system checks on the audit key (registry_web.E001...).
+        from registry_ui.web.audit import keys  # noqa: F401
         from registry_ui.web.auth import signin
 
         # Open requests go stale when the mirror moves their template's stages (its

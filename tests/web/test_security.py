@@ -221,6 +221,8 @@ def production(*command: str, **env) -> subprocess.CompletedProcess:
     environment.update(
         {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(60)},
         ALLOWED_HOSTS="registry.example.com",
+        AUDIT_HMAC_KEY=secrets.token_urlsafe(48),
+        AUDIT_HEAD_FILE="/var/lib/registry_ui/audit/heads.jsonl",
     )
     environment.update(env)
     return subprocess.run(
@@ -262,6 +264,34 @@ def test_production_redirects_to_https_but_healthz_answers_over_http(tmp_path):
     assert result.returncode == 0, result.stderr
     # X-Forwarded-Proto is not trusted by default, so / still redirects.
     assert result.stdout.split() == ["200", "https://testserver/", "301"]
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"AUDIT_HMAC_KEY": ""}, "registry_web.E001"),
+        ({"AUDIT_HMAC_KEY": "short"}, "registry_web.E002"),
+        ({"AUDIT_HEAD_FILE": ""}, "registry_web.W001"),
+    ],
+)
+def test_the_deploy_check_wants_an_audit_key_and_a_head_file(env, named, tmp_path):
+    result = production(
+        "check", "--deploy", "--fail-level", "WARNING", REGISTRY_UI_VAR_DIR=str(tmp_path), **env
+    )
+
+    assert result.returncode != 0
+    assert named in result.stdout + result.stderr
+
+
+def test_the_audit_key_may_not_be_the_secret_key(tmp_path):
+    same = secrets.token_urlsafe(48)
+
+    result = production(
+        "check", REGISTRY_UI_VAR_DIR=str(tmp_path), SECRET_KEY=same, AUDIT_HMAC_KEY=same
+    )
+
+    assert result.returncode != 0
+    assert "registry_web.E003" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
