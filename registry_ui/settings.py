@@ -203,6 +203,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every view needs a signed-in user unless marked @login_not_required (healthz, webhooks).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Names the signed-in user in the audit events of changes to users, groups and permissions.
+    "registry_ui.web.auth.changes.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",

@@ -20,13 +20,15 @@ class WebConfig(AppConfig):
 
         # Importing it registers the system checks on the audit key (registry_web.E001...).
         from registry_ui.web.audit import keys  # noqa: F401
-        from registry_ui.web.auth import signin
+        from registry_ui.web.auth import changes, signin
 
         # Open requests go stale when the mirror moves their template's stages (its
         # stages_moved signal); importing the module connects the receiver.
         from registry_ui.web.reviews import staleness  # noqa: F401
 
         signin.connect_signals()
+        # Users, groups and permissions: audited wherever they change (the admin, the shell).
+        changes.connect_signals()
 
         # The role groups follow every migrate (and every test-database flush).
         post_migrate.connect(_sync_role_groups, sender=self)

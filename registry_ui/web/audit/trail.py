@@ -143,6 +143,10 @@ def lock_chain() -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
 
 
+def has_events() -> bool:
+    return AuditEvent.objects.exists()
+
+
 def _chain_head() -> tuple[int, str]:
     head = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
     return head or (0, GENESIS_HASH)
