@@ -239,8 +239,9 @@ LOGIN_REDIRECT_URL = "template_list"
 LOGOUT_REDIRECT_URL = "login"
 # Refuses sign-ins while throttled on every sign-in page (the admin's too), before the password.
 AUTHENTICATION_BACKENDS = ["registry_ui.web.auth.ThrottledModelBackend"]
-# After this many failed sign-ins for one username, or from one client address, within the
-# window (counted from the first failure), sign-in answers 429 until the window ends.
+# After this many failed sign-ins for one username from one client address within the window
+# (counted from the first failure), sign-in answers 429 until the window ends. The limits per
+# username from anywhere and per address for any username are higher (at the end).
 LOGIN_FAILURE_LIMIT = _env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = _env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
 # A header your proxy sets to the client's address (e.g. X-Real-IP); empty: REMOTE_ADDR.
@@ -454,3 +455,10 @@ CELERY_BEAT_SCHEDULE["publish-audit-head"] = {
     "task": "registry_ui.web.tasks.publish_audit_head",
     "schedule": float(AUDIT_HEAD_EXPORT_SECONDS),
 }
+
+# Sign-in failures (registry_ui.web.auth.signin): besides LOGIN_FAILURE_LIMIT for one username
+# from one address, a username is refused everywhere after this many failures from any
+# addresses, and an address after this many failures for any usernames (many people may share
+# one address behind a proxy or a VPN, so a few typos must not lock them all out).
+LOGIN_FAILURE_USERNAME_LIMIT = _env_int("LOGIN_FAILURE_USERNAME_LIMIT", 20, minimum=1)
+LOGIN_FAILURE_ADDRESS_LIMIT = _env_int("LOGIN_FAILURE_ADDRESS_LIMIT", 50, minimum=1)
