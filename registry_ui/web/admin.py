@@ -28,6 +28,7 @@ from registry_ui.web.models import (
     Template,
     TemplateVersion,
     VersionSample,
+    WebhookDelivery,
 )
 
 
@@ -211,3 +212,10 @@ class VersionSampleAdmin(ReadOnlyAdmin):
 
     list_display = ("version", "name", "saved_by_username", "saved_at")
     list_select_related = ("version__template",)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    """MLflow webhook deliveries of the last few minutes: a replay of one is refused."""
+
+    list_display = ("delivery_id", "received_at")

@@ -1,5 +1,6 @@
-"""Audit security (issue 16): each event names the key its hash was made with, and on
-PostgreSQL a trigger refuses TRUNCATE of the audit trail.
+"""Audit security (issue 16): each event names the key its hash was made with, on
+PostgreSQL a trigger refuses TRUNCATE of the audit trail, and MLflow webhook deliveries
+already accepted are remembered so a replay is refused.
 
 Events already written keep their plain SHA-256 hashes and an empty key_id: nothing is
 re-hashed, so their hashes stay what any copy of the head taken before says. The verifier
@@ -61,4 +62,18 @@ class Migration(migrations.Migration):
             field=models.CharField(blank=True, default="", max_length=32),
         ),
         migrations.RunPython(create_trigger, drop_trigger, elidable=False),
+        migrations.CreateModel(
+            name="WebhookDelivery",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("delivery_id", models.CharField(max_length=200, unique=True)),
+                ("received_at", models.DateTimeField(db_index=True)),
+            ],
+            options={"ordering": ["-received_at"]},
+        ),
     ]

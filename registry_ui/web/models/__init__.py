@@ -17,6 +17,7 @@ from registry_ui.web.models.experiments import (
 from registry_ui.web.models.operations import Batch, Operation
 from registry_ui.web.models.prompts import Stage, Template, TemplateVersion, VersionSample
 from registry_ui.web.models.reviews import Approval, PromotionRequest, RequestComment
+from registry_ui.web.models.webhooks import WebhookDelivery
 
 __all__ = [
     "AppendOnlyError",
@@ -38,4 +39,5 @@ __all__ = [
     "Template",
     "TemplateVersion",
     "VersionSample",
+    "WebhookDelivery",
 ]
