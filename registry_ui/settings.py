@@ -194,6 +194,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so static files and redirects get Permissions-Policy too.
+    "registry_ui.web.headers.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files under gunicorn (no separate web server in the image).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -230,9 +232,16 @@ TEMPLATES = [
     },
 ]
 
+# Checked wherever a password is set through a form: the password-change page, the admin,
+# createsuperuser and changepassword.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "template_list"
@@ -455,6 +464,22 @@ CELERY_BEAT_SCHEDULE["publish-audit-head"] = {
     "task": "registry_ui.web.tasks.publish_audit_head",
     "schedule": float(AUDIT_HEAD_EXPORT_SECONDS),
 }
+
+# Sent with every response (registry_ui.web.headers): no page here uses these browser
+# features, so no page (or anything injected into one) may.
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "camera",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+)
 
 # Sign-in failures (registry_ui.web.auth.signin): besides LOGIN_FAILURE_LIMIT for one username
 # from one address, a username is refused everywhere after this many failures from any

@@ -80,6 +80,7 @@ WIRING = {
     f"{WEB}.apps",
     f"{WEB}.admin",
     f"{WEB}.health",
+    f"{WEB}.headers",
     f"{WEB}.templatetags",
     f"{WEB}.management",
 }

@@ -196,6 +196,33 @@ def test_no_template_has_inline_script_style_or_event_handlers():
     assert '"includeIndicatorStyles":false' in (ROOT / "templates/base.html").read_text()
 
 
+# --- caching and browser features -----------------------------------------------------
+
+
+def test_pages_for_a_signed_in_user_are_never_stored(client, reader, root):
+    client.force_login(reader)
+
+    pages = [client.get("/"), client.get("/audit/"), client.get("/accounts/password/")]
+    client.force_login(root)
+    pages += [client.get("/admin/"), client.get("/audit/export.csv")]
+
+    for page in pages:
+        directives = {d.strip() for d in page["Cache-Control"].split(",")}
+        assert {"no-store", "private"} <= directives, page.wsgi_request.path
+
+
+def test_every_response_carries_a_permissions_policy(client, reader):
+    anonymous = [client.get("/accounts/login/"), client.get("/healthz"), client.get("/")]
+    static = client.get("/static/registry_ui/app.css")  # answered by WhiteNoise
+    assert static.status_code == 200
+    client.force_login(reader)
+
+    for response in [*anonymous, static, client.get("/")]:
+        policy = response["Permissions-Policy"]
+        assert "camera=()" in policy and "microphone=()" in policy
+        assert "geolocation=()" in policy and "payment=()" in policy
+
+
 # --- credentials in output --------------------------------------------------------------
 
 
