@@ -226,6 +226,9 @@ def test_a_chain_re_hashed_without_the_key_after_an_edit_does_not_check_out():
     problem = verify_fails()
     assert f"content hash mismatch at event id {edited.pk} (seq 2)" in problem
     assert "1 events before it check out" in problem
+    # It says which row, never the keyed hash its new content would need.
+    values = {f: getattr(AuditEvent.objects.get(seq=2), f) for f in trail.KEYED_FIELDS}
+    assert trail.event_hash(values, key=keys.signing_key().secret) not in problem
 
 
 def test_each_event_names_the_key_that_hashed_it():
