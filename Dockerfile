@@ -9,7 +9,9 @@ COPY manage.py ./
 COPY templates ./templates
 COPY static ./static
 RUN DEBUG=true python manage.py collectstatic --noinput
-RUN useradd --create-home app && chown -R app /app
+# The audit-heads volume's mount point: a new named volume takes its owner from here.
+RUN useradd --create-home app && mkdir -p /var/lib/registry_ui/audit \
+    && chown -R app /app /var/lib/registry_ui
 USER app
 EXPOSE 8000
 CMD ["gunicorn", "registry_ui.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]

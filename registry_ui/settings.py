@@ -6,6 +6,8 @@ message naming the variable (ImproperlyConfigured).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import re
@@ -192,6 +194,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so static files and redirects get Permissions-Policy too.
+    "registry_ui.web.headers.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files under gunicorn (no separate web server in the image).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -201,6 +205,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every view needs a signed-in user unless marked @login_not_required (healthz, webhooks).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Names the signed-in user in the audit events of changes to users, groups and permissions.
+    "registry_ui.web.auth.changes.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -226,17 +232,25 @@ TEMPLATES = [
     },
 ]
 
+# Checked wherever a password is set through a form: the password-change page, the admin,
+# createsuperuser and changepassword.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "template_list"
 LOGOUT_REDIRECT_URL = "login"
 # Refuses sign-ins while throttled on every sign-in page (the admin's too), before the password.
 AUTHENTICATION_BACKENDS = ["registry_ui.web.auth.ThrottledModelBackend"]
-# After this many failed sign-ins for one username, or from one client address, within the
-# window (counted from the first failure), sign-in answers 429 until the window ends.
+# After this many failed sign-ins for one username from one client address within the window
+# (counted from the first failure), sign-in answers 429 until the window ends. The limits per
+# username from anywhere and per address for any username are higher (at the end).
 LOGIN_FAILURE_LIMIT = _env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = _env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
 # A header your proxy sets to the client's address (e.g. X-Real-IP); empty: REMOTE_ADDR.
@@ -370,7 +384,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Exception texts quote URLs, and URLs may hold passwords: masked before any line is written.
+    "filters": {"redact": {"()": "registry_ui.core.redact.RedactingFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
     "loggers": {
         "registry_ui": {"handlers": ["console"], "level": _env("LOG_LEVEL", _log_level)},
     },
@@ -426,3 +444,60 @@ if NOTIFY_WEBHOOK_URL and not NOTIFY_WEBHOOK_SECRET:
 REQUIRED_METADATA = _env(
     "REGISTRY_UI_REQUIRED_METADATA", _shared_with_library(config.required_metadata)
 )
+
+
+# Audit and sign-in security ------------------------------------------------------------------
+# (docs/security.md). Every variable here is optional for local development.
+
+# Lets a monitoring system run /healthz?deep=1 (MLflow too) without a staff sign-in: it sends
+# "Authorization: Bearer <token>". Empty: only signed-in staff may ask for the deep check.
+HEALTHZ_TOKEN = _env_str("HEALTHZ_TOKEN")
+
+
+def _key_list(name: str) -> list[str]:
+    # Comma-separated (keys from secrets.token_urlsafe() hold no comma).
+    return [key.strip() for key in os.environ.get(name, "").split(",") if key.strip()]
+
+
+# The audit chain's HMAC key (registry_ui.web.audit.keys): outside the database, so whoever
+# can write the database cannot rewrite the chain and make it check out. Unset with DEBUG on:
+# derived from SECRET_KEY for local development. Unset with DEBUG off: the system check
+# registry_web.E001 stops migrate and check, and no audit event can be written.
+AUDIT_HMAC_KEY = _env_str("AUDIT_HMAC_KEY")
+if not AUDIT_HMAC_KEY and DEBUG:
+    AUDIT_HMAC_KEY = hmac.new(
+        SECRET_KEY.encode(), b"registry_ui audit chain, development only", hashlib.sha256
+    ).hexdigest()
+# Keys the chain was hashed with before a rotation: verified, never written with.
+AUDIT_HMAC_OLD_KEYS = _env("AUDIT_HMAC_OLD_KEYS", _key_list)
+# Where the chain's head is appended (one JSON line each time it moved), for verify_audit_log
+# to check that no event was removed since. Empty: not published (check --deploy warns).
+AUDIT_HEAD_FILE = _env_str("AUDIT_HEAD_FILE")
+AUDIT_HEAD_EXPORT_SECONDS = _env_int("AUDIT_HEAD_EXPORT_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["publish-audit-head"] = {
+    "task": "registry_ui.web.tasks.publish_audit_head",
+    "schedule": float(AUDIT_HEAD_EXPORT_SECONDS),
+}
+
+# Sent with every response (registry_ui.web.headers): no page here uses these browser
+# features, so no page (or anything injected into one) may.
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "camera",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+)
+
+# Sign-in failures (registry_ui.web.auth.signin): besides LOGIN_FAILURE_LIMIT for one username
+# from one address, a username is refused everywhere after this many failures from any
+# addresses, and an address after this many failures for any usernames (many people may share
+# one address behind a proxy or a VPN, so a few typos must not lock them all out).
+LOGIN_FAILURE_USERNAME_LIMIT = _env_int("LOGIN_FAILURE_USERNAME_LIMIT", 20, minimum=1)
+LOGIN_FAILURE_ADDRESS_LIMIT = _env_int("LOGIN_FAILURE_ADDRESS_LIMIT", 50, minimum=1)

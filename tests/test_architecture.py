@@ -81,6 +81,7 @@ WIRING = {
     f"{WEB}.apps",
     f"{WEB}.admin",
     f"{WEB}.health",
+    f"{WEB}.headers",
     f"{WEB}.templatetags",
     f"{WEB}.management",
 }
@@ -98,6 +99,7 @@ TASK_NAMES = {
     "registry_ui.web.tasks.log_experiment_metrics",
     "registry_ui.web.tasks.log_all_experiment_metrics",
     "registry_ui.web.tasks.import_run_metrics",
+    "registry_ui.web.tasks.publish_audit_head",
 }
 
 

@@ -75,3 +75,15 @@ def test_the_app_points_at_the_services_it_runs_with():
     assert env["REDIS_URL"] == "redis://redis:6379/0"
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert env["DEBUG"] == "false"
+
+
+def test_the_audit_heads_live_on_a_volume_the_database_does_not_mount():
+    services = compose()["services"]
+    env = services["web"]["environment"]
+    folder = env["AUDIT_HEAD_FILE"].rsplit("/", 1)[0]
+
+    assert env["AUDIT_HMAC_KEY"].startswith("${AUDIT_HMAC_KEY:?")  # required, never written
+    assert f"audit-heads:{folder}" in services["worker"]["volumes"]  # the task runs there
+    assert f"audit-heads:{folder}:ro" in services["web"]["volumes"]  # verify_audit_log reads
+    assert not any("audit-heads" in v for v in services["postgres"].get("volumes", []))
+    assert f"mkdir -p {folder}" in (ROOT / "Dockerfile").read_text()

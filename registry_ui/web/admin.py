@@ -30,6 +30,7 @@ from registry_ui.web.models import (
     TemplateFlag,
     TemplateVersion,
     VersionSample,
+    WebhookDelivery,
 )
 
 
@@ -225,3 +226,10 @@ class VersionSampleAdmin(ReadOnlyAdmin):
 
     list_display = ("version", "name", "saved_by_username", "saved_at")
     list_select_related = ("version__template",)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    """MLflow webhook deliveries of the last few minutes: a replay of one is refused."""
+
+    list_display = ("delivery_id", "received_at")

@@ -4,6 +4,8 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.db.models.signals import post_migrate
 
+from registry_ui.core.redact import redact
+
 logger = logging.getLogger("registry_ui")
 
 
@@ -15,13 +17,18 @@ class WebConfig(AppConfig):
     def ready(self) -> None:
         # Importing the Celery app here binds @shared_task to it in every process.
         from registry_ui.celery import app  # noqa: F401
-        from registry_ui.web.auth import signin
+
+        # Importing it registers the system checks on the audit key (registry_web.E001...).
+        from registry_ui.web.audit import keys  # noqa: F401
+        from registry_ui.web.auth import changes, signin
 
         # Open requests go stale when the mirror moves their template's stages (its
         # stages_moved signal); importing the module connects the receiver.
         from registry_ui.web.reviews import staleness  # noqa: F401
 
         signin.connect_signals()
+        # Users, groups and permissions: audited wherever they change (the admin, the shell).
+        changes.connect_signals()
 
         # PromptModel's promotions are filed as requests where the dashboard is deployed.
         from registry_ui.prompt_model import govern_promotions
@@ -35,21 +42,10 @@ class WebConfig(AppConfig):
         if settings.CELERY_TASK_ALWAYS_EAGER:
             logger.info("REDIS_URL is unset: background tasks run in-process (no Celery worker)")
         else:
-            logger.info(
-                "background tasks go to Celery on %s", _without_password(settings.REDIS_URL)
-            )
+            logger.info("background tasks go to Celery on %s", redact(settings.REDIS_URL))
 
 
 def _sync_role_groups(sender, **kwargs) -> None:
     from registry_ui.web.auth.roles import sync_groups
 
     sync_groups()
-
-
-def _without_password(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url

@@ -65,4 +65,18 @@ urlpatterns = [
     path("audit/", audit_views.audit_log, name="audit_log"),
     path("accounts/login/", signin.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/password/",
+        auth_views.PasswordChangeView.as_view(
+            template_name="registry_ui/auth/password_change.html"
+        ),
+        name="password_change",
+    ),
+    path(
+        "accounts/password/changed/",
+        auth_views.PasswordChangeDoneView.as_view(
+            template_name="registry_ui/auth/password_changed.html"
+        ),
+        name="password_change_done",
+    ),
 ]

@@ -4,6 +4,7 @@ tests/web/auth/test_sign_in.py."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import re._constants as sre  # the stdlib regex parser: to build a path each URL pattern matches
@@ -195,6 +196,50 @@ def test_no_template_has_inline_script_style_or_event_handlers():
     assert '"includeIndicatorStyles":false' in (ROOT / "templates/base.html").read_text()
 
 
+# --- caching and browser features -----------------------------------------------------
+
+
+def test_pages_for_a_signed_in_user_are_never_stored(client, reader, root):
+    client.force_login(reader)
+
+    pages = [client.get("/"), client.get("/audit/"), client.get("/accounts/password/")]
+    client.force_login(root)
+    pages += [client.get("/admin/"), client.get("/audit/export.csv")]
+
+    for page in pages:
+        directives = {d.strip() for d in page["Cache-Control"].split(",")}
+        assert {"no-store", "private"} <= directives, page.wsgi_request.path
+
+
+def test_every_response_carries_a_permissions_policy(client, reader):
+    anonymous = [client.get("/accounts/login/"), client.get("/healthz"), client.get("/")]
+    static = client.get("/static/registry_ui/app.css")  # answered by WhiteNoise
+    assert static.status_code == 200
+    client.force_login(reader)
+
+    for response in [*anonymous, static, client.get("/")]:
+        policy = response["Permissions-Policy"]
+        assert "camera=()" in policy and "microphone=()" in policy
+        assert "geolocation=()" in policy and "payment=()" in policy
+
+
+# --- credentials in output --------------------------------------------------------------
+
+
+def test_log_lines_never_carry_a_password_from_a_url_or_an_option(caplog):
+    # The console handler's filter (settings.LOGGING) runs before the record reaches any
+    # handler further up, caplog's included.
+    logger = logging.getLogger("registry_ui.anywhere")
+
+    with caplog.at_level(logging.WARNING):
+        logger.warning("MLflow at %s failed", "http://svc:S3cretPassw0rd@mlflow:5000")
+        logger.warning("database refused host=db password=hunter2")
+
+    assert "S3cretPassw0rd" not in caplog.text and "hunter2" not in caplog.text
+    assert "MLflow at http://***@mlflow:5000 failed" in caplog.text
+    assert "password=***" in caplog.text
+
+
 # --- production settings -----------------------------------------------------------------
 
 
@@ -203,6 +248,8 @@ def production(*command: str, **env) -> subprocess.CompletedProcess:
     environment.update(
         {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(60)},
         ALLOWED_HOSTS="registry.example.com",
+        AUDIT_HMAC_KEY=secrets.token_urlsafe(48),
+        AUDIT_HEAD_FILE="/var/lib/registry_ui/audit/heads.jsonl",
     )
     environment.update(env)
     return subprocess.run(
@@ -244,6 +291,34 @@ def test_production_redirects_to_https_but_healthz_answers_over_http(tmp_path):
     assert result.returncode == 0, result.stderr
     # X-Forwarded-Proto is not trusted by default, so / still redirects.
     assert result.stdout.split() == ["200", "https://testserver/", "301"]
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"AUDIT_HMAC_KEY": ""}, "registry_web.E001"),
+        ({"AUDIT_HMAC_KEY": "short"}, "registry_web.E002"),
+        ({"AUDIT_HEAD_FILE": ""}, "registry_web.W001"),
+    ],
+)
+def test_the_deploy_check_wants_an_audit_key_and_a_head_file(env, named, tmp_path):
+    result = production(
+        "check", "--deploy", "--fail-level", "WARNING", REGISTRY_UI_VAR_DIR=str(tmp_path), **env
+    )
+
+    assert result.returncode != 0
+    assert named in result.stdout + result.stderr
+
+
+def test_the_audit_key_may_not_be_the_secret_key(tmp_path):
+    same = secrets.token_urlsafe(48)
+
+    result = production(
+        "check", REGISTRY_UI_VAR_DIR=str(tmp_path), SECRET_KEY=same, AUDIT_HMAC_KEY=same
+    )
+
+    assert result.returncode != 0
+    assert "registry_web.E003" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(

@@ -260,6 +260,20 @@ EXPECTED: dict[str, Row] = {
         expect=by_role(SIGN_IN, ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED),
         done=lambda u, w, r: r.wsgi_request.user.is_anonymous,
     ),
+    # Anyone signed in changes their own password; the cast has none, so the old one is
+    # wrong: the form says so, for the signed-in user (tests/web/auth/test_password_change.py).
+    "password_change": Row(
+        "post",
+        lambda w: "/accounts/password/",
+        lambda w: {
+            "old_password": "not the password",
+            "new_password1": "a long passphrase nobody guesses",
+            "new_password2": "a long passphrase nobody guesses",
+        },
+        expect=by_role(SIGN_IN, ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED),
+        done=lambda u, w, r: "Your old password was entered incorrectly" in r.text,
+        page=lambda w: "/accounts/password/",
+    ),
     # Open to anyone, authenticated by MLflow's HMAC signature: none here, so refused.
     "mlflow_webhook": Row(
         "post",

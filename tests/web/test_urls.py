@@ -44,6 +44,8 @@ ADDRESSES = [
     ("batch_progress", {"pk": 4}, "/operations/batches/4/progress"),
     ("login", {}, "/accounts/login/"),
     ("logout", {}, "/accounts/logout/"),
+    ("password_change", {}, "/accounts/password/"),
+    ("password_change_done", {}, "/accounts/password/changed/"),
 ]
 
 

@@ -64,12 +64,26 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
 
 
 def sync_groups(apps=None) -> None:
-    """Create the groups and give each exactly its permissions (idempotent)."""
-    if apps is None:
-        from django.contrib.auth.models import Group, Permission
-    else:
-        Group = apps.get_model("auth", "Group")
-        Permission = apps.get_model("auth", "Permission")
+    """Create the groups and give each exactly its permissions (idempotent).
+
+    After every migrate, so a change of the table above reaches the database, audited as
+    "migrate" (registry_ui.web.auth.changes). On a database whose trail is still empty (a new
+    deployment, a test database) the groups are being created from this table: that is not
+    audited, its history is this file's.
+    """
+    if apps is not None:  # a migration's frozen models: no signals reach the audit trail
+        _sync(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
+        return
+    from django.contrib.auth.models import Group, Permission
+
+    from registry_ui.web.audit import trail
+    from registry_ui.web.auth import changes
+
+    with changes.acting_as("migrate", "command", audited=trail.has_events()):
+        _sync(Group, Permission)
+
+
+def _sync(Group, Permission) -> None:
     for group_name, codes in GROUP_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=group_name)
         wanted = []

@@ -1,9 +1,19 @@
 """Sign-in: failed attempts are throttled, and every sign-in, failure and sign-out is audited.
 
-Failures are counted per username (case-folded) and per client address in Django's cache,
-which is Redis when REDIS_URL is set, so every gunicorn worker sees the same counts. After
-LOGIN_FAILURE_LIMIT failures within LOGIN_FAILURE_WINDOW_SECONDS of the first one, sign-in
-is refused without checking the password until that window ends.
+Each failure adds to three counts in Django's cache (Redis when REDIS_URL is set, so every
+gunicorn worker sees the same counts), each with its own limit within
+LOGIN_FAILURE_WINDOW_SECONDS of its first failure:
+
+- one username from one address: LOGIN_FAILURE_LIMIT (5), someone guessing one password;
+- one username from anywhere: LOGIN_FAILURE_USERNAME_LIMIT (20), guesses spread over many
+  addresses. Higher than the first, or anyone could lock anyone out from anywhere with five
+  tries (and the first count would never be the one that stops anything);
+- one address, any usernames: LOGIN_FAILURE_ADDRESS_LIMIT (50), one address trying many
+  usernames. Higher still: an office or a VPN puts many people behind one address, and a
+  few typos among them must not lock them all out.
+
+Past a limit, sign-in is refused for what that count covers, without checking the password,
+until its window ends. A success clears the username's counts (not the address's).
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -36,14 +47,28 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def _counter_keys(*, username: str | None, ip: str | None) -> list[str]:
+@dataclass(frozen=True)
+class _Counter:
+    key: str  # in the cache
+    limit: int
+    of_address: bool  # counts every username's failures from one address
+
+
+def _counters(*, username: str | None, ip: str | None) -> list[_Counter]:
+    """The counts a failure by ``username`` from ``ip`` adds to."""
     # Hashed: usernames may hold characters cache backends warn about, and any length.
-    keys = []
-    if username:
-        keys.append("signin-failures:user:" + _digest(username.casefold()))
+    user = _digest(username.casefold()) if username else None
+    counters = []
+    if user and ip:
+        key = f"signin-failures:user-ip:{_digest(f'{user} {ip}')}"
+        counters.append(_Counter(key, settings.LOGIN_FAILURE_LIMIT, of_address=False))
+    if user:
+        key = f"signin-failures:user:{user}"
+        counters.append(_Counter(key, settings.LOGIN_FAILURE_USERNAME_LIMIT, of_address=False))
     if ip:
-        keys.append("signin-failures:ip:" + _digest(ip))
-    return keys
+        key = f"signin-failures:ip:{_digest(ip)}"
+        counters.append(_Counter(key, settings.LOGIN_FAILURE_ADDRESS_LIMIT, of_address=True))
+    return counters
 
 
 def _digest(value: str) -> str:
@@ -52,20 +77,20 @@ def _digest(value: str) -> str:
 
 def seconds_until_allowed(*, username: str | None, ip: str | None) -> int:
     """0 while sign-in is allowed; else how long until the failure window ends."""
-    keys = _counter_keys(username=username, ip=ip)
-    stored = cache.get_many([*keys, *(f"{key}:until" for key in keys)])
+    counters = _counters(username=username, ip=ip)
+    stored = cache.get_many([name for c in counters for name in (c.key, f"{c.key}:until")])
     now = time.time()
     waits = [
-        stored.get(f"{key}:until", now + 1) - now
-        for key in keys
-        if stored.get(key, 0) >= settings.LOGIN_FAILURE_LIMIT
+        stored.get(f"{c.key}:until", now + 1) - now
+        for c in counters
+        if stored.get(c.key, 0) >= c.limit
     ]
     return max(1, math.ceil(max(waits))) if waits else 0
 
 
 def record_failure(*, username: str | None, ip: str | None) -> None:
     window = settings.LOGIN_FAILURE_WINDOW_SECONDS
-    for key in _counter_keys(username=username, ip=ip):
+    for key in (c.key for c in _counters(username=username, ip=ip)):
         # add() only sets a missing key (atomic in Redis), so the window runs from the first
         # failure; incr() keeps the expiry and is atomic across workers.
         cache.add(f"{key}:until", time.time() + window, window)
@@ -77,9 +102,11 @@ def record_failure(*, username: str | None, ip: str | None) -> None:
             cache.set(key, 1, window)
 
 
-def clear_failures(*, username: str) -> None:
-    keys = _counter_keys(username=username, ip=None)
-    cache.delete_many([*keys, *(f"{key}:until" for key in keys)])
+def clear_failures(*, username: str, ip: str | None) -> None:
+    """After a success: the username's counts. The address's stays, or one account of an
+    attacker's own would reset the count of the usernames it tries."""
+    keys = [c.key for c in _counters(username=username, ip=ip) if not c.of_address]
+    cache.delete_many([name for key in keys for name in (key, f"{key}:until")])
 
 
 class ThrottledLoginView(auth_views.LoginView):
@@ -129,7 +156,7 @@ def _audit_sign_in(*, actor: str, action: str, username: str, request) -> None:
 
 def on_signed_in(sender, request, user, **kwargs) -> None:
     username = user.get_username()
-    clear_failures(username=username)
+    clear_failures(username=username, ip=client_ip(request) if request is not None else None)
     _audit_sign_in(actor=username, action="auth.signed_in", username=username, request=request)
 
 

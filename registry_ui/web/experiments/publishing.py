@@ -7,6 +7,7 @@ from django.utils import timezone
 from registry_ui.core.errors import RegistryRejectedError, RegistryUnavailableError
 from registry_ui.core.experiments import ExperimentConfig, Variant
 from registry_ui.core.limits import MAX_TEXT
+from registry_ui.core.redact import redact
 from registry_ui.prompt_model import get_registry
 from registry_ui.web.models import Experiment
 
@@ -39,7 +40,8 @@ def publish(experiment_id: int) -> None:
     except RegistryUnavailableError:
         raise
     except RegistryRejectedError as error:
-        Experiment.objects.filter(pk=experiment_id).update(publish_error=str(error)[:MAX_TEXT])
+        # Shown on the experiment's page: MLflow's errors may quote its address, password too.
+        Experiment.objects.filter(pk=experiment_id).update(publish_error=redact(error)[:MAX_TEXT])
         return
     registry.invalidate(config.template)
     Experiment.objects.filter(pk=experiment_id).update(

@@ -24,6 +24,7 @@ from registry_ui.web.models.prompts import (
     VersionSample,
 )
 from registry_ui.web.models.reviews import Approval, PromotionRequest, RequestComment
+from registry_ui.web.models.webhooks import WebhookDelivery
 
 __all__ = [
     "AppendOnlyError",
@@ -47,4 +48,5 @@ __all__ = [
     "TemplateFlag",
     "TemplateVersion",
     "VersionSample",
+    "WebhookDelivery",
 ]

@@ -22,8 +22,11 @@ class AuditEvent(models.Model):
     """Append-only and hash-chained: written only by registry_ui.web.audit.trail.record_many().
 
     Each event stores the hash of the one before it (in ``seq`` order), so an edited,
-    inserted or removed row breaks the chain; ``manage.py verify_audit_log`` finds it. On
-    PostgreSQL a trigger (migration 0002) also refuses UPDATE and DELETE.
+    inserted or removed row breaks the chain; ``manage.py verify_audit_log`` finds it. The
+    hash is an HMAC keyed with AUDIT_HMAC_KEY, which the database does not hold, so nobody
+    with only the database can rewrite the chain and make it check out again; ``key_id``
+    names the key (empty: an event chained before keys, a plain SHA-256). On PostgreSQL
+    triggers refuse UPDATE and DELETE (migration 0002) and TRUNCATE (0007).
     """
 
     class Source(models.TextChoices):
@@ -43,6 +46,9 @@ class AuditEvent(models.Model):
     source = models.CharField(max_length=12, choices=Source.choices)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # Which AUDIT_HMAC_KEY keyed `hash` (registry_ui.web.audit.keys.key_id); "" for events
+    # written before the chain had a key, hashed with plain SHA-256.
+    key_id = models.CharField(max_length=32, blank=True, default="")
 
     objects = AuditEventQuerySet.as_manager()
 

@@ -1,4 +1,5 @@
-"""MLflow registry webhooks: verify MLflow's HMAC signature, then sync the template at once."""
+"""MLflow registry webhooks: verify MLflow's HMAC signature, refuse a replay, then sync the
+template at once."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ import hmac
 import json
 import logging
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from registry_ui.core.names import InvalidNameError, from_registered_model_name
+from registry_ui.web.models import WebhookDelivery
 from registry_ui.web.prompts.tasks import sync_template
 
 logger = logging.getLogger("registry_ui.webhooks")
@@ -29,7 +34,18 @@ EVENTS = (
 )
 
 
+# A delivery's timestamp may be this far from now, either way.
+TOLERANCE_SECONDS = 300
+# A delivery id is remembered this long: a delivery stamped up to TOLERANCE_SECONDS ahead
+# stays acceptable until that much after its stamp, and a minute covers clocks and slow requests.
+REMEMBER_SECONDS = 2 * TOLERANCE_SECONDS + 60
+
+
 class BadDelivery(ValueError):
+    pass
+
+
+class ReplayedDelivery(BadDelivery):
     pass
 
 
@@ -41,7 +57,7 @@ def verify_signature(
     body: bytes,
     signature: str,
     now: float | None = None,
-    tolerance: int = 300,
+    tolerance: int = TOLERANCE_SECONDS,
 ) -> None:
     """Raise BadDelivery unless MLflow signed exactly this body recently with our secret."""
     if not (delivery_id and timestamp and signature):
@@ -59,6 +75,28 @@ def verify_signature(
     expected = base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest())
     if not hmac.compare_digest(expected, given.encode()):
         raise BadDelivery("signature does not match")
+    if len(delivery_id) > WebhookDelivery._meta.get_field("delivery_id").max_length:
+        raise BadDelivery("X-MLflow-Delivery-Id is longer than 200 characters")
+
+
+def refuse_replay(delivery_id: str) -> None:
+    """Remember a verified delivery's id; raise ReplayedDelivery if it was seen already.
+
+    Within its timestamp's window a signed delivery would verify again: its id, which the
+    signature covers, is what tells a replay. The unique row decides between two workers
+    receiving it at once.
+    """
+    now = timezone.now()
+    WebhookDelivery.objects.filter(
+        received_at__lt=now - timedelta(seconds=REMEMBER_SECONDS)
+    ).delete()
+    try:
+        with transaction.atomic():
+            WebhookDelivery.objects.create(delivery_id=delivery_id, received_at=now)
+    except IntegrityError:
+        raise ReplayedDelivery(
+            f"delivery {delivery_id} was received already: a repeated delivery is refused"
+        ) from None
 
 
 def template_named_in(payload: dict) -> str:
@@ -82,14 +120,23 @@ def mlflow_webhook(request: HttpRequest):
         return JsonResponse(
             {"error": "webhooks are not configured (MLFLOW_WEBHOOK_SECRET)"}, status=400
         )
+    delivery_id = request.headers.get("X-MLflow-Delivery-Id", "")
     try:
         verify_signature(
             secret=secret,
-            delivery_id=request.headers.get("X-MLflow-Delivery-Id", ""),
+            delivery_id=delivery_id,
             timestamp=request.headers.get("X-MLflow-Timestamp", ""),
             signature=request.headers.get("X-MLflow-Signature", ""),
             body=request.body,
         )
+        refuse_replay(delivery_id)
+    except ReplayedDelivery as error:
+        logger.warning("refused an MLflow webhook delivery: %s", error)
+        return JsonResponse({"error": str(error)}, status=409)
+    except BadDelivery as error:
+        logger.warning("refused an MLflow webhook delivery: %s", error)
+        return JsonResponse({"error": str(error)}, status=400)
+    try:
         payload = json.loads(request.body)
         name = template_named_in(payload)
     except (BadDelivery, json.JSONDecodeError, UnicodeDecodeError) as error:

@@ -1,14 +1,16 @@
-"""The audit trail: append-only, hash-chained, verifiable, exportable, and able to say what
-was in production when.
+"""The audit trail: append-only, hash-chained under a key, verifiable against the heads
+published outside the database, exportable, and able to say what was in production when.
 
 Runs on SQLite by default and on PostgreSQL with DATABASE_URL set (as in CI), where the
-trigger refusing UPDATE and DELETE and the concurrent appends are exercised too.
+triggers refusing UPDATE, DELETE and TRUNCATE and the concurrent appends are exercised too.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -22,7 +24,7 @@ from django.db import DatabaseError, connection, transaction
 
 from registry_ui.web.audit import export as audit_export
 from registry_ui.web.audit import history as audit_history
-from registry_ui.web.audit import trail
+from registry_ui.web.audit import keys, trail
 from registry_ui.web.models import AppendOnlyError, AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -149,13 +151,14 @@ def test_it_detects_a_row_changed_with_raw_sql_naming_that_row():
 
 
 def test_it_detects_a_row_rewritten_with_a_fresh_hash_at_the_next_link():
+    # Even someone holding the key cannot rewrite one row without breaking the next link.
     record(), record(), record()
     rewritten = AuditEvent.objects.get(seq=2)
-    values = {f: getattr(rewritten, f) for f in trail.HASHED_FIELDS} | {"actor": "mallory"}
+    values = {f: getattr(rewritten, f) for f in trail.KEYED_FIELDS} | {"actor": "mallory"}
 
     tamper(
         f"UPDATE {TABLE} SET actor = %s, hash = %s WHERE id = %s",
-        ["mallory", trail.event_hash(values), rewritten.pk],
+        ["mallory", trail.event_hash(values, key=keys.signing_key().secret), rewritten.pk],
     )
 
     problem = verify_fails()
@@ -173,6 +176,258 @@ def test_it_detects_a_deleted_middle_row():
 
     problem = verify_fails()
     assert f"gap before event id {after_it.pk} (seq 3): seq 2 missing" in problem
+
+
+# -- the key and the published heads (issue 16, finding 5) -----------------------------------
+
+
+def unkeyed_hash(event: dict) -> str:
+    """The chain's hash as it was before it had a key: anyone can compute it."""
+    document = {name: event[name] for name in trail.HASHED_FIELDS}
+    document["at"] = event["at"].astimezone(UTC).isoformat(timespec="microseconds")
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def recompute_from(seq: int, **changes) -> None:
+    """What someone with only the database can do: change a row, then re-hash it and every
+    link after it the way the chain is documented to be hashed (without the key)."""
+    prev_hash = AuditEvent.objects.get(seq=seq - 1).hash if seq > 1 else trail.GENESIS_HASH
+    rows = AuditEvent.objects.filter(seq__gte=seq).order_by("seq")
+    for event in list(rows.values("id", *trail.HASHED_FIELDS)):
+        edits = changes if event["seq"] == seq else {}
+        event |= edits | {"prev_hash": prev_hash}
+        prev_hash = unkeyed_hash(event)
+        assignments = ", ".join([*(f"{name} = %s" for name in edits), "prev_hash = %s, hash = %s"])
+        tamper(
+            f"UPDATE {TABLE} SET {assignments} WHERE id = %s",
+            [*edits.values(), event["prev_hash"], prev_hash, event["id"]],
+        )
+
+
+@pytest.fixture
+def head_file(settings, tmp_path):
+    settings.AUDIT_HEAD_FILE = str(tmp_path / "audit-heads.jsonl")
+    return tmp_path / "audit-heads.jsonl"
+
+
+def publish() -> str:
+    out = io.StringIO()
+    call_command("publish_audit_head", stdout=out)
+    return out.getvalue()
+
+
+def test_a_chain_re_hashed_without_the_key_after_an_edit_does_not_check_out():
+    record(), record(actor="bob"), record(), record()
+    edited = AuditEvent.objects.get(seq=2)
+
+    recompute_from(2, actor="mallory")
+
+    problem = verify_fails()
+    assert f"content hash mismatch at event id {edited.pk} (seq 2)" in problem
+    assert "1 events before it check out" in problem
+    # It says which row, never the keyed hash its new content would need.
+    values = {f: getattr(AuditEvent.objects.get(seq=2), f) for f in trail.KEYED_FIELDS}
+    assert trail.event_hash(values, key=keys.signing_key().secret) not in problem
+
+
+def test_each_event_names_the_key_that_hashed_it():
+    event = record()
+
+    assert event.key_id == keys.key_id(keys.signing_key().secret.decode())
+    assert len(event.key_id) == 16
+    assert f"keyed with key id {event.key_id}" in verify()
+
+
+def test_deleting_the_newest_events_is_caught_by_a_head_given_on_the_command_line():
+    record(), record(), record()
+    head = AuditEvent.objects.get(seq=3).hash
+
+    tamper(f"DELETE FROM {TABLE} WHERE seq = 3", [])
+
+    with pytest.raises(CommandError) as failure:
+        call_command("verify_audit_log", "--expect-head", head, stdout=io.StringIO())
+    assert f"the expected head {head} is not in the chain" in str(failure.value)
+
+
+def test_an_expected_head_still_in_the_chain_checks_out():
+    record(), record()
+    head = AuditEvent.objects.get(seq=2).hash
+    record()
+
+    out = io.StringIO()
+    call_command("verify_audit_log", "--expect-head", head, "--heads-file", "", stdout=out)
+
+    assert out.getvalue().startswith("audit trail OK: 3 events checked")
+    assert "1 expected head(s) found unchanged" in out.getvalue()
+
+
+def test_deleting_the_newest_events_is_caught_by_the_published_head(head_file):
+    record(), record(), record()
+    assert publish().startswith("published: seq 3, hash ")
+
+    tamper(f"DELETE FROM {TABLE} WHERE seq >= 2", [])
+
+    problem = verify_fails()
+    assert "events missing at the end: the chain ends at seq 1" in problem
+    assert f"but the head published at {json.loads(head_file.read_text())['at']}" in problem
+    assert "was seq 3" in problem
+
+
+def test_emptying_the_trail_is_caught_by_the_published_head(head_file):
+    record(), record()
+    publish()
+
+    tamper(f"DELETE FROM {TABLE}", [])
+
+    problem = verify_fails()
+    assert "events missing at the end: the chain is empty" in problem
+
+
+def test_a_chain_rebuilt_without_the_key_is_caught_at_the_published_head(head_file):
+    record(), record()
+    publish()
+    second = AuditEvent.objects.get(seq=2)
+
+    # Every event made "from before the key" and re-hashed from the first, as anyone can.
+    tamper(f"UPDATE {TABLE} SET key_id = ''", [])
+    recompute_from(1, actor="mallory")
+
+    problem = verify_fails()
+    assert f"published head mismatch at event id {second.pk} (seq 2)" in problem
+    assert f"had hash {second.hash}" in problem
+
+
+def test_heads_are_published_once_per_move_and_each_one_is_checked(head_file):
+    record()
+    publish()
+    assert publish().startswith("nothing new: the head is still seq 1")
+    record(), record()
+    publish()
+
+    lines = [json.loads(line) for line in head_file.read_text().splitlines()]
+    assert [line["seq"] for line in lines] == [1, 3]
+    assert [line["hash"] for line in lines] == [
+        AuditEvent.objects.get(seq=1).hash,
+        AuditEvent.objects.get(seq=3).hash,
+    ]
+    assert "2 published heads in " in verify()
+
+
+def test_a_head_is_not_published_for_a_chain_that_does_not_check_out(head_file):
+    record()
+    publish()
+    record(), record()
+    tamper(f"UPDATE {TABLE} SET actor = 'mallory' WHERE seq = 2", [])
+
+    with pytest.raises(CommandError, match="head NOT published, the audit trail is BROKEN"):
+        publish()
+
+    assert len(head_file.read_text().splitlines()) == 1
+
+
+def test_beat_publishes_the_head_every_few_minutes(head_file, settings):
+    from registry_ui.web.audit.tasks import publish_audit_head
+
+    record(), record()
+
+    assert publish_audit_head() == 2
+    assert json.loads(head_file.read_text())["seq"] == 2
+    scheduled = settings.CELERY_BEAT_SCHEDULE["publish-audit-head"]
+    assert scheduled == {"task": publish_audit_head.name, "schedule": 300.0}
+
+
+def test_a_malformed_head_file_is_named(head_file):
+    record()
+    head_file.write_text('{"at": "2026-12-01T10:00:00+00:00", "seq": 1}\n')
+
+    with pytest.raises(CommandError, match="line 1 is not a published head"):
+        call_command("verify_audit_log", stdout=io.StringIO())
+
+
+def legacy(count: int) -> None:
+    """Events as the chain had them before it had a key (migration 0002's format)."""
+    prev_hash = trail.GENESIS_HASH
+    for seq in range(1, count + 1):
+        event = AuditEvent(
+            seq=seq,
+            at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=seq),
+            actor="alice",
+            action="version.registered",
+            object_type="template_version",
+            object_id=f"old/hook@1.0.{seq}",
+            source="dashboard",
+            prev_hash=prev_hash,
+            key_id="",
+        )
+        event.hash = prev_hash = unkeyed_hash({f: getattr(event, f) for f in trail.HASHED_FIELDS})
+        event.save()
+
+
+def test_events_written_before_the_chain_had_a_key_still_verify():
+    legacy(2)
+    record()
+
+    output = verify()
+
+    assert output.startswith("audit trail OK: 3 events checked (seq 1 to 3)")
+    assert "seq 1 to 2: written before the chain had a key" in output
+    assert AuditEvent.objects.get(seq=3).prev_hash == AuditEvent.objects.get(seq=2).hash
+
+
+def test_an_unkeyed_event_after_keyed_ones_is_refused():
+    legacy(1)
+    record(), record()
+    last = AuditEvent.objects.get(seq=3)
+    values = {f: getattr(last, f) for f in trail.HASHED_FIELDS}
+
+    tamper(
+        f"UPDATE {TABLE} SET key_id = '', hash = %s WHERE id = %s",
+        [unkeyed_hash(values), last.pk],
+    )
+
+    assert f"unkeyed event at event id {last.pk} (seq 3) after keyed events" in verify_fails()
+
+
+def test_a_rotated_key_verifies_the_events_it_hashed_while_it_is_an_old_key(settings):
+    first_key = settings.AUDIT_HMAC_KEY
+    record()
+    settings.AUDIT_HMAC_KEY = "a-new-audit-key-" + "n" * 32
+    settings.AUDIT_HMAC_OLD_KEYS = [first_key]
+    record()
+
+    output = verify()
+    old_id, new_id = keys.key_id(first_key), keys.key_id(settings.AUDIT_HMAC_KEY)
+    assert f"keyed with key id {old_id}, {new_id}" in output
+
+    settings.AUDIT_HMAC_OLD_KEYS = []
+    problem = verify_fails()
+    assert f"unknown key at event id {AuditEvent.objects.get(seq=1).pk} (seq 1)" in problem
+    assert f"its key id {old_id} is neither AUDIT_HMAC_KEY's" in problem
+
+
+def test_no_event_is_written_without_a_key(settings):
+    settings.AUDIT_HMAC_KEY = ""
+
+    with pytest.raises(Exception, match="AUDIT_HMAC_KEY is not set"):
+        record()
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.skipif(not on_postgresql, reason="TRUNCATE and its trigger are PostgreSQL's")
+def test_the_database_refuses_to_truncate_the_trail():
+    record()
+
+    with (
+        pytest.raises(DatabaseError, match="append-only: TRUNCATE"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        # As any session but a test suite's (tests/conftest.py allows it for the flush).
+        cursor.execute("SET LOCAL registry_ui.allow_audit_truncate = 'off'")
+        cursor.execute(f"TRUNCATE {TABLE}")
+
+    assert AuditEvent.objects.count() == 1
 
 
 # -- append-only in the application ----------------------------------------------------------
@@ -314,7 +569,8 @@ def test_the_export_view_filters_by_actor_action_and_source_as_the_page_does(cli
     assert object_ids("actor=bob") == ["shop/hook@1.0.1", "17", "18"]
     assert object_ids("actor=bob&action=request.") == ["17", "18"]  # a prefix
     assert object_ids("action=request.approved") == ["18"]
-    assert object_ids("source=command") == ["shop/hook@1.0.1"]
+    # (Making the exporter is audited too, from the command line: "system", "command".)
+    assert object_ids("source=command&actor=bob") == ["shop/hook@1.0.1"]
 
 
 @pytest.mark.parametrize(

@@ -613,6 +613,22 @@ def test_a_defined_experiment_is_published_and_services_assign_units_from_mlflow
     assert Experiment.objects.get().published_at is not None
 
 
+def test_a_refused_publication_is_kept_for_the_page_without_credentials(
+    hook, sqlite_registry_uri, monkeypatch
+):
+    from registry_ui.core.errors import RegistryRejectedError
+    from registry_ui.prompt_model import get_registry
+
+    def refuse(*args):
+        raise RegistryRejectedError("refused by http://svc:S3cretPassw0rd@mlflow:5000/api")
+
+    monkeypatch.setattr(get_registry().gateway, "set_experiment_config", refuse)
+    publishing.publish(hook.pk)
+
+    hook.refresh_from_db()
+    assert hook.publish_error == "refused by http://***@mlflow:5000/api"
+
+
 def test_stopping_publishes_the_control_for_everyone(
     registered, cast, django_capture_on_commit_callbacks, in_process_tasks
 ):
