@@ -28,6 +28,7 @@ from registry_ui.core.errors import ContentMismatchError, RegistryUnavailableErr
 from registry_ui.core.intents import Intent, OutsideChangeError
 from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.records import VersionRecord
+from registry_ui.core.redact import redact, redact_error
 from registry_ui.prompt_model import get_registry
 from registry_ui.registry import NewVersion
 from registry_ui.web.audit import trail
@@ -120,7 +121,7 @@ class Lease:
                 status=Operation.Status.PENDING,
                 lease_expires_at=None,
                 next_attempt_at=timezone.now(),
-                last_error=f"the worker stopped: {type(error).__name__}: {error}"[:MAX_TEXT],
+                last_error=f"the worker stopped: {redact_error(error)}"[:MAX_TEXT],
             )
         except Exception:
             logger.exception("could not give back operation %s; its lease runs out", operation_id)
@@ -341,7 +342,8 @@ def _register_chunk(head: Operation, *, known, deadline: float, send):
         return _outcome_of(done[0]), False, None
     delay = retry_delay(operation.attempts)
     Operation.objects.filter(id=operation.id, status=Operation.Status.PENDING).update(
-        last_error=error[:MAX_TEXT], next_attempt_at=timezone.now() + timedelta(seconds=delay)
+        last_error=redact(error)[:MAX_TEXT],
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
     )
     send([operation.id], countdown=delay)
     return _outcome_of(done[0]), False, None
@@ -538,7 +540,7 @@ def retry_later(operation: Operation, *, error: str) -> Outcome:
         id=operation.id, status=Operation.Status.RUNNING, attempts=attempts
     ).update(
         status=Operation.Status.PENDING,
-        last_error=error[:MAX_TEXT],
+        last_error=redact(error)[:MAX_TEXT],
         next_attempt_at=timezone.now() + timedelta(seconds=delay),
         lease_expires_at=None,
     )
@@ -560,7 +562,7 @@ def finish(
         ).update(
             status=status,
             result=result or {},
-            last_error=error[:MAX_TEXT],
+            last_error=redact(error)[:MAX_TEXT],
             finished_at=timezone.now(),
             lease_expires_at=None,
         )
@@ -586,7 +588,7 @@ def _record_finished(head: Operation, done: list[tuple[Operation, str, dict, str
     for operation, status, result, error in done:
         was = Operation.Status.RUNNING if operation.pk == head.pk else Operation.Status.PENDING
         moved = Operation.objects.filter(id=operation.id, status=was).update(
-            status=status, result=result, last_error=error[:MAX_TEXT], finished_at=now
+            status=status, result=result, last_error=redact(error)[:MAX_TEXT], finished_at=now
         )
         if moved != 1:
             continue

@@ -17,6 +17,7 @@ from registry_ui.core.intents import Intent, OutsideChangeError
 from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.policy import PolicyError, execution_problems
 from registry_ui.core.records import canonical_versions, content_hash
+from registry_ui.core.redact import redact
 from registry_ui.prompt_model import get_registry
 from registry_ui.web.audit import trail
 from registry_ui.web.checks import services as version_checks
@@ -107,7 +108,7 @@ def operation_finished(operation: Operation, *, status: str, error: str = "") ->
         request.outcome = "carried out"
     else:
         request.status = Status.FAILED
-        request.outcome = (error or "failed")[:MAX_TEXT]
+        request.outcome = redact(error or "failed")[:MAX_TEXT]
     request.finished_at = timezone.now()
     request.save(update_fields=["status", "outcome", "finished_at"])
     after = {**describe(request), "outcome": request.outcome}
@@ -226,6 +227,7 @@ def _apply_item(operation, release, report, item, approvals, registry) -> None:
 def _fail(release, report, key, name, failure: str) -> None:
     entry = report["items"].setdefault(key, {"template": name})
     entry["status"] = "failed"
+    failure = redact(failure)  # MLflow's error texts may carry its URL with a password
     entry["error"] = failure
     report["phase"] = "moving back"
     report["failure"] = failure
