@@ -11,6 +11,7 @@ from django.conf import settings
 
 from registry_ui.core.checks import registration_problems
 from registry_ui.core.diff import compare_templates
+from registry_ui.core.json_input import JsonNestingError, load_json
 from registry_ui.core.limits import MAX_TEMPLATE_LENGTH, MAX_TEXT
 from registry_ui.core.names import InvalidNameError, validate_template_name
 from registry_ui.core.semver import (
@@ -59,6 +60,8 @@ class NewVersionForm(forms.Form):
         self.latest: TemplateVersion | None = None
         self.comparison: dict[str, Any] | None = None
         self.suggested_version = ""
+        # Input past a limit that protects the server (docs/security.md): answered with 400.
+        self.over_limit = False
 
     @property
     def problem_count(self) -> int:
@@ -120,7 +123,11 @@ class NewVersionForm(forms.Form):
 
     def _check_metadata(self) -> None:
         try:
-            metadata = json.loads(self.draft["metadata"])
+            metadata = load_json(self.draft["metadata"])
+        except JsonNestingError as error:
+            self.over_limit = True
+            self.add_error("metadata", f"{error.lineno}:{error.colno}: {error.msg}")
+            return
         except json.JSONDecodeError as error:
             self.add_error(
                 "metadata",
