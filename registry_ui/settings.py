@@ -21,6 +21,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from registry_ui import config
+from registry_ui.core.limits import DEFAULT_LIMITS, InputLimits
 
 BASE_DIR = config.BASE_DIR
 VAR_DIR = config.VAR_DIR
@@ -501,3 +502,20 @@ PERMISSIONS_POLICY = ", ".join(
 # one address behind a proxy or a VPN, so a few typos must not lock them all out).
 LOGIN_FAILURE_USERNAME_LIMIT = _env_int("LOGIN_FAILURE_USERNAME_LIMIT", 20, minimum=1)
 LOGIN_FAILURE_ADDRESS_LIMIT = _env_int("LOGIN_FAILURE_ADDRESS_LIMIT", 50, minimum=1)
+
+
+# Input limits (security) ---------------------------------------------------------------------
+# How much work what people write may make the server do (registry_ui.core.limits;
+# docs/security.md, "Limits on input"). Past a limit, input is refused with a message naming it.
+INPUT_LIMITS = InputLimits(
+    # The largest width and precision a format spec may ask for, written in the template
+    # ('{x:>1000}') or given by a value ('{x:>{w}}').
+    format_width=_env_int("REGISTRY_UI_MAX_FORMAT_WIDTH", DEFAULT_LIMITS.format_width, minimum=1),
+    format_precision=_env_int(
+        "REGISTRY_UI_MAX_FORMAT_PRECISION", DEFAULT_LIMITS.format_precision, minimum=1
+    ),
+    # Characters of any text the server renders: previews, test cases, the worker's checks.
+    rendered_length=_env_int(
+        "REGISTRY_UI_MAX_RENDERED_LENGTH", DEFAULT_LIMITS.rendered_length, minimum=1000
+    ),
+)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry_ui.core.limits import MAX_METADATA_JSON_LENGTH
+from registry_ui.core.limits import DEFAULT_LIMITS, MAX_METADATA_JSON_LENGTH, InputLimits
 from registry_ui.core.template import TemplateValidationError, parse_template
 
 # Where a version's test cases live in its metadata (and so in MLflow, with the version).
@@ -618,9 +618,11 @@ class CaseResult:
         )
 
 
-def run_case(template_text: str, case: TestCase) -> CaseResult:
+def run_case(
+    template_text: str, case: TestCase, limits: InputLimits = DEFAULT_LIMITS
+) -> CaseResult:
     try:
-        rendered = parse_template(template_text).render(case.values)
+        rendered = parse_template(template_text).render_bounded(case.values, limits)
     except TemplateValidationError as error:
         return CaseResult(case.name, False, None, (Failure(RENDERS, str(error)),))
     except Exception as error:  # the case's values broke the render: that case fails
@@ -633,12 +635,16 @@ def run_case(template_text: str, case: TestCase) -> CaseResult:
     return CaseResult(case.name, not failures, rendered, failures)
 
 
-def run_cases(template_text: str, cases: Iterable[TestCase]) -> list[CaseResult]:
+def run_cases(
+    template_text: str, cases: Iterable[TestCase], limits: InputLimits = DEFAULT_LIMITS
+) -> list[CaseResult]:
     """Render each case's values with the template and check each of its expectations."""
-    return [run_case(template_text, case) for case in cases]
+    return [run_case(template_text, case, limits) for case in cases]
 
 
-def run_version_cases(template_text: str, metadata: Mapping[str, Any] | None) -> list[CaseResult]:
+def run_version_cases(
+    template_text: str, metadata: Mapping[str, Any] | None, limits: InputLimits = DEFAULT_LIMITS
+) -> list[CaseResult]:
     """Run the cases a version's metadata holds; cases that cannot be read are one failure.
 
     Registration refuses such cases, so only a version written to MLflow by other means
@@ -655,7 +661,7 @@ def run_version_cases(template_text: str, metadata: Mapping[str, Any] | None) ->
                 tuple(Failure("the test cases can be read", str(p)) for p in error.problems),
             )
         ]
-    return run_cases(template_text, cases)
+    return run_cases(template_text, cases, limits)
 
 
 def failing(results: Iterable[CaseResult]) -> list[CaseResult]:

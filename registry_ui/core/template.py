@@ -7,6 +7,9 @@ it is stricter: fields must be named, attributes must be identifiers, and names 
 cannot be reached through '.' or '[]'.
 
 Rendering is ``str.format`` itself; the work of explaining a failure is done only on failure.
+A server renders with ``render_bounded`` instead: the same text, built field by field, refused
+before a width, a precision or the whole text goes past the limits, since ``{x:>999999999}``
+would otherwise build a gigabyte for any value.
 
 Error codes (``TemplateError.code``):
 
@@ -21,6 +24,9 @@ Error codes (``TemplateError.code``):
 - ``bad-attribute``: ``{a.}``, ``{a..b}``, an attribute that is not an identifier
 - ``private-access``: ``{obj._x}``, ``{obj.__class__}``, ``{d[_k]}``
 - ``spec-too-deep``: ``{a:{b:{c}}}``, fields in a spec cannot have fields in their own spec
+- ``width-too-large``, ``precision-too-large``: ``{x:>999999999}``, ``{x:.999999999f}``, a
+  width or a precision past the limits (core/limits.py; validate_template checks them,
+  parse_template does not, so versions registered before the limits still load)
 
 A field may not span lines (str.format would allow it; here a line break inside a field is
 reported as a '{' never closed, the likely mistake). Lines are separated by '\\n'; lines and
@@ -31,14 +37,17 @@ from __future__ import annotations
 
 import _string
 import bisect
+import datetime
 import functools
 import re
 import reprlib
 import sys
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from registry_ui.core.limits import DEFAULT_LIMITS, InputLimits
 
 # str.format's recursion budget: the text itself, then one level of fields inside format specs.
 _TOP_LEVEL_DEPTH = 2
@@ -114,6 +123,10 @@ class FieldLookupError(TemplateRenderError):
         return type(self), (self.field, str(self))
 
 
+class RenderLimitError(TemplateRenderError):
+    """A render refused before it was built: it would pass a limit (core/limits.py)."""
+
+
 class FieldFormatError(TemplateRenderError):
     """A value cannot be formatted with its field's conversion or format spec."""
 
@@ -178,6 +191,20 @@ class ParsedTemplate:
     def render_kwargs(self, **values: Any) -> str:
         return self.render(values)
 
+    def render_bounded(
+        self, values: Mapping[str, Any], limits: InputLimits = DEFAULT_LIMITS
+    ) -> str:
+        """What ``render`` gives, for a server rendering what people typed: refused with a
+        RenderLimitError before any field's width or precision, or the whole text, passes
+        the limits. Other failures raise the TemplateRenderError that render would.
+        """
+        if self._attribute_roots or type(values) is not dict:
+            values = self._prepared(values)
+        missing = [name for name in self.variables if name not in values]
+        if missing:
+            raise MissingVariablesError(missing)
+        return _BoundedRender(self, values, limits).text()
+
     @property
     def is_plain_format(self) -> bool:
         """True when ``text.format_map`` of a plain dict already renders it exactly."""
@@ -208,9 +235,15 @@ def _roots_with_attribute_access(fields: tuple[Field, ...]) -> tuple[str, ...]:
 # -- public functions -------------------------------------------------------------------------
 
 
-def validate_template(text: str) -> list[TemplateError]:
-    """Every error in ``text`` (empty when it is a valid template). Never raises for a str."""
-    return _scan(text).errors
+def validate_template(
+    text: str, limits: InputLimits | None = DEFAULT_LIMITS
+) -> list[TemplateError]:
+    """Every error in ``text`` (empty when it is a valid template). Never raises for a str.
+
+    With ``limits`` (by default the defaults), widths and precisions past them are errors
+    too; ``limits=None`` checks only what str.format itself would refuse.
+    """
+    return _scan(text, limits).errors
 
 
 @functools.lru_cache(maxsize=4096)
@@ -228,10 +261,10 @@ def render_template(text: str, /, **values: Any) -> str:
     return parse_template(text).render(values)
 
 
-def _scan(text: str) -> _Scanner:
+def _scan(text: str, limits: InputLimits | None = None) -> _Scanner:
     if not isinstance(text, str):
         raise TypeError(f"a template must be a str, not {type(text).__name__}")
-    scanner = _Scanner(text)
+    scanner = _Scanner(text, limits)
     scanner.scan_markup(0, len(text), _TOP_LEVEL_DEPTH, nested=False)
     # A field's own problems are found before it turns out to be unclosed: report in text order.
     scanner.errors.sort(key=lambda error: (error.line, error.column))
@@ -248,8 +281,9 @@ class _Scanner:
     one mistake does not hide the next ones.
     """
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, limits: InputLimits | None = None):
         self.text = text
+        self.limits = limits
         self.errors: list[TemplateError] = []
         self.fields: list[Field] = []
         self._line_starts: list[int] | None = None
@@ -376,6 +410,20 @@ class _Scanner:
                 nested=nested,
             )
         )
+        if self.limits is not None:
+            self._check_spec_limits(spec_start, spec_end)
+
+    def _check_spec_limits(self, spec_start: int, spec_end: int) -> None:
+        # Fields inside the spec are blanked (their own specs are checked as fields): what
+        # is left is the spec as written, at its offsets in the text.
+        spec = _NESTED_FIELD.sub(lambda m: "\0" * len(m.group()), self.text[spec_start:spec_end])
+        strftime = _STRFTIME_SPEC.search(spec) is not None
+        for kind, start, digits in _spec_numbers(spec, strftime=strftime):
+            limit = _limit_of(kind, self.limits)
+            if _exceeds(digits, limit):
+                self._report(
+                    f"{kind}-too-large", spec_start + start, _too_large(kind, digits, limit)
+                )
 
     # field_name_split: the root runs to the first '.' or '['; FieldNameIterator_next: then
     # '.attribute' and '[index]' parts, and only '.' or '[' may follow a ']'.
@@ -530,6 +578,14 @@ _SPEC_TOO_DEEP = (
 )
 
 
+def _too_large(kind: str, digits: str, limit: int):
+    example = "'{name:>20}'" if kind == "width" else "'{amount:.2f}'"
+    return lambda at: (
+        f"{kind} {_shown_number(digits)} at {at} is too large: a format spec's {kind} may be "
+        f"at most {limit:,}, e.g. {example}"
+    )
+
+
 def _no_root(path: str):
     return lambda at: (
         f"field '{{{path}}}' at {at} has no variable name before {path[0]!r}: "
@@ -580,6 +636,142 @@ def _after_index(char: str):
         f"{char!r} at {at} follows ']': only '.' or '[' may follow an index, "
         "e.g. '{name[key].attr}' or '{name[key][0]}'"
     )
+
+
+# -- limits on format specs and on rendered text ----------------------------------------------
+
+# A field inside a spec (they cannot nest deeper), blanked when a spec's own numbers are read.
+_NESTED_FIELD = re.compile(r"\{[^{}]*\}")
+# str.format reads any Unicode decimal digit as part of a width or a precision.
+_DIGITS = re.compile(r"\d+")
+# Dates format with strftime codes, where '%10Y' (a glibc extension) pads to a width.
+_STRFTIME_SPEC = re.compile(r"%[-_0^#]*\d*[A-Za-z]")
+_STRFTIME_WIDTH = re.compile(r"%%|%[-_0^#]*(\d+)")
+_ALIGN = "<>=^"
+_DATE_TYPES = (datetime.date, datetime.time)
+
+
+def _spec_numbers(spec: str, *, strftime: bool) -> Iterator[tuple[str, int, str]]:
+    """("width" or "precision", index in spec, digits) for each number a spec asks for.
+
+    Every number counts, wherever it stands: a spec that str.format would refuse anyway is
+    refused either way, and one it accepts has only its width and precision as numbers.
+    """
+    if strftime:
+        for match in _STRFTIME_WIDTH.finditer(spec):
+            if match.group(1):
+                yield "width", match.start(1), match.group(1)
+        return
+    # [[fill]align]: a fill may be a digit, and is no number.
+    start = 2 if len(spec) >= 2 and spec[1] in _ALIGN else 1 if spec[:1] in _ALIGN else 0
+    for match in _DIGITS.finditer(spec, start):
+        before = spec[match.start() - 1] if match.start() else ""
+        yield ("precision" if before == "." else "width"), match.start(), match.group()
+
+
+def _limit_of(kind: str, limits: InputLimits) -> int:
+    return limits.format_width if kind == "width" else limits.format_precision
+
+
+def _exceeds(digits: str, limit: int) -> bool:
+    significant = "".join(str(unicodedata.decimal(char)) for char in digits).lstrip("0")
+    return len(significant) > len(str(limit)) or int(significant or "0") > limit
+
+
+def _shown_number(digits: str) -> str:
+    significant = "".join(str(unicodedata.decimal(char)) for char in digits).lstrip("0")
+    if len(significant) > 30:
+        return f"of {len(significant):,} digits"
+    return f"{int(significant or '0'):,}"
+
+
+class _BoundedRender:
+    """str.format's own walk (MarkupIterator, then each field: look up, convert, expand the
+    spec, format), with every spec checked before it formats and the length counted as the
+    text grows: nothing past the limits is ever built.
+
+    Fields come in the order the scanner recorded them (each field before the fields of its
+    spec), so the n-th field met is ``template.fields[n]`` and errors can say where it is.
+    """
+
+    def __init__(self, template: ParsedTemplate, values: Mapping[str, Any], limits: InputLimits):
+        self.template = template
+        self.values = values
+        self.limits = limits
+        self.length = 0
+        self.next_field = 0
+
+    def text(self) -> str:
+        pieces: list[str] = []
+        self._markup(self.template.text, _TOP_LEVEL_DEPTH, pieces)
+        return "".join(pieces)
+
+    def _markup(self, text: str, depth: int, pieces: list[str]) -> None:
+        for literal, name, spec, conversion in _string.formatter_parser(text):
+            if literal:
+                self._add(literal, pieces, None)
+            if name is not None:
+                each = self._field_written(name, spec, conversion)
+                self._add(self._format(each, depth), pieces, each)
+
+    def _field_written(self, name: str, spec: str, conversion: str | None) -> Field:
+        fields = self.template.fields
+        if self.next_field < len(fields):
+            each = fields[self.next_field]
+        else:  # a hand-built ParsedTemplate: no position to give
+            each = Field(name, name, spec, conversion, 0, 0, 0, nested=False)
+        self.next_field += 1
+        return each
+
+    def _format(self, each: Field, depth: int) -> str:
+        value = _look_up(each.path, self.values)
+        converted = _convert(value, each.conversion)
+        spec = each.format_spec
+        if "{" in spec:
+            if depth - 1 <= 0:
+                raise TemplateRenderError(
+                    "cannot render the template: Max string recursion exceeded"
+                )
+            parts: list[str] = []
+            self._markup(spec, depth - 1, parts)
+            spec = "".join(parts)
+        self._check_spec(each, spec, converted)
+        try:
+            return format(converted, spec)
+        except Exception as error:
+            raise _format_error(each, spec, converted, error) from error
+
+    def _check_spec(self, each: Field, spec: str, value: Any) -> None:
+        if not spec:
+            return
+        shown = value._value if isinstance(value, _JsonView) else value
+        strftime = isinstance(shown, _DATE_TYPES)
+        for kind, _, digits in _spec_numbers(spec, strftime=strftime):
+            limit = _limit_of(kind, self.limits)
+            if _exceeds(digits, limit):
+                written = f"format spec {each.format_spec!r}"
+                if spec != each.format_spec:
+                    written += f", which the values make {spec!r}"
+                raise RenderLimitError(
+                    f"field {each.path!r}{_at(each)} asks for a {kind} of "
+                    f"{_shown_number(digits)} with {written}: a {kind} may be at most "
+                    f"{limit:,} here"
+                )
+
+    def _add(self, piece: str, pieces: list[str], each: Field | None) -> None:
+        self.length += len(piece)
+        if self.length > self.limits.rendered_length:
+            where = f", at field {each.path!r}{_at(each)}" if each is not None else ""
+            raise RenderLimitError(
+                f"the rendered text would be longer than {self.limits.rendered_length:,} "
+                f"characters, the most rendered here (it passes that{where}): shorten the "
+                "values or the template"
+            )
+        pieces.append(piece)
+
+
+def _at(each: Field) -> str:
+    return f" at {each.line}:{each.column}" if each.line else ""
 
 
 # -- rendering JSON-like values ----------------------------------------------------------------
@@ -661,20 +853,22 @@ def _render_field(each: Field, values: dict[str, Any]) -> None:
         spec = each.format_spec.format_map(values) if "{" in each.format_spec else each.format_spec
     except Exception:
         return  # a field inside the spec fails; it comes next in textual order
-    conversion = f" with conversion !{each.conversion}" if each.conversion else ""
     try:
         value = _convert(value, each.conversion)
         format(value, spec)
     except Exception as error:
-        shown_spec = (
-            repr(spec) if spec == each.format_spec else f"{each.format_spec!r} (= {spec!r})"
-        )
-        raise FieldFormatError(
-            each.path,
-            spec,
-            f"field {each.path!r}{conversion} with format spec {shown_spec} cannot format "
-            f"{_short_repr.repr(value)} ({_type_name(value)}): {error}",
-        ) from error
+        raise _format_error(each, spec, value, error) from error
+
+
+def _format_error(each: Field, spec: str, value: Any, error: Exception) -> FieldFormatError:
+    conversion = f" with conversion !{each.conversion}" if each.conversion else ""
+    shown_spec = repr(spec) if spec == each.format_spec else f"{each.format_spec!r} (= {spec!r})"
+    return FieldFormatError(
+        each.path,
+        spec,
+        f"field {each.path!r}{conversion} with format spec {shown_spec} cannot format "
+        f"{_short_repr.repr(value)} ({_type_name(value)}): {error}",
+    )
 
 
 def _convert(value: Any, conversion: str | None) -> Any:

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from registry_ui.core.diff import compare_templates, line_diff, word_diff
+from registry_ui.core.limits import InputLimits
 from registry_ui.core.template import (
     TemplateError,
     TemplateRenderError,
@@ -35,6 +36,8 @@ ERROR_CODES = {
     "bad-attribute",
     "private-access",
     "spec-too-deep",
+    "width-too-large",
+    "precision-too-large",
 }
 
 # -- texts of every kind, biased towards the characters that matter to the parser --------------
@@ -94,9 +97,19 @@ def test_parsing_raises_nothing_but_a_validation_error(text):
     try:
         parse_template(text)
     except TemplateValidationError as error:
-        assert error.errors == validate_template(text)
+        assert error.errors == validate_template(text, limits=None)
     else:
-        assert validate_template(text) == []
+        assert validate_template(text, limits=None) == []
+
+
+@given(any_text)
+def test_the_limits_only_add_errors_about_widths_and_precisions(text):
+    syntax = validate_template(text, limits=None)
+    with_limits = validate_template(text)
+
+    assert [e for e in with_limits if e not in syntax] == [
+        e for e in with_limits if e.code in ("width-too-large", "precision-too-large")
+    ]
 
 
 @given(any_text)
@@ -249,6 +262,28 @@ def test_render_gives_exactly_str_format_for_values_without_json(text, values):
         rendered = parse_template(text).render(plain)
     except TemplateRenderError:
         rendered = None
+
+    assert rendered == expected
+
+
+# Past every width, precision and length the grammar and its values can reach.
+NO_LIMIT_REACHED = InputLimits(
+    format_width=10**100, format_precision=10**100, rendered_length=10**8
+)
+
+
+@given(st.one_of(templates, user_templates), st.one_of(values_by_name, user_values))
+def test_the_bounded_render_gives_what_render_gives_and_fails_as_it_fails(text, values):
+    template = parse_template(text)
+    try:
+        expected = template.render(values)
+    except TemplateRenderError as error:
+        expected = (type(error), str(error))
+
+    try:
+        rendered = template.render_bounded(values, NO_LIMIT_REACHED)
+    except TemplateRenderError as error:
+        rendered = (type(error), str(error))
 
     assert rendered == expected
 

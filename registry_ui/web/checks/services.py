@@ -62,7 +62,7 @@ def latest_run(version: TemplateVersion) -> CheckRun | None:
 
 def run_checks(version: TemplateVersion, *, trigger: str, actor: str) -> CheckRun:
     """Run the version's test cases now and store the results with the version."""
-    results = run_version_cases(version.text, version.metadata)
+    results = run_version_cases(version.text, version.metadata, settings.INPUT_LIMITS)
     return CheckRun.objects.create(
         version=version,
         trigger=trigger,
@@ -81,7 +81,7 @@ def record_registration_runs(rows: Iterable[TemplateVersion], *, actor: str) -> 
     for row in rows:
         if not has_cases(row):
             continue
-        results = run_version_cases(row.text, row.metadata)
+        results = run_version_cases(row.text, row.metadata, settings.INPUT_LIMITS)
         runs.append(
             CheckRun(
                 version=row,
@@ -142,7 +142,11 @@ def snapshot(version: TemplateVersion, *, actor: str, store: bool = True) -> dic
     run = latest_run(version)
     if run is None and store:
         run = run_checks(version, trigger=Trigger.ON_DEMAND, actor=actor)
-    results = results_of(run) if run else run_version_cases(version.text, version.metadata)
+    results = (
+        results_of(run)
+        if run
+        else run_version_cases(version.text, version.metadata, settings.INPUT_LIMITS)
+    )
     return {
         "status": "pass" if all(r.passed for r in results) else "fail",
         "detail": summarize(results),
@@ -196,7 +200,8 @@ def compare(old: TemplateVersion, new: TemplateVersion) -> list[CaseResult]:
         cases = cases_for_comparison(cases_in(old.metadata), cases_in(new.metadata))
     except CaseError:
         return []  # unreadable cases are reported by the version's own run
-    return regressions(run_cases(old.text, cases), run_cases(new.text, cases))
+    limits = settings.INPUT_LIMITS
+    return regressions(run_cases(old.text, cases, limits), run_cases(new.text, cases, limits))
 
 
 def results_context(version: TemplateVersion, *, user, compare_stage: str | None = None) -> dict:

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 from registry_ui.core.json_input import JsonNestingError, load_json
+from registry_ui.core.limits import DEFAULT_LIMITS, InputLimits
 from registry_ui.core.template import ParsedTemplate, TemplateRenderError
 
 TEXT, NUMBER, JSON, DATE = "text", "number", "json", "date"
@@ -102,9 +103,16 @@ def _stronger(left: str, right: str) -> str:
 
 
 def render_preview(
-    parsed: ParsedTemplate, fields: list[PreviewField], raw: Mapping[str, str]
+    parsed: ParsedTemplate,
+    fields: list[PreviewField],
+    raw: Mapping[str, str],
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> Preview:
-    """Read each field's text and render; every problem is kept beside its field."""
+    """Read each field's text and render; every problem is kept beside its field.
+
+    The render is bounded (ParsedTemplate.render_bounded): a spec or values that would build
+    more than the limits allow are refused before anything is built.
+    """
     preview = Preview({f.name: str(raw.get(f.name, "")) for f in fields})
     values: dict[str, Any] = {}
     for each in fields:
@@ -117,7 +125,7 @@ def render_preview(
         preview.error = "Fix the values marked beside their fields to see the output."
         return preview
     try:
-        output = parsed.render(values)
+        output = parsed.render_bounded(values, limits)
     except TemplateRenderError as error:
         path = getattr(error, "field", None)
         root = _ROOT.match(path).group() if path and _ROOT.match(path) else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.utils import timezone
 
 from registry_ui.core.policy import PolicyError
@@ -36,7 +37,7 @@ def sample_save(user, *, version: TemplateVersion, name: str, raw: Mapping[str, 
         )
     parsed = parse_template(version.text)
     fields = preview.preview_fields(parsed)
-    shown = preview.render_preview(parsed, fields, raw)
+    shown = preview.render_preview(parsed, fields, raw, settings.INPUT_LIMITS)
     if not shown.ok:
         raise SampleRefused("these values do not render: fix the marked fields first", shown)
     label = f"{version.template.name}@{version.version}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
@@ -220,7 +221,11 @@ def _version_context(request, row: TemplateVersion, typed, **extra) -> dict:
         chosen = next((s for s in saved if s.name == wanted), None) if wanted else None
         chosen = chosen or (saved[0] if saved else None)
         typed = dict(chosen.values) if chosen else None
-    shown = preview.render_preview(parsed, fields, typed) if typed is not None else None
+    shown = (
+        preview.render_preview(parsed, fields, typed, settings.INPUT_LIMITS)
+        if typed is not None
+        else None
+    )
     previous = TemplateVersion.objects.before(row).first()
     return {
         "version": row,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from registry_ui.core.checks import CaseResult, cases_in, run_cases
@@ -33,7 +34,9 @@ class Command(BaseCommand):
             self.stdout.write(str(problem))
         ran = failed = versions = 0
         for spec in scan.specs:
-            results = run_cases(spec.template, cases_in(spec.version_metadata))
+            results = run_cases(
+                spec.template, cases_in(spec.version_metadata), settings.INPUT_LIMITS
+            )
             versions += bool(results)
             for index, result in enumerate(results):
                 ran += 1
