@@ -11,7 +11,14 @@ The design note's best practices, made enforceable:
   brace left over; an exact expected output). They are versioned with the template, in its
   metadata under ``test_cases``, so the content hash covers them.
 
-Pure Python: no Django, no MLflow.
+What a case can make the server do is bounded (docs/security.md, "Limits on input"): its
+render by ``ParsedTemplate.render_bounded``; its regular expressions run on RE2, which has no
+backtracking and so takes time in proportion to the text's length times the pattern's size
+(patterns RE2 cannot run, such as backreferences and lookarounds, are refused when the cases
+are read); and a whole run by a budget of steps counted as it goes, so it stops by itself in
+any process, a web thread or a worker, with no signal and no timer.
+
+Pure Python: no Django, no MLflow (RE2 through the google-re2 package).
 """
 
 from __future__ import annotations
@@ -21,8 +28,10 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+import re2
 
 from registry_ui.core.limits import DEFAULT_LIMITS, MAX_METADATA_JSON_LENGTH, InputLimits
 from registry_ui.core.template import TemplateValidationError, parse_template
@@ -30,6 +39,17 @@ from registry_ui.core.template import TemplateValidationError, parse_template
 # Where a version's test cases live in its metadata (and so in MLflow, with the version).
 TEST_CASES_KEY = "test_cases"
 MAX_CASE_NAME_LENGTH = 200
+
+# Searches need only where a match is, never its groups: without captures RE2 finds both
+# ends with its DFA. Memory: 1 MiB per pattern (its program and its DFA's cache), and the
+# google-re2 module keeps the last 128 patterns compiled.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.never_capture = True
+_RE2_OPTIONS.log_errors = False
+_RE2_OPTIONS.max_mem = 1 << 20
+# A plain text search is linear for long needles; for needles under ~100 characters CPython's
+# search may compare each of them at each position of the text.
+_FIND_WIDTH = 100
 
 
 # -- the metadata policy ----------------------------------------------------------------------
@@ -220,7 +240,7 @@ class Expectation:
     kind: str
     value: Any = None
     regex: bool = False
-    _compiled: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _compiled: Any = field(default=None, compare=False, repr=False)  # an RE2 pattern
 
     def describe(self) -> str:
         if self.kind == "max_length":
@@ -239,8 +259,14 @@ class Expectation:
             return "no '{' or '}' left over"
         return "equals the expected output"
 
-    def failure(self, rendered: str) -> str | None:
-        """Why ``rendered`` misses this expectation, or None when it meets it."""
+    def failure(self, rendered: str, budget: CheckBudget | None = None) -> str | None:
+        """Why ``rendered`` misses this expectation, or None when it meets it.
+
+        With a ``budget``, the steps the check takes are spent from it first (BudgetSpent
+        when they are more than it has left).
+        """
+        if budget is not None:
+            budget.spend(self.steps(rendered))
         if self.kind == "max_length":
             if len(rendered) > self.value:
                 return f"is {len(rendered):,} characters long, {len(rendered) - self.value:,} over"
@@ -265,6 +291,18 @@ class Expectation:
             return None
         return _first_difference(self.value, rendered)
 
+    def steps(self, rendered: str) -> int:
+        """The most work checking ``rendered`` can take: RE2 looks at each character with
+        at most every instruction of the pattern's program; a text search may compare the
+        needle at each position."""
+        if self.kind == "max_length":
+            return 1
+        if self.kind in ("contains", "not_contains"):
+            if self.regex:
+                return max(len(rendered), 1) * max(self.pattern.programsize, 1)
+            return max(len(rendered), 1) * min(len(self.value), _FIND_WIDTH)
+        return max(len(rendered), 1)
+
     def _find(self, rendered: str) -> tuple[int, str] | None:
         if self.regex:
             match = self.pattern.search(rendered)
@@ -273,9 +311,9 @@ class Expectation:
         return (index, self.value) if index >= 0 else None
 
     @property
-    def pattern(self) -> re.Pattern[str]:
+    def pattern(self) -> Any:
         if self._compiled is None:  # built by hand rather than parsed: compile now
-            object.__setattr__(self, "_compiled", re.compile(self.value))
+            object.__setattr__(self, "_compiled", compile_pattern(self.value))
         return self._compiled
 
     def to_data(self) -> Any:
@@ -474,18 +512,14 @@ class _CaseReader:
             )  # fmt: skip
             return None
         try:
-            compiled = re.compile(pattern)
-        except re.error as error:
-            position = error.pos if error.pos is not None else 0
+            compiled = compile_pattern(pattern)
+        except PatternError as error:
             self._problem(
                 where,
-                f"{shown}: regular expression {_pattern(pattern)} is invalid at position "
-                f"{position}: {error.msg}",
-                regex_position=position,
+                f"{shown}: regular expression {_pattern(pattern)} cannot be used, at position "
+                f"{error.position}: {error.problem}",
+                regex_position=error.position,
             )
-            return None
-        except (OverflowError, RecursionError) as error:
-            self._problem(where, f"{shown}: regular expression {_pattern(pattern)}: {error}")
             return None
         return Expectation(key, pattern, regex=True, _compiled=compiled)
 
@@ -528,6 +562,96 @@ def _unknown_case_key(key: Any) -> str:
     return f"unknown key {key!r}{hint}: a test case has the keys {_ACCEPTED_CASE_KEYS}"
 
 
+# -- regular expressions ----------------------------------------------------------------------
+
+
+class PatternError(ValueError):
+    """A regular expression RE2 cannot run: ``problem`` in plain words, ``position`` from 0."""
+
+    def __init__(self, pattern: str, position: int, problem: str):
+        self.pattern = pattern
+        self.position = position
+        self.problem = problem
+        super().__init__(f"position {position}: {problem}")
+
+    def __reduce__(self):
+        return type(self), (self.pattern, self.position, self.problem)
+
+
+# RE2's error texts ("missing ]: [abc"), in plain words; what RE2 does not offer at all says so.
+_RE2_PROBLEMS = {
+    "invalid escape sequence": "this escape is not supported",
+    "invalid character class": "this character class is not supported",
+    "invalid character class range": "this range is backwards or not supported",
+    "missing ]": "a '[' is never closed",
+    "missing )": "a '(' is never closed",
+    "unexpected )": "a ')' has no matching '('",
+    "trailing \\": "the pattern ends with a lone backslash",
+    "no argument for repetition operator": "a repetition has nothing before it to repeat",
+    "invalid repetition size": "a repetition counts past 1,000, the most RE2 accepts in all",
+    "bad repetition operator": "a repetition follows a repetition, such as '**' or '*+'",
+    "invalid perl operator": "this '(?' group is not supported",
+    "invalid named capture group": "a named group must be written (?P<name>...)",
+    "pattern too large - compile failed": "the pattern is too large to run",
+}
+_BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=")
+_LOOKAROUND = re.compile(r"\(\?<?[=!]")
+_LINEAR = "patterns run on RE2, in time proportional to the text, without backtracking"
+
+
+def compile_pattern(pattern: str) -> Any:
+    """The pattern compiled by RE2, or PatternError saying why it cannot run and where."""
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as error:
+        raise _pattern_error(pattern, error) from None
+
+
+def _pattern_error(pattern: str, error: Exception) -> PatternError:
+    raw = error.args[0] if error.args else ""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    code, _, fragment = text.partition(": ")
+    if code == "missing )":  # RE2 quotes the whole pattern: point at the '(' left open
+        position = _unclosed_group(pattern)
+    else:
+        position = max(pattern.find(fragment), 0) if fragment else 0
+    problem = _RE2_PROBLEMS.get(code, code or "RE2 cannot run it")
+    if _BACKREFERENCE.search(pattern):
+        problem += f"; backreferences such as \\1 are not offered: {_LINEAR}"
+    elif _LOOKAROUND.search(pattern):
+        problem += f"; lookahead and lookbehind such as (?=...) are not offered: {_LINEAR}"
+    elif code == "invalid perl operator":
+        problem += f" (atomic groups, comments and (?x) are not offered: {_LINEAR})"
+    elif "\\Z" in pattern:
+        problem += "; write \\z for the end of the text"
+    return PatternError(pattern, position, problem)
+
+
+def _unclosed_group(pattern: str) -> int:
+    """Where the innermost '(' that is never closed opens (0 if none is found)."""
+    opened: list[int] = []
+    position, in_class = 0, False
+    while position < len(pattern):
+        char = pattern[position]
+        if char == "\\":
+            position += 1
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            # A ']' first in a class ('[]a]', '[^]a]') is one of its characters.
+            for opening in ("^]", "]"):
+                if pattern.startswith(opening, position + 1):
+                    position += len(opening)
+                    break
+        elif char == "(":
+            opened.append(position)
+        elif char == ")" and opened:
+            opened.pop()
+        position += 1
+    return opened[-1] if opened else 0
+
+
 def case_set_size_problem(metadata: Mapping[str, Any]) -> str | None:
     """Why the metadata, test cases included, is too large for MLflow, or None."""
     encoded = json.dumps(metadata, sort_keys=True, ensure_ascii=False)
@@ -568,6 +692,40 @@ def registration_problems(
 
 # -- running them -----------------------------------------------------------------------------
 
+RUNS_IN_BUDGET = "runs within the check budget"
+
+
+class BudgetSpent(Exception):
+    """A check would take more steps than its run has left."""
+
+
+class CheckBudget:
+    """The steps one run of test cases may take (InputLimits.check_steps), spent as it goes.
+
+    Each render and each check spends what it costs before it runs (a render, what it
+    rendered, its own length being bounded), so a run ends by itself once its budget is
+    spent, in any thread, with no signal or timer.
+    """
+
+    def __init__(self, steps: int):
+        self.steps = steps
+        self.left = steps
+
+    def spend(self, steps: int) -> None:
+        if steps > self.left:
+            left = f"{self.left:,}" if self.left else "none"
+            self.left = 0  # what comes after it is not run either: the run stops here
+            raise BudgetSpent(
+                f"not run: it needs up to {steps:,} steps of work and this run has {left} "
+                f"left of its budget of {self.steps:,}: shorten the text it checks or the "
+                "regular expression, or keep fewer test cases"
+            )
+        self.left -= steps
+
+    @property
+    def spent(self) -> bool:
+        return self.left == 0
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -588,6 +746,12 @@ class CaseResult:
     passed: bool
     rendered: str | None
     failures: tuple[Failure, ...] = ()
+    # Set when ``rendered`` keeps only the start of the text: its whole length.
+    rendered_length: int | None = None
+
+    @property
+    def cut(self) -> bool:
+        return self.rendered_length is not None
 
     @property
     def error(self) -> str | None:
@@ -597,7 +761,7 @@ class CaseResult:
         return None
 
     def to_data(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "passed": self.passed,
             "rendered": self.rendered,
@@ -605,6 +769,9 @@ class CaseResult:
                 {"expectation": f.expectation, "message": f.message} for f in self.failures
             ],
         }
+        if self.rendered_length is not None:
+            data["rendered_length"] = self.rendered_length
+        return data
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> CaseResult:
@@ -615,31 +782,68 @@ class CaseResult:
             failures=tuple(
                 Failure(f["expectation"], f["message"]) for f in data.get("failures", ())
             ),
+            rendered_length=data.get("rendered_length"),
         )
 
 
 def run_case(
-    template_text: str, case: TestCase, limits: InputLimits = DEFAULT_LIMITS
+    template_text: str,
+    case: TestCase,
+    limits: InputLimits = DEFAULT_LIMITS,
+    budget: CheckBudget | None = None,
 ) -> CaseResult:
+    """Render the case's values (bounded by ``limits``) and check each expectation; with a
+    ``budget``, a case it cannot pay for fails as not run."""
+    budget = budget if budget is not None else CheckBudget(limits.check_steps)
     try:
+        budget.spend(max(len(template_text), 1))
         rendered = parse_template(template_text).render_bounded(case.values, limits)
+        budget.spend(len(rendered))
+    except BudgetSpent as spent:
+        return CaseResult(case.name, False, None, (Failure(RUNS_IN_BUDGET, str(spent)),))
     except TemplateValidationError as error:
         return CaseResult(case.name, False, None, (Failure(RENDERS, str(error)),))
     except Exception as error:  # the case's values broke the render: that case fails
         return CaseResult(case.name, False, None, (Failure(RENDERS, str(error)),))
-    failures = tuple(
-        Failure(expectation.describe(), message)
-        for expectation in case.expectations
-        if (message := expectation.failure(rendered)) is not None
-    )
-    return CaseResult(case.name, not failures, rendered, failures)
+    failures = []
+    for expectation in case.expectations:
+        try:
+            message = expectation.failure(rendered, budget)
+        except BudgetSpent as spent:
+            failures.append(Failure(expectation.describe(), str(spent)))
+            break
+        if message is not None:
+            failures.append(Failure(expectation.describe(), message))
+    return CaseResult(case.name, not failures, rendered, tuple(failures))
 
 
 def run_cases(
     template_text: str, cases: Iterable[TestCase], limits: InputLimits = DEFAULT_LIMITS
 ) -> list[CaseResult]:
-    """Render each case's values with the template and check each of its expectations."""
-    return [run_case(template_text, case, limits) for case in cases]
+    """Render each case's values with the template and check each of its expectations.
+
+    One budget of ``limits.check_steps`` for them all; the rendered texts kept in the
+    results add up to ``limits.rendered_length`` characters at most (later ones are cut),
+    since results are stored and shown.
+    """
+    budget = CheckBudget(limits.check_steps)
+    kept = limits.rendered_length
+    results = []
+    for case in cases:
+        result = run_case(template_text, case, limits, budget)
+        if result.rendered is not None:
+            result = _cut_rendered(result, kept)
+            kept -= len(result.rendered)
+        results.append(result)
+    return results
+
+
+def _cut_rendered(result: CaseResult, room: int) -> CaseResult:
+    if len(result.rendered) <= room:
+        return result
+    return replace(
+        result, rendered=result.rendered[: max(room, 0)], rendered_length=len(result.rendered)
+    )
 
 
 def run_version_cases(

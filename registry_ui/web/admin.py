@@ -15,6 +15,7 @@ from registry_ui.web.models import (
     Approval,
     AuditEvent,
     Batch,
+    CheckComparison,
     CheckRun,
     Experiment,
     ExperimentVariant,
@@ -123,6 +124,12 @@ class CheckRunAdmin(ReadOnlyAdmin):
     list_display = ("version", "trigger", "passed", "actor", "created_at")
     list_filter = ("trigger", "passed")
     list_select_related = ("version__template",)
+
+
+@admin.register(CheckComparison)
+class CheckComparisonAdmin(ReadOnlyAdmin):
+    list_display = ("new", "old", "created_at")
+    list_select_related = ("new__template", "old__template")
 
 
 # -- experiments: read here, defined and stopped on the Experiments pages ---------------------

@@ -134,7 +134,7 @@ def test_registration_problems_list_the_policy_the_cases_and_the_size():
         "test_cases:",
         "metadata",
     ]
-    assert "is invalid at position 1" in problems[3]
+    assert "cannot be used, at position 1" in problems[3]
     assert "MLflow keeps at most 100,000" in problems[4]
 
 
@@ -264,8 +264,8 @@ def test_a_bad_regular_expression_is_refused_with_its_position_and_case():
 
     [problem] = raised.value.problems
     assert str(problem) == (
-        "test case 'hashtags': not_contains[1]: regular expression '#(\\w+' is invalid at "
-        "position 1: missing ), unterminated subpattern"
+        "test case 'hashtags': not_contains[1]: regular expression '#(\\w+' cannot be used, "
+        "at position 1: a '(' is never closed"
     )
     assert problem.regex_position == 1
     assert problem.path == (0, "not_contains", 1, "regex")
@@ -394,8 +394,8 @@ def test_a_template_file_reports_case_and_policy_problems_where_they_are_written
         "tests:",
     ]
     assert problems[3].message == (
-        "tests: test case 'hashtag': contains: regular expression '#(\\w+' is invalid at "
-        "position 1: missing ), unterminated subpattern"
+        "tests: test case 'hashtag': contains: regular expression '#(\\w+' cannot be used, "
+        "at position 1: a '(' is never closed"
     )
 
 

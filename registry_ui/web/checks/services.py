@@ -9,6 +9,10 @@
 The cases live in the version's metadata (``test_cases``), so running them needs neither
 MLflow nor the network: the mirror holds the text and the metadata. The rules are in
 registry_ui.core.checks.
+
+Pages only read what is stored: a version's latest run, and the cases it breaks that another
+version passed (a CheckComparison, computed the first time a page asks for that pair and
+kept). Every run is bounded by settings.INPUT_LIMITS (its renders, and its budget of steps).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 
 from registry_ui.core.checks import (
     TEST_CASES_KEY,
@@ -30,7 +35,13 @@ from registry_ui.core.checks import (
 from registry_ui.core.checks import TestCaseError as CaseError
 from registry_ui.web import permissions
 from registry_ui.web.audit import trail
-from registry_ui.web.models import AuditEvent, CheckRun, PromotionRequest, TemplateVersion
+from registry_ui.web.models import (
+    AuditEvent,
+    CheckComparison,
+    CheckRun,
+    PromotionRequest,
+    TemplateVersion,
+)
 
 Trigger = CheckRun.Trigger
 
@@ -194,14 +205,40 @@ def promotion_problems(request: PromotionRequest, *, actor: str) -> list[str]:
 def compare(old: TemplateVersion, new: TemplateVersion) -> list[CaseResult]:
     """The cases the new version breaks that the old one passed (the diff's check column).
 
-    Both texts run the new version's cases and the old one's that it dropped.
+    Both texts run the new version's cases and the old one's that it dropped: once per pair,
+    then read from the stored CheckComparison.
     """
+    if not (has_cases(old) or has_cases(new)):
+        return []
+    stored = CheckComparison.objects.filter(old=old, new=new).first()
+    if stored is None:
+        stored = _store_comparison(old, new, _regressions_now(old, new))
+    return results_of_comparison(stored)
+
+
+def results_of_comparison(stored: CheckComparison) -> list[CaseResult]:
+    return [CaseResult.from_data(data) for data in stored.regressions]
+
+
+def _regressions_now(old: TemplateVersion, new: TemplateVersion) -> list[CaseResult]:
     try:
         cases = cases_for_comparison(cases_in(old.metadata), cases_in(new.metadata))
     except CaseError:
         return []  # unreadable cases are reported by the version's own run
     limits = settings.INPUT_LIMITS
     return regressions(run_cases(old.text, cases, limits), run_cases(new.text, cases, limits))
+
+
+def _store_comparison(
+    old: TemplateVersion, new: TemplateVersion, found: list[CaseResult]
+) -> CheckComparison:
+    try:
+        with transaction.atomic():
+            return CheckComparison.objects.create(
+                old=old, new=new, regressions=[result.to_data() for result in found]
+            )
+    except IntegrityError:  # another request stored the same pair first: the same results
+        return CheckComparison.objects.get(old=old, new=new)
 
 
 def results_context(version: TemplateVersion, *, user, compare_stage: str | None = None) -> dict:

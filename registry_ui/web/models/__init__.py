@@ -5,7 +5,7 @@ package replaced: Django finds every model through this package.
 """
 
 from registry_ui.web.models.audit import AppendOnlyError, AuditEvent, AuditEventQuerySet
-from registry_ui.web.models.checks import CheckRun
+from registry_ui.web.models.checks import CheckComparison, CheckRun
 from registry_ui.web.models.experiments import (
     Experiment,
     ExperimentVariant,
@@ -32,6 +32,7 @@ __all__ = [
     "AuditEvent",
     "AuditEventQuerySet",
     "Batch",
+    "CheckComparison",
     "CheckRun",
     "Experiment",
     "ExperimentVariant",

@@ -39,3 +39,26 @@ class CheckRun(models.Model):
     def __str__(self) -> str:
         outcome = "passed" if self.passed else "failed"
         return f"checks of {self.version} {outcome} ({self.trigger})"
+
+
+class CheckComparison(models.Model):
+    """The test cases ``new`` breaks that ``old`` passed: both texts run the cases of both
+    (checks.services.compare), once per pair and kept, since neither version's text nor its
+    cases ever change and a page must not run them again on every view.
+
+    ``regressions`` holds the CaseResult.to_data() of each case ``new`` breaks.
+    """
+
+    old = models.ForeignKey(TemplateVersion, on_delete=models.CASCADE, related_name="+")
+    new = models.ForeignKey(TemplateVersion, on_delete=models.CASCADE, related_name="+")
+    regressions = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # Two pages computing one pair at once: the second keeps the first one's row.
+            models.UniqueConstraint(fields=["old", "new"], name="check_comparison_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"checks of {self.new} against {self.old}"

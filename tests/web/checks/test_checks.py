@@ -150,7 +150,7 @@ def test_a_bad_regular_expression_is_refused_at_registration_with_its_position(u
 
     assert raised.value.errors == [
         f"{name} 1.0.0: test_cases: test case 'hashtags': contains: regular expression "
-        "'#(\\w+' is invalid at position 1: missing ), unterminated subpattern"
+        "'#(\\w+' cannot be used, at position 1: a '(' is never closed"
     ]
 
 
