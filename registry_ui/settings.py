@@ -518,4 +518,18 @@ INPUT_LIMITS = InputLimits(
     rendered_length=_env_int(
         "REGISTRY_UI_MAX_RENDERED_LENGTH", DEFAULT_LIMITS.rendered_length, minimum=1000
     ),
+    # Steps of work one run of a version's test cases may take (about a second's worth by
+    # default): a character rendered or searched is a step, a regular expression's search
+    # costs the text's length times its compiled size. Past it, the rest is not run.
+    check_steps=_env_int(
+        "REGISTRY_UI_CHECK_RUN_STEPS", DEFAULT_LIMITS.check_steps, minimum=1_000_000
+    ),
+    # Template files (validate_templates, test_templates, register_templates): characters of
+    # a file, with its YAML aliases written out too, and the nodes aliases may repeat.
+    template_file_size=_env_int(
+        "REGISTRY_UI_MAX_TEMPLATE_FILE_SIZE", DEFAULT_LIMITS.template_file_size, minimum=100_000
+    ),
+    yaml_alias_nodes=_env_int(
+        "REGISTRY_UI_MAX_YAML_ALIAS_NODES", DEFAULT_LIMITS.yaml_alias_nodes, minimum=0
+    ),
 )

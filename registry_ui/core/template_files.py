@@ -19,6 +19,11 @@ Loading never stops at the first problem: every problem is returned as a FilePro
 and column (from 1) are positions in the YAML file, including errors inside a template text,
 which are mapped to where they are in the file whenever the text stands there as written.
 
+Aliases are bounded before anything is built from the file (a few hundred bytes of nested
+aliases stand for gigabytes): the nodes they repeat, and the size of the file with them
+written out, are counted on the composed nodes, where an alias is the same node once more,
+and a file past the limits (core/limits.py) is refused whole.
+
 Pure Python: the standard library and PyYAML, no Django, no MLflow.
 """
 
@@ -45,7 +50,12 @@ from registry_ui.core.checks import (
     case_set_size_problem,
     parse_cases,
 )
-from registry_ui.core.limits import MAX_METADATA_JSON_LENGTH, MAX_TEMPLATE_LENGTH
+from registry_ui.core.limits import (
+    DEFAULT_LIMITS,
+    MAX_METADATA_JSON_LENGTH,
+    MAX_TEMPLATE_LENGTH,
+    InputLimits,
+)
 from registry_ui.core.names import InvalidNameError, validate_template_name
 from registry_ui.core.semver import InvalidVersionError, SemVer
 from registry_ui.core.template import TemplateError, validate_template
@@ -145,39 +155,49 @@ def find_template_files(root: str | os.PathLike[str]) -> list[Path]:
 
 
 def load_template_file(
-    path: str | os.PathLike[str], *, policy: MetadataPolicy | None = None
+    path: str | os.PathLike[str],
+    *,
+    policy: MetadataPolicy | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> tuple[list[TemplateSpec], list[FileProblem]]:
     """The valid template versions in one file, and every problem found in it.
 
-    With a ``policy``, metadata that misses it is a problem too.
+    With a ``policy``, metadata that misses it is a problem too; past ``limits``, format
+    specs and YAML aliases are problems.
     """
-    entries = _FileReader(str(path), policy).read()
+    entries = _FileReader(str(path), policy, limits).read()
     problems = [problem for entry in entries for problem in entry.problems]
     problems += _duplicates(entries)
     return _valid_specs(entries), _in_file_order(problems)
 
 
 def load_templates(
-    root: str | os.PathLike[str], *, policy: MetadataPolicy | None = None
+    root: str | os.PathLike[str],
+    *,
+    policy: MetadataPolicy | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> tuple[list[TemplateSpec], list[FileProblem]]:
     """All template files under root (see find_template_files): valid versions and problems.
 
     A (name, version) defined twice, in one file or in two, is a problem reported with both
     locations. Raises FileNotFoundError if root does not exist.
     """
-    scan = scan_templates(root, policy=policy)
+    scan = scan_templates(root, policy=policy, limits=limits)
     return scan.specs, scan.problems
 
 
 def scan_templates(
-    root: str | os.PathLike[str], *, policy: MetadataPolicy | None = None
+    root: str | os.PathLike[str],
+    *,
+    policy: MetadataPolicy | None = None,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> TemplateScan:
     """Like load_templates, also saying which files were read and how many entries they hold."""
     files = find_template_files(root)
     entries: list[_Entry] = []
     problems: list[FileProblem] = []
     for path in files:
-        read = _FileReader(str(path), policy).read()
+        read = _FileReader(str(path), policy, limits).read()
         entries.extend(read)
         problems.extend(problem for entry in read for problem in entry.problems)
     problems += _duplicates(entries)
@@ -205,9 +225,15 @@ class _Entry:
 
 
 class _FileReader:
-    def __init__(self, path: str, policy: MetadataPolicy | None = None):
+    def __init__(
+        self,
+        path: str,
+        policy: MetadataPolicy | None = None,
+        limits: InputLimits = DEFAULT_LIMITS,
+    ):
         self.path = path
         self.policy = policy
+        self.limits = limits
         self.text = ""
         self.lines: list[str] = []
         self.entries: list[_Entry] = []
@@ -216,15 +242,25 @@ class _FileReader:
 
     def read(self) -> list[_Entry]:
         root = self._compose()
-        if root is not None:
+        if root is not None and self._within_limits(root):
             self._read_root(root)
         return [self.file, *self.entries]
 
     def _compose(self) -> yaml.Node | None:
+        limit = self.limits.template_file_size
         try:
-            data = Path(self.path).read_bytes()
+            with open(self.path, "rb") as file:
+                data = file.read(limit + 1)
         except OSError as error:
             self._problem(self.file, 1, 1, f"cannot read the file: {error.strerror or error}")
+            return None
+        if len(data) > limit:
+            self._problem(
+                self.file,
+                1,
+                1,
+                f"the file is over {limit:,} bytes, the most that is read: split it",
+            )
             return None
         try:
             text = data.decode("utf-8-sig")
@@ -255,6 +291,36 @@ class _FileReader:
         if root is None:
             self._problem(self.file, 1, 1, f"the file is empty: {_SHAPE}")
         return root
+
+    def _within_limits(self, root: yaml.Node) -> bool:
+        """Whether the file's aliases stay within the limits; if not, a problem says so.
+
+        Counted on the composed nodes before anything is built from them.
+        """
+        size = _Expansion(root)
+        limit = self.limits.yaml_alias_nodes
+        if size.repeated_nodes > limit:
+            line, column = _mark_of(size.most_repeated)
+            self._problem(
+                self.file,
+                line,
+                column,
+                f"YAML aliases repeat {_many(size.repeated_nodes)} nodes in this file, most "
+                f"of them through the value anchored here: at most {limit:,} are accepted; "
+                "write the repeated values out, or use fewer aliases",
+            )
+            return False
+        limit = self.limits.template_file_size
+        if size.characters > limit:
+            self._problem(
+                self.file,
+                1,
+                1,
+                f"with its YAML aliases written out, the file is {_many(size.characters)} "
+                f"characters: at most {limit:,} are read; use fewer aliases",
+            )
+            return False
+        return True
 
     def _yaml_error(self, error: yaml.MarkedYAMLError) -> None:
         mark = error.problem_mark or error.context_mark
@@ -435,7 +501,7 @@ class _FileReader:
                 f"{MAX_TEMPLATE_LENGTH:,}",
             )
             return None
-        errors = validate_template(value)
+        errors = validate_template(value, self.limits)
         for error in errors:
             line, column, message = self._locate_template_error(node, value, error)
             self._problem(entry, line, column, message)
@@ -486,6 +552,13 @@ class _FileReader:
         before = len(entry.problems)
         _JsonChecker(self, entry).check(node, "tests")
         if len(entry.problems) > before:
+            return []
+        limit = MAX_METADATA_JSON_LENGTH
+        if _expanded_size(node, {}) > 2 * limit:
+            # As metadata: test cases are registered in it, so the same limit holds them.
+            self._problem_at(
+                entry, node, f"tests are far over {limit:,} characters as JSON, the most kept"
+            )
             return []
         ok, value = self._construct(entry, node)
         return value if ok else []
@@ -840,6 +913,63 @@ def _byte_position(data: bytes, offset: int) -> tuple[int, int]:
     line_start = data.rfind(b"\n", 0, offset) + 1
     column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
     return data.count(b"\n", 0, offset) + 1, column
+
+
+class _Expansion:
+    """What a composed YAML document stands for with its aliases written out, counted
+    without writing them out: each node is measured once (an alias is the same node again),
+    without recursion, so neither depth nor repetition makes the count itself costly.
+
+    ``characters`` is about the JSON length; ``repeated_nodes`` how many nodes the aliases
+    add; ``most_repeated`` the node whose repetitions add the most.
+    """
+
+    def __init__(self, root: yaml.Node):
+        sizes: dict[int, tuple[int, int]] = {}  # id -> (characters, nodes) written out
+        uses: dict[int, int] = {}
+        nodes: dict[int, yaml.Node] = {}
+        stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+        while stack:
+            node, children_done = stack.pop()
+            key = id(node)
+            if not children_done:
+                uses[key] = uses.get(key, 0) + 1
+                if key in nodes:
+                    continue  # met again through an alias: measured once
+                nodes[key] = node
+                stack.append((node, True))
+                stack.extend((child, False) for child in _children(node))
+                continue
+            if isinstance(node, yaml.ScalarNode):
+                sizes[key] = (len(node.value) + 2, 1)
+                continue
+            # A node inside itself (refused as metadata anyway) counts once.
+            measured = [sizes.get(id(child), (0, 0)) for child in _children(node)]
+            sizes[key] = (
+                2 + sum(chars + 1 for chars, _ in measured),
+                1 + sum(count for _, count in measured),
+            )
+        self.characters, written_out = sizes[id(root)]
+        self.repeated_nodes = written_out - len(nodes)
+        self.most_repeated = max(
+            nodes.values(), key=lambda node: (uses[id(node)] - 1) * sizes[id(node)][1]
+        )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+def _mark_of(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _many(number: int) -> str:
+    return f"{number:,}" if number < 10**15 else f"about 10^{len(str(number)) - 1}"
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:

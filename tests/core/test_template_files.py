@@ -379,10 +379,28 @@ def test_it_refuses_a_template_longer_than_mlflow_keeps(tmp_path):
     ]
 
 
-def test_it_refuses_metadata_longer_than_mlflow_keeps_without_writing_out_aliases(tmp_path):
+def test_it_refuses_aliases_that_repeat_too_much_without_writing_them_out(tmp_path):
     # Each level doubles the one before: 2**40 leaves when written out, a few lines here.
     levels = ["  l0: &l0 [xxxxxxxxxx, xxxxxxxxxx]"]
     levels += [f"  l{i}: &l{i} [*l{i - 1}, *l{i - 1}]" for i in range(1, 40)]
+    path = write(tmp_path, VALID + "metadata:\n" + "\n".join(levels) + "\n")
+
+    specs, problems = load_template_file(path)
+
+    assert specs == []
+    assert [(p.line, p.column) for p in problems] == [(43, 8)]  # the anchor &l38
+    assert problems[0].message == (
+        "YAML aliases repeat 4,398,046,511,018 nodes in this file, most of them through the "
+        "value anchored here: at most 10,000 are accepted; write the repeated values out, or "
+        "use fewer aliases"
+    )
+
+
+def test_it_refuses_metadata_longer_than_mlflow_keeps_without_writing_out_aliases(tmp_path):
+    # Within the aliases' budget, but far over the metadata's size once written out.
+    big = "x" * 30_000
+    levels = [f"  l0: &l0 [{big}, {big}]"]
+    levels += [f"  l{i}: &l{i} [*l{i - 1}, *l{i - 1}]" for i in range(1, 5)]
     path = write(tmp_path, VALID + "metadata:\n" + "\n".join(levels) + "\n")
 
     specs, problems = load_template_file(path)

@@ -136,3 +136,29 @@ def test_test_templates_runs_a_backtracking_pattern_within_its_cpu_time(tmp_path
 
     assert not child.ran_out, child.stderr[-2000:]
     assert child.result.endswith("1 failed")
+
+
+@pytest.mark.parametrize("command", ["validate_templates", "test_templates", "register_templates"])
+def test_every_command_reading_template_files_refuses_an_alias_bomb_in_bounded_memory(
+    command, tmp_path
+):
+    from tests.core.test_template_file_limits import BOMB_IN_TESTS
+
+    (tmp_path / "bomb.yaml").write_text(BOMB_IN_TESTS, encoding="utf-8")
+
+    child = run_limited(
+        f"""
+        from django.core.management import CommandError, call_command
+        try:
+            call_command({command!r}, {str(tmp_path)!r})
+        except CommandError as error:
+            print(json.dumps(str(error)))
+        """,
+        memory_mb=CHILD_MEMORY_MB,
+        cpu_seconds=30,
+        django=True,
+    )
+
+    assert not child.ran_out, child.stderr[-2000:]
+    assert "bomb.yaml:14:11: YAML aliases repeat 490,329,036 nodes" in child.stdout
+    assert "1 problem" in child.result

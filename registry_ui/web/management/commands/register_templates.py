@@ -6,6 +6,7 @@ import getpass
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from registry_ui.core.errors import RegistryError
@@ -44,7 +45,9 @@ class Command(BaseCommand):
                 raise CommandError("--stage needs the versions registered: drop --no-wait")
             account = requesting_user(user)  # refused before anything is registered
         try:
-            scan = scan_templates(Path(path), policy=metadata_policy())
+            scan = scan_templates(
+                Path(path), policy=metadata_policy(), limits=settings.INPUT_LIMITS
+            )
         except FileNotFoundError:
             raise CommandError(f"{path}: no such file or directory") from None
         for problem in scan.problems:

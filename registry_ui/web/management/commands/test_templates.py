@@ -27,7 +27,7 @@ class Command(BaseCommand):
         root = shown_path(path)
         if not root.exists():
             raise CommandError(f"{path}: no such file or directory")
-        scan = scan_templates(root)
+        scan = scan_templates(root, limits=settings.INPUT_LIMITS)
         if not scan.files:
             raise CommandError(f"{path}: no template files (*.yaml, *.yml) found")
         for problem in scan.problems:  # versions that cannot be read are not run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from registry_ui import config
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         root = shown_path(path)
         if not root.exists():
             raise CommandError(f"{path}: no such file or directory")
-        scan = scan_templates(root, policy=metadata_policy())
+        scan = scan_templates(root, policy=metadata_policy(), limits=settings.INPUT_LIMITS)
         if not scan.files:
             raise CommandError(f"{path}: no template files (*.yaml, *.yml) found")
         for problem in scan.problems:
