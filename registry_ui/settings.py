@@ -532,4 +532,9 @@ INPUT_LIMITS = InputLimits(
     yaml_alias_nodes=_env_int(
         "REGISTRY_UI_MAX_YAML_ALIAS_NODES", DEFAULT_LIMITS.yaml_alias_nodes, minimum=0
     ),
+    # Bidirectional controls and invisible characters in template text: always warned about
+    # and shown as badges on every page; true refuses them in the editor and the commands.
+    refuse_hidden_characters=_env_bool(
+        "REGISTRY_UI_REFUSE_HIDDEN_CHARACTERS", DEFAULT_LIMITS.refuse_hidden_characters
+    ),
 )

@@ -50,6 +50,7 @@ from registry_ui.core.checks import (
     case_set_size_problem,
     parse_cases,
 )
+from registry_ui.core.hidden_text import hidden_character_warnings
 from registry_ui.core.limits import (
     DEFAULT_LIMITS,
     MAX_METADATA_JSON_LENGTH,
@@ -129,6 +130,8 @@ class TemplateScan:
     entries: int
     specs: list[TemplateSpec]
     problems: list[FileProblem]
+    # Worth a look, not refused: hidden characters in template texts (core/hidden_text.py).
+    warnings: list[FileProblem] = field(default_factory=list)
 
 
 def find_template_files(root: str | os.PathLike[str]) -> list[Path]:
@@ -204,7 +207,8 @@ def scan_templates(
     order = {str(path): index for index, path in enumerate(files)}
     problems.sort(key=lambda p: (order.get(p.path, len(order)), p.line, p.column))
     counted = sum(1 for entry in entries if entry.is_version)
-    return TemplateScan(files, counted, _valid_specs(entries), problems)
+    warnings = [warning for entry in entries for warning in entry.warnings]
+    return TemplateScan(files, counted, _valid_specs(entries), problems, warnings)
 
 
 # -- reading one file -------------------------------------------------------------------------
@@ -219,6 +223,7 @@ class _Entry:
     column: int
     is_version: bool = True
     problems: list[FileProblem] = field(default_factory=list)
+    warnings: list[FileProblem] = field(default_factory=list)
     spec: TemplateSpec | None = None
     # Set when name and version are both valid, to find versions defined twice.
     key: tuple[str, str] | None = None
@@ -502,6 +507,12 @@ class _FileReader:
             )
             return None
         errors = validate_template(value, self.limits)
+        hidden = hidden_character_warnings(value)
+        if self.limits.refuse_hidden_characters:
+            errors = sorted([*errors, *hidden], key=lambda e: (e.line, e.column))
+        for warning in [] if self.limits.refuse_hidden_characters else hidden:
+            line, column, message = self._locate_template_error(node, value, warning)
+            entry.warnings.append(FileProblem(self.path, line, column, f"warning: {message}"))
         for error in errors:
             line, column, message = self._locate_template_error(node, value, error)
             self._problem(entry, line, column, message)

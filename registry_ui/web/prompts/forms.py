@@ -11,6 +11,7 @@ from django.conf import settings
 
 from registry_ui.core.checks import registration_problems
 from registry_ui.core.diff import compare_templates
+from registry_ui.core.hidden_text import hidden_character_warnings
 from registry_ui.core.json_input import JsonNestingError, load_json
 from registry_ui.core.limits import MAX_TEMPLATE_LENGTH, MAX_TEXT
 from registry_ui.core.names import InvalidNameError, validate_template_name
@@ -56,6 +57,8 @@ class NewVersionForm(forms.Form):
         # add_error takes a refused field out of cleaned_data; the page still shows it.
         self.draft: dict[str, str] = {}
         self.template_errors: list[TemplateError] = []
+        # Hidden characters (core/hidden_text.py): shown as warnings, unless refused.
+        self.template_warnings: list[TemplateError] = []
         self.parsed_metadata: dict[str, Any] | None = None
         self.latest: TemplateVersion | None = None
         self.comparison: dict[str, Any] | None = None
@@ -117,7 +120,15 @@ class NewVersionForm(forms.Form):
                 f"{MAX_TEMPLATE_LENGTH:,}",
             )
         else:
-            self.template_errors = validate_template(template)
+            limits = settings.INPUT_LIMITS
+            self.template_errors = validate_template(template, limits)
+            hidden = hidden_character_warnings(template)
+            if limits.refuse_hidden_characters:
+                self.template_errors = sorted(
+                    [*self.template_errors, *hidden], key=lambda e: (e.line, e.column)
+                )
+            else:
+                self.template_warnings = hidden
             if self.template_errors:
                 self.add_error("template", [str(error) for error in self.template_errors])
 

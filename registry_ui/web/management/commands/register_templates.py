@@ -50,7 +50,7 @@ class Command(BaseCommand):
             )
         except FileNotFoundError:
             raise CommandError(f"{path}: no such file or directory") from None
-        for problem in scan.problems:
+        for problem in [*scan.problems, *scan.warnings]:
             self.stdout.write(str(problem))
         if scan.problems:
             raise CommandError(f"{len(scan.problems)} problem(s): nothing was registered")

@@ -33,7 +33,7 @@ class Command(BaseCommand):
         scan = scan_templates(root, policy=metadata_policy(), limits=settings.INPUT_LIMITS)
         if not scan.files:
             raise CommandError(f"{path}: no template files (*.yaml, *.yml) found")
-        for problem in scan.problems:
+        for problem in sorted([*scan.problems, *scan.warnings], key=_in_files(scan.files)):
             self.stdout.write(str(problem))
         summary = (
             f"checked {_count(scan.entries, 'template version')} in "
@@ -61,6 +61,12 @@ def shown_path(path: str) -> Path:
         return absolute.relative_to(Path.cwd())
     except ValueError:
         return Path(path)
+
+
+def _in_files(files):
+    """Problems and warnings in the order of the files, then of lines and columns."""
+    order = {str(path): index for index, path in enumerate(files)}
+    return lambda p: (order.get(p.path, len(order)), p.line, p.column)
 
 
 def _count(number: int, noun: str) -> str:
