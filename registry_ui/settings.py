@@ -21,7 +21,6 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from registry_ui import config
-from registry_ui.core.limits import DEFAULT_LIMITS, InputLimits
 
 BASE_DIR = config.BASE_DIR
 VAR_DIR = config.VAR_DIR
@@ -507,6 +506,8 @@ LOGIN_FAILURE_ADDRESS_LIMIT = _env_int("LOGIN_FAILURE_ADDRESS_LIMIT", 50, minimu
 # Input limits (security) ---------------------------------------------------------------------
 # How much work what people write may make the server do (registry_ui.core.limits;
 # docs/security.md, "Limits on input"). Past a limit, input is refused with a message naming it.
+from registry_ui.core.limits import DEFAULT_LIMITS, InputLimits  # noqa: E402 - with its block
+
 INPUT_LIMITS = InputLimits(
     # The largest width and precision a format spec may ask for, written in the template
     # ('{x:>1000}') or given by a value ('{x:>{w}}').
