@@ -205,51 +205,47 @@ def test_without_a_server_the_run_names_the_actor_and_no_account(
 
 
 def test_the_check_names_another_account_granted_edit_on_a_registry_ui_model(
-    as_registry_ui, auth_server, monkeypatch, unique_name
+    as_registry_ui, auth_server, monkeypatch, unique_name, capsys
 ):
     registered = register_and_release(unique_name())
     sign_in(monkeypatch, *ADMIN)
     auth = setup_accounts.auth_client(auth_server.url)
-    admin = client(auth_server)
     other = ("other-team", secrets.token_urlsafe(18))
     auth.create_user(*other)
     auth.grant_user_permission(other[0], "registered_model", registered, "EDIT")
 
-    found = setup_accounts.writers_of_registry_ui_models(auth, admin, service_account=SERVICE[0])
+    found = setup_accounts.main(["--tracking-uri", auth_server.url, "check"])
     sign_in(monkeypatch, *other)
     client(auth_server).set_model_version_tag(registered, "1", "registry_ui.stage", "dev")
 
-    assert found == {registered: ["other-team (EDIT)"]}  # and why: EDIT edits the tags
+    assert found == 1
+    assert f"{registered}: also writable by other-team (EDIT)" in capsys.readouterr().out
+    # Why it must not be granted: EDIT edits registry_ui's tags (and moves aliases).
     assert client(auth_server).get_model_version(registered, "1").tags["registry_ui.stage"] == "dev"
     sign_in(monkeypatch, *ADMIN)
     auth.revoke_user_permission(other[0], "registered_model", registered)
-    assert (
-        setup_accounts.writers_of_registry_ui_models(auth, admin, service_account=SERVICE[0]) == {}
-    )
+    assert setup_accounts.main(["--tracking-uri", auth_server.url, "check"]) == 0
 
 
 def test_setting_up_the_service_account_again_gives_it_models_created_before(
-    auth_server, accounts, monkeypatch
+    auth_server, accounts, monkeypatch, capsys
 ):
     """A registry written before authentication was on: its models are nobody's."""
     sign_in(monkeypatch, *ADMIN)
-    admin = client(auth_server)
     registered = f"t.before-auth-{secrets.token_hex(4)}"
-    admin.create_registered_model(
+    client(auth_server).create_registered_model(
         registered, tags={setup_accounts.TAG_KIND: setup_accounts.KIND_PROMPT_TEMPLATE}
     )
     auth = setup_accounts.auth_client(auth_server.url)
     before = auth.get_user_permission(SERVICE[0], "registered_model", registered).permission
 
-    granted = setup_accounts.set_up_service_account(
-        auth, admin, username=SERVICE[0], password=SERVICE[1]
-    )
+    monkeypatch.setenv("REGISTRY_UI_MLFLOW_PASSWORD", SERVICE[1])
+    done = setup_accounts.main(["--tracking-uri", auth_server.url, "service"])
 
-    assert before == "READ"
-    assert f"registered model {registered}" in granted
-    assert auth.get_user_permission(SERVICE[0], "registered_model", registered).permission == (
-        "MANAGE"
-    )
+    assert (before, done) == ("READ", 0)
+    assert f"registered model {registered}" in capsys.readouterr().out
+    after = auth.get_user_permission(SERVICE[0], "registered_model", registered).permission
+    assert after == "MANAGE"
 
 
 def test_the_script_uses_registry_ui_own_names():
