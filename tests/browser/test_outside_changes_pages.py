@@ -33,12 +33,13 @@ def test_a_reviewer_sees_flags_and_problems_and_marks_a_flag_checked(
         "content_mismatch",
         f"{name} 1.0.1: its text in MLflow was changed after it was registered and reviewed.",
         version="1.0.1",
-    )  # noqa: E501
+    )
     raise_flag(
         name,
         "outside_change",
-        f"{name}: stages were moved in MLflow outside registry_ui (1.0.0 to staging), without review.",
-    )  # noqa: E501
+        f"{name}: stages were moved in MLflow outside registry_ui (1.0.0 to staging), "
+        "without review.",
+    )
     MlflowProblem.objects.create(
         registered_model_name="broken.model with spaces",
         mlflow_version="3",

@@ -79,6 +79,8 @@ def test_it_starts_on_the_embedded_defaults(tmp_path):
 READ_ELSEWHERE = {
     "REGISTRY_UI_VAR_DIR",
     "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
 }
 # What settings.py may take from registry_ui.config outside an _env call (VAR_DIR is
 # config's own read of REGISTRY_UI_VAR_DIR, above).
