@@ -5,6 +5,27 @@ text and its metadata as JSON); free text written by people (justifications, com
 reasons) and error texts kept on rows are cut or refused at 5,000 characters.
 """
 
+import os
+
+
+def _env_int(name: str, default: int) -> int:
+    """A limit a deployment may change through the environment (docs/security.md)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{name}={text!r}: use a whole number of at least 1")
+    return int(text)
+
+
 MAX_TEMPLATE_LENGTH = 100_000
 MAX_METADATA_JSON_LENGTH = 100_000
 MAX_TEXT = 5000
+
+# A format spec's width and precision build text before anything can cut it:
+# "{x:>999999999}" is a gigabyte. Refused at validation (line:column) when written in the
+# template, and by every render the server does (nested specs take values from the caller),
+# before anything is allocated. A whole render is cut off at MAX_RENDERED_LENGTH characters.
+MAX_FORMAT_WIDTH = _env_int("REGISTRY_UI_MAX_FORMAT_WIDTH", 1000)
+MAX_FORMAT_PRECISION = _env_int("REGISTRY_UI_MAX_FORMAT_PRECISION", 100)
+MAX_RENDERED_LENGTH = _env_int("REGISTRY_UI_MAX_RENDERED_LENGTH", 1_000_000)

@@ -34,11 +34,14 @@ import bisect
 import functools
 import re
 import reprlib
+import string as _stdlib_string
 import sys
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from registry_ui.core.limits import MAX_FORMAT_PRECISION, MAX_FORMAT_WIDTH, MAX_RENDERED_LENGTH
 
 # str.format's recursion budget: the text itself, then one level of fields inside format specs.
 _TOP_LEVEL_DEPTH = 2
@@ -159,9 +162,13 @@ class ParsedTemplate:
     variables: tuple[str, ...]
     # Roots written with '.' somewhere: only their JSON-like values need a view (see render).
     _attribute_roots: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # A field whose spec has digits or a nested field: rendered by _BoundedFormatter.
+    _sized: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_attribute_roots", _roots_with_attribute_access(self.fields))
+        sized = any(_SIZED_SPEC.search(each.format_spec) for each in self.fields)
+        object.__setattr__(self, "_sized", sized)
 
     def render(self, values: Mapping[str, Any]) -> str:
         """Exactly ``text.format(**values)``, but ``{obj.key}`` also reads keys of dict values.
@@ -170,6 +177,8 @@ class ParsedTemplate:
         """
         if self._attribute_roots or type(values) is not dict:
             values = self._prepared(values)
+        if self._sized:  # a width or precision, or a nested spec: checked before formatting
+            return _BoundedFormatter(self).render(values)
         try:
             return self.text.format_map(values)
         except Exception as error:
@@ -180,8 +189,9 @@ class ParsedTemplate:
 
     @property
     def is_plain_format(self) -> bool:
-        """True when ``text.format_map`` of a plain dict already renders it exactly."""
-        return not self._attribute_roots
+        """True when ``text.format_map`` of a plain dict already renders it exactly (and no
+        spec can ask for more text than the limits allow)."""
+        return not self._attribute_roots and not self._sized
 
     def _prepared(self, values: Mapping[str, Any]) -> dict[str, Any]:
         # A copy, so the caller's mapping is never changed and format_map sees a plain dict.
@@ -191,6 +201,72 @@ class ParsedTemplate:
             if isinstance(value, _JSON_CONTAINERS):
                 prepared[root] = _JsonView(value, root)
         return prepared
+
+
+# A spec that can size its output: a digit (width, precision) or a nested field.
+_SIZED_SPEC = re.compile(r"[0-9{]")
+# The standard format spec: [[fill]align][sign][z][#][0][width][grouping][.precision][type]
+_STANDARD_SPEC = re.compile(
+    r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>\d*)[,_]?(?:\.(?P<precision>\d*))?[a-zA-Z%]?",
+    re.DOTALL,
+)
+
+
+def spec_size_problem(spec: str) -> str | None:
+    """Why a (substituted) format spec asks for too much text, or None.
+
+    Width and precision are read as str.format reads them; a spec that is not a standard
+    one (a date's "%Y-%m-%d") sizes its output by its own length, which the template's
+    length bounds.
+    """
+    if "{" in spec:
+        return None  # nested: checked at render time, once the caller's values are in
+    match = _STANDARD_SPEC.fullmatch(spec)
+    if match is None:
+        return None
+    width, precision = match.group("width"), match.group("precision")
+    if (width and len(width) > 9) or (width and int(width) > MAX_FORMAT_WIDTH):
+        return (
+            f"format width {width[:12]} is too large: at most {MAX_FORMAT_WIDTH} characters "
+            "are accepted"
+        )
+    if precision and (len(precision) > 9 or int(precision) > MAX_FORMAT_PRECISION):
+        return (
+            f"format precision {precision[:12]} is too large: at most {MAX_FORMAT_PRECISION} "
+            "digits are accepted"
+        )
+    return None
+
+
+class _BoundedFormatter(_stdlib_string.Formatter):
+    """str.format's own parsing and field lookup, with every field's final spec checked
+    before it is formatted, and the whole output cut off at MAX_RENDERED_LENGTH."""
+
+    def __init__(self, parsed: ParsedTemplate):
+        self.parsed = parsed
+        self.produced = 0
+
+    def render(self, values: Mapping[str, Any]) -> str:
+        try:
+            out = self.vformat(self.parsed.text, (), values)
+        except TemplateRenderError:
+            raise
+        except Exception as error:
+            raise _explain_failure(self.parsed, values, error) from error
+        return out
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        problem = spec_size_problem(format_spec)
+        if problem:
+            raise TemplateRenderError(f"not rendered: {problem}")
+        text = format(value, format_spec)
+        self.produced += len(text)
+        if self.produced > MAX_RENDERED_LENGTH:
+            raise TemplateRenderError(
+                f"not rendered: the output would pass {MAX_RENDERED_LENGTH:,} characters, the "
+                "most a render may produce"
+            )
+        return text
 
 
 def _roots_with_attribute_access(fields: tuple[Field, ...]) -> tuple[str, ...]:
@@ -363,6 +439,9 @@ class _Scanner:
     def _add_field(self, opening, name_end, spec_start, spec_end, conversion, nested) -> None:
         path = self.text[opening + 1 : name_end]
         root = self._check_field_name(path, opening)
+        problem = spec_size_problem(self.text[spec_start:spec_end])
+        if problem:
+            self._report("format-too-large", spec_start, problem + " (at {at})")
         line, column = self.locate(opening)
         self.fields.append(
             Field(

@@ -78,6 +78,10 @@ def test_it_starts_on_the_embedded_defaults(tmp_path):
 # (registry_ui.gateway only sets defaults for them).
 READ_ELSEWHERE = {
     "REGISTRY_UI_VAR_DIR",
+    # Read by registry_ui.core.limits (the core reads no Django settings).
+    "REGISTRY_UI_MAX_FORMAT_WIDTH",
+    "REGISTRY_UI_MAX_FORMAT_PRECISION",
+    "REGISTRY_UI_MAX_RENDERED_LENGTH",
     "MLFLOW_HTTP_REQUEST_TIMEOUT",
     "MLFLOW_TRACKING_USERNAME",
     "MLFLOW_TRACKING_PASSWORD",
