@@ -5,6 +5,7 @@ text and its metadata as JSON); free text written by people (justifications, com
 reasons) and error texts kept on rows are cut or refused at 5,000 characters.
 """
 
+import json
 import os
 
 
@@ -29,3 +30,42 @@ MAX_TEXT = 5000
 MAX_FORMAT_WIDTH = _env_int("REGISTRY_UI_MAX_FORMAT_WIDTH", 1000)
 MAX_FORMAT_PRECISION = _env_int("REGISTRY_UI_MAX_FORMAT_PRECISION", 100)
 MAX_RENDERED_LENGTH = _env_int("REGISTRY_UI_MAX_RENDERED_LENGTH", 1_000_000)
+
+# JSON nested deeper than this is refused before it is parsed: Python's parser recurses, and
+# 5,000 levels end in a RecursionError (an HTTP 500) instead of an answer.
+MAX_JSON_DEPTH = 64
+
+
+def loads_json(text: str | bytes) -> object:
+    """json.loads, refusing nesting deeper than MAX_JSON_DEPTH with a JSONDecodeError that
+    says where (its lineno and colno) and what is accepted."""
+    if isinstance(text, bytes | bytearray):
+        text = text.decode("utf-8")
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        _check_depth(text)
+    return json.loads(text)
+
+
+def _check_depth(text: str) -> None:
+    depth, in_string, escaped = 0, False, False
+    for position, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise json.JSONDecodeError(
+                    f"nested more than {MAX_JSON_DEPTH} levels deep; at most "
+                    f"{MAX_JSON_DEPTH} are accepted",
+                    text,
+                    position,
+                )
+        elif char in "]}":
+            depth -= 1

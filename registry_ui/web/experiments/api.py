@@ -8,14 +8,13 @@ ingestion.record_outcomes stores it in one transaction.
 
 from __future__ import annotations
 
-import json
-
 from django.contrib.auth.decorators import login_not_required
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from registry_ui.core.limits import loads_json
 from registry_ui.web.experiments import ingestion, tokens
 
 
@@ -36,7 +35,7 @@ def outcomes(request):
     if request.content_type != "application/json":
         return _error(f"Content-Type: must be application/json, not {request.content_type!r}")
     try:
-        payload = json.loads(request.body)
+        payload = loads_json(request.body)
     except (UnicodeDecodeError, ValueError) as error:
         return _error(f"body: not JSON ({error})")
     try:

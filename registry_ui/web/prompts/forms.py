@@ -11,7 +11,7 @@ from django.conf import settings
 
 from registry_ui.core.checks import registration_problems
 from registry_ui.core.diff import compare_templates
-from registry_ui.core.limits import MAX_TEMPLATE_LENGTH, MAX_TEXT
+from registry_ui.core.limits import MAX_TEMPLATE_LENGTH, MAX_TEXT, loads_json
 from registry_ui.core.names import InvalidNameError, validate_template_name
 from registry_ui.core.semver import (
     Bump,
@@ -120,7 +120,7 @@ class NewVersionForm(forms.Form):
 
     def _check_metadata(self) -> None:
         try:
-            metadata = json.loads(self.draft["metadata"])
+            metadata = loads_json(self.draft["metadata"])
         except json.JSONDecodeError as error:
             self.add_error(
                 "metadata",
