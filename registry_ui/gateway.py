@@ -493,7 +493,19 @@ class MlflowGateway:
         return record
 
     def start_registration_run(self, *, actor: str, reason: str = "", count: int = 1) -> str:
-        """One run records who registered a batch; every version's source points into it."""
+        """One run records who registered a batch; every version's source points into it.
+
+        Two identities: ``registry_ui.registered_by`` is the actor (the dashboard user or a
+        batch's actor), and ``registry_ui.mlflow_account`` the MLflow account whose
+        credentials wrote the run, which a server running basic-auth has checked. MLflow's own
+        ``mlflow.user`` names who created the run (MLflow sets the OS user; the server stores
+        what the client sends, basic-auth included), so it is the account where there is one,
+        else the actor as before (docs/mlflow-contract.md).
+        """
+        # The credentials MLflow's HTTP client itself sends: MLFLOW_TRACKING_USERNAME and
+        # _PASSWORD, else ~/.mlflow/credentials.
+        from mlflow.utils.credentials import read_mlflow_creds
+
         if self._experiment_id is None:
             experiment = self._call(
                 "read registration experiment",
@@ -513,7 +525,13 @@ class MlflowGateway:
                     self._experiment_id = experiment.experiment_id
             else:
                 self._experiment_id = experiment.experiment_id
-        tags = {TAG_REGISTERED_BY: actor, "mlflow.user": actor}
+        creds = read_mlflow_creds()
+        # Sent over HTTP only, and only with both (mlflow.utils.rest_utils.http_request).
+        over_http = str(self.client.tracking_uri).startswith(("http://", "https://"))
+        account = creds.username if over_http and creds.username and creds.password else ""
+        tags = {TAG_REGISTERED_BY: actor, "mlflow.user": account or actor}
+        if account:
+            tags["registry_ui.mlflow_account"] = account
         if reason:
             tags[TAG_REASON] = reason[:MAX_TEXT]  # run tags hold at most 8,000 characters
         run = self._call(

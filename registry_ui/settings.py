@@ -508,17 +508,9 @@ LOGIN_FAILURE_ADDRESS_LIMIT = _env_int("LOGIN_FAILURE_ADDRESS_LIMIT", 50, minimu
 # docs/security.md, "Limits on input"). Past a limit, input is refused with a message naming it.
 from registry_ui.core.limits import DEFAULT_LIMITS, InputLimits  # noqa: E402 - with its block
 
+# The largest format width and precision and the longest rendered text are read by the core
+# itself (REGISTRY_UI_MAX_FORMAT_WIDTH, _PRECISION, _RENDERED_LENGTH): InputLimits' defaults.
 INPUT_LIMITS = InputLimits(
-    # The largest width and precision a format spec may ask for, written in the template
-    # ('{x:>1000}') or given by a value ('{x:>{w}}').
-    format_width=_env_int("REGISTRY_UI_MAX_FORMAT_WIDTH", DEFAULT_LIMITS.format_width, minimum=1),
-    format_precision=_env_int(
-        "REGISTRY_UI_MAX_FORMAT_PRECISION", DEFAULT_LIMITS.format_precision, minimum=1
-    ),
-    # Characters of any text the server renders: previews, test cases, the worker's checks.
-    rendered_length=_env_int(
-        "REGISTRY_UI_MAX_RENDERED_LENGTH", DEFAULT_LIMITS.rendered_length, minimum=1000
-    ),
     # Steps of work one run of a version's test cases may take (about a second's worth by
     # default): a character rendered or searched is a step, a regular expression's search
     # costs the text's length times its compiled size. Past it, the rest is not run.

@@ -1,5 +1,6 @@
 """docker-compose.yml can't be run here (no Docker engine): check its shape instead."""
 
+import configparser
 from pathlib import Path
 
 import yaml
@@ -87,3 +88,42 @@ def test_the_audit_heads_live_on_a_volume_the_database_does_not_mount():
     assert f"audit-heads:{folder}:ro" in services["web"]["volumes"]  # verify_audit_log reads
     assert not any("audit-heads" in v for v in services["postgres"].get("volumes", []))
     assert f"mkdir -p {folder}" in (ROOT / "Dockerfile").read_text()
+
+
+def test_mlflow_runs_its_built_in_authentication_with_the_config_from_docker():
+    mlflow = compose()["services"]["mlflow"]
+    command = " ".join(mlflow["command"]).split()
+
+    assert command[command.index("--app-name") + 1] == "basic-auth"
+    assert mlflow["environment"]["MLFLOW_AUTH_CONFIG_PATH"] == "/etc/mlflow-auth/basic_auth.ini"
+    assert "./docker/mlflow-auth:/etc/mlflow-auth:ro" in mlflow["volumes"]
+    assert "mlflow-auth-data:/var/lib/mlflow-auth" in mlflow["volumes"]
+
+
+def test_the_auth_config_lets_accounts_read_only_and_holds_no_password():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "docker" / "mlflow-auth" / "basic_auth.ini")
+    auth = config["mlflow"]
+
+    assert auth["default_permission"] == "READ"
+    assert auth["database_uri"] == "sqlite:////var/lib/mlflow-auth/basic_auth.db"  # the volume
+    assert "admin_password" not in auth  # MLFLOW_AUTH_ADMIN_PASSWORD, on the first start
+    assert int(auth["auth_cache_ttl_seconds"]) > 0  # or every request hashes the password
+
+
+def test_the_app_talks_to_mlflow_as_its_service_account():
+    services = compose()["services"]
+    hosts = services["mlflow"]["environment"]["MLFLOW_SERVER_ALLOWED_HOSTS"]
+
+    for name in ("web", "worker", "beat"):
+        env = services[name]["environment"]
+        assert env["MLFLOW_TRACKING_USERNAME"] == "${REGISTRY_UI_MLFLOW_USERNAME:-registry-ui-svc}"
+        assert env["MLFLOW_TRACKING_PASSWORD"].startswith("${REGISTRY_UI_MLFLOW_PASSWORD:?")
+    assert "mlflow:5000" in hosts  # MLflow refuses other Host headers than localhost's
+
+
+def test_the_mlflow_image_installs_the_auth_app():
+    # The basic-auth app refuses to start without the auth extra (Flask-WTF).
+    dockerfile = (ROOT / "docker" / "mlflow.Dockerfile").read_text()
+
+    assert '"mlflow[auth]==' in dockerfile

@@ -8,8 +8,8 @@ cannot be reached through '.' or '[]'.
 
 Rendering is ``str.format`` itself; the work of explaining a failure is done only on failure.
 A server renders with ``render_bounded`` instead: the same text, built field by field, refused
-before a width, a precision or the whole text goes past the limits, since ``{x:>999999999}``
-would otherwise build a gigabyte for any value.
+before a width, a precision or the whole text goes past the limits, whatever the template's
+specs are: ``{x}`` a thousand times over a long value is as large as ``{x:>999999999}``.
 
 Error codes (``TemplateError.code``):
 
@@ -24,9 +24,6 @@ Error codes (``TemplateError.code``):
 - ``bad-attribute``: ``{a.}``, ``{a..b}``, an attribute that is not an identifier
 - ``private-access``: ``{obj._x}``, ``{obj.__class__}``, ``{d[_k]}``
 - ``spec-too-deep``: ``{a:{b:{c}}}``, fields in a spec cannot have fields in their own spec
-- ``width-too-large``, ``precision-too-large``: ``{x:>999999999}``, ``{x:.999999999f}``, a
-  width or a precision past the limits (core/limits.py; validate_template checks them,
-  parse_template does not, so versions registered before the limits still load)
 
 A field may not span lines (str.format would allow it; here a line break inside a field is
 reported as a '{' never closed, the likely mistake). Lines are separated by '\\n'; lines and
@@ -41,13 +38,20 @@ import datetime
 import functools
 import re
 import reprlib
+import string as _stdlib_string
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry_ui.core.limits import DEFAULT_LIMITS, InputLimits
+from registry_ui.core.limits import (
+    DEFAULT_LIMITS,
+    MAX_FORMAT_PRECISION,
+    MAX_FORMAT_WIDTH,
+    MAX_RENDERED_LENGTH,
+    InputLimits,
+)
 
 # str.format's recursion budget: the text itself, then one level of fields inside format specs.
 _TOP_LEVEL_DEPTH = 2
@@ -172,9 +176,13 @@ class ParsedTemplate:
     variables: tuple[str, ...]
     # Roots written with '.' somewhere: only their JSON-like values need a view (see render).
     _attribute_roots: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # A field whose spec has digits or a nested field: rendered by _BoundedFormatter.
+    _sized: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_attribute_roots", _roots_with_attribute_access(self.fields))
+        sized = any(_SIZED_SPEC.search(each.format_spec) for each in self.fields)
+        object.__setattr__(self, "_sized", sized)
 
     def render(self, values: Mapping[str, Any]) -> str:
         """Exactly ``text.format(**values)``, but ``{obj.key}`` also reads keys of dict values.
@@ -183,6 +191,8 @@ class ParsedTemplate:
         """
         if self._attribute_roots or type(values) is not dict:
             values = self._prepared(values)
+        if self._sized:  # a width or precision, or a nested spec: checked before formatting
+            return _BoundedFormatter(self).render(values)
         try:
             return self.text.format_map(values)
         except Exception as error:
@@ -207,8 +217,9 @@ class ParsedTemplate:
 
     @property
     def is_plain_format(self) -> bool:
-        """True when ``text.format_map`` of a plain dict already renders it exactly."""
-        return not self._attribute_roots
+        """True when ``text.format_map`` of a plain dict already renders it exactly (and no
+        spec can ask for more text than the limits allow)."""
+        return not self._attribute_roots and not self._sized
 
     def _prepared(self, values: Mapping[str, Any]) -> dict[str, Any]:
         # A copy, so the caller's mapping is never changed and format_map sees a plain dict.
@@ -218,6 +229,72 @@ class ParsedTemplate:
             if isinstance(value, _JSON_CONTAINERS):
                 prepared[root] = _JsonView(value, root)
         return prepared
+
+
+# A spec that can size its output: a digit (width, precision) or a nested field.
+_SIZED_SPEC = re.compile(r"[0-9{]")
+# The standard format spec: [[fill]align][sign][z][#][0][width][grouping][.precision][type]
+_STANDARD_SPEC = re.compile(
+    r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>\d*)[,_]?(?:\.(?P<precision>\d*))?[a-zA-Z%]?",
+    re.DOTALL,
+)
+
+
+def spec_size_problem(spec: str) -> str | None:
+    """Why a (substituted) format spec asks for too much text, or None.
+
+    Width and precision are read as str.format reads them; a spec that is not a standard
+    one (a date's "%Y-%m-%d") sizes its output by its own length, which the template's
+    length bounds.
+    """
+    if "{" in spec:
+        return None  # nested: checked at render time, once the caller's values are in
+    match = _STANDARD_SPEC.fullmatch(spec)
+    if match is None:
+        return None
+    width, precision = match.group("width"), match.group("precision")
+    if (width and len(width) > 9) or (width and int(width) > MAX_FORMAT_WIDTH):
+        return (
+            f"format width {width[:12]} is too large: at most {MAX_FORMAT_WIDTH} characters "
+            "are accepted"
+        )
+    if precision and (len(precision) > 9 or int(precision) > MAX_FORMAT_PRECISION):
+        return (
+            f"format precision {precision[:12]} is too large: at most {MAX_FORMAT_PRECISION} "
+            "digits are accepted"
+        )
+    return None
+
+
+class _BoundedFormatter(_stdlib_string.Formatter):
+    """str.format's own parsing and field lookup, with every field's final spec checked
+    before it is formatted, and the whole output cut off at MAX_RENDERED_LENGTH."""
+
+    def __init__(self, parsed: ParsedTemplate):
+        self.parsed = parsed
+        self.produced = 0
+
+    def render(self, values: Mapping[str, Any]) -> str:
+        try:
+            out = self.vformat(self.parsed.text, (), values)
+        except TemplateRenderError:
+            raise
+        except Exception as error:
+            raise _explain_failure(self.parsed, values, error) from error
+        return out
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        problem = spec_size_problem(format_spec)
+        if problem:
+            raise TemplateRenderError(f"not rendered: {problem}")
+        text = format(value, format_spec)
+        self.produced += len(text)
+        if self.produced > MAX_RENDERED_LENGTH:
+            raise TemplateRenderError(
+                f"not rendered: the output would pass {MAX_RENDERED_LENGTH:,} characters, the "
+                "most a render may produce"
+            )
+        return text
 
 
 def _roots_with_attribute_access(fields: tuple[Field, ...]) -> tuple[str, ...]:
@@ -235,15 +312,9 @@ def _roots_with_attribute_access(fields: tuple[Field, ...]) -> tuple[str, ...]:
 # -- public functions -------------------------------------------------------------------------
 
 
-def validate_template(
-    text: str, limits: InputLimits | None = DEFAULT_LIMITS
-) -> list[TemplateError]:
-    """Every error in ``text`` (empty when it is a valid template). Never raises for a str.
-
-    With ``limits`` (by default the defaults), widths and precisions past them are errors
-    too; ``limits=None`` checks only what str.format itself would refuse.
-    """
-    return _scan(text, limits).errors
+def validate_template(text: str) -> list[TemplateError]:
+    """Every error in ``text`` (empty when it is a valid template). Never raises for a str."""
+    return _scan(text).errors
 
 
 @functools.lru_cache(maxsize=4096)
@@ -261,10 +332,10 @@ def render_template(text: str, /, **values: Any) -> str:
     return parse_template(text).render(values)
 
 
-def _scan(text: str, limits: InputLimits | None = None) -> _Scanner:
+def _scan(text: str) -> _Scanner:
     if not isinstance(text, str):
         raise TypeError(f"a template must be a str, not {type(text).__name__}")
-    scanner = _Scanner(text, limits)
+    scanner = _Scanner(text)
     scanner.scan_markup(0, len(text), _TOP_LEVEL_DEPTH, nested=False)
     # A field's own problems are found before it turns out to be unclosed: report in text order.
     scanner.errors.sort(key=lambda error: (error.line, error.column))
@@ -281,9 +352,8 @@ class _Scanner:
     one mistake does not hide the next ones.
     """
 
-    def __init__(self, text: str, limits: InputLimits | None = None):
+    def __init__(self, text: str):
         self.text = text
-        self.limits = limits
         self.errors: list[TemplateError] = []
         self.fields: list[Field] = []
         self._line_starts: list[int] | None = None
@@ -397,6 +467,9 @@ class _Scanner:
     def _add_field(self, opening, name_end, spec_start, spec_end, conversion, nested) -> None:
         path = self.text[opening + 1 : name_end]
         root = self._check_field_name(path, opening)
+        problem = spec_size_problem(self.text[spec_start:spec_end])
+        if problem:
+            self._report("format-too-large", spec_start, problem + " (at {at})")
         line, column = self.locate(opening)
         self.fields.append(
             Field(
@@ -410,20 +483,6 @@ class _Scanner:
                 nested=nested,
             )
         )
-        if self.limits is not None:
-            self._check_spec_limits(spec_start, spec_end)
-
-    def _check_spec_limits(self, spec_start: int, spec_end: int) -> None:
-        # Fields inside the spec are blanked (their own specs are checked as fields): what
-        # is left is the spec as written, at its offsets in the text.
-        spec = _NESTED_FIELD.sub(lambda m: "\0" * len(m.group()), self.text[spec_start:spec_end])
-        strftime = _STRFTIME_SPEC.search(spec) is not None
-        for kind, start, digits in _spec_numbers(spec, strftime=strftime):
-            limit = _limit_of(kind, self.limits)
-            if _exceeds(digits, limit):
-                self._report(
-                    f"{kind}-too-large", spec_start + start, _too_large(kind, digits, limit)
-                )
 
     # field_name_split: the root runs to the first '.' or '['; FieldNameIterator_next: then
     # '.attribute' and '[index]' parts, and only '.' or '[' may follow a ']'.
@@ -576,14 +635,6 @@ _SPEC_TOO_DEEP = (
     "'{{' at {at} nests fields too deeply: a format spec may contain fields, as in "
     "'{{value:{{width}}}}', but their own format specs may not"
 )
-
-
-def _too_large(kind: str, digits: str, limit: int):
-    example = "'{name:>20}'" if kind == "width" else "'{amount:.2f}'"
-    return lambda at: (
-        f"{kind} {_shown_number(digits)} at {at} is too large: a format spec's {kind} may be "
-        f"at most {limit:,}, e.g. {example}"
-    )
 
 
 def _no_root(path: str):

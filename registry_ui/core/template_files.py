@@ -506,7 +506,7 @@ class _FileReader:
                 f"{MAX_TEMPLATE_LENGTH:,}",
             )
             return None
-        errors = validate_template(value, self.limits)
+        errors = validate_template(value)
         hidden = hidden_character_warnings(value)
         if self.limits.refuse_hidden_characters:
             errors = sorted([*errors, *hidden], key=lambda e: (e.line, e.column))

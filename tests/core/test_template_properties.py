@@ -11,7 +11,7 @@ import datetime
 import string
 from types import SimpleNamespace
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from registry_ui.core.diff import compare_templates, line_diff, word_diff
@@ -36,8 +36,7 @@ ERROR_CODES = {
     "bad-attribute",
     "private-access",
     "spec-too-deep",
-    "width-too-large",
-    "precision-too-large",
+    "format-too-large",
 }
 
 # -- texts of every kind, biased towards the characters that matter to the parser --------------
@@ -97,19 +96,9 @@ def test_parsing_raises_nothing_but_a_validation_error(text):
     try:
         parse_template(text)
     except TemplateValidationError as error:
-        assert error.errors == validate_template(text, limits=None)
+        assert error.errors == validate_template(text)
     else:
-        assert validate_template(text, limits=None) == []
-
-
-@given(any_text)
-def test_the_limits_only_add_errors_about_widths_and_precisions(text):
-    syntax = validate_template(text, limits=None)
-    with_limits = validate_template(text)
-
-    assert [e for e in with_limits if e not in syntax] == [
-        e for e in with_limits if e.code in ("width-too-large", "precision-too-large")
-    ]
+        assert validate_template(text) == []
 
 
 @given(any_text)
@@ -278,6 +267,8 @@ def test_the_bounded_render_gives_what_render_gives_and_fails_as_it_fails(text, 
     try:
         expected = template.render(values)
     except TemplateRenderError as error:
+        # render refuses a spec past the environment's limits, which these pass on purpose.
+        assume(not str(error).startswith("not rendered:"))
         expected = (type(error), str(error))
 
     try:

@@ -47,6 +47,9 @@ class MlflowServer:
     process: subprocess.Popen | None = None
     enable_jobs: bool = True  # MLflow's default; the tests' servers turn it off
     extra_env: dict[str, str] | None = None
+    # "basic-auth": MLflow's built-in authentication (tests/test_mlflow_auth.py); its ini
+    # goes in extra_env as MLFLOW_AUTH_CONFIG_PATH. None: no app, as before.
+    app_name: str | None = None
 
     @property
     def url(self) -> str:
@@ -57,7 +60,7 @@ class MlflowServer:
         return self.root / "server.log"
 
     def command(self) -> list[str]:
-        return [
+        command = [
             sys.executable, "-m", "mlflow", "server",
             "--host", "127.0.0.1",
             "--port", str(self.port),
@@ -65,6 +68,9 @@ class MlflowServer:
             "--artifacts-destination", str(self.root / "artifacts"),
             "--workers", str(SERVER_WORKERS),
         ]  # fmt: skip
+        if self.app_name:
+            command += ["--app-name", self.app_name]
+        return command
 
     def start(self, timeout: float = 120.0) -> MlflowServer:
         self.root.mkdir(parents=True, exist_ok=True)

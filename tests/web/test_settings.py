@@ -78,7 +78,13 @@ def test_it_starts_on_the_embedded_defaults(tmp_path):
 # (registry_ui.gateway only sets defaults for them).
 READ_ELSEWHERE = {
     "REGISTRY_UI_VAR_DIR",
+    # Read by registry_ui.core.limits (the core reads no Django settings).
+    "REGISTRY_UI_MAX_FORMAT_WIDTH",
+    "REGISTRY_UI_MAX_FORMAT_PRECISION",
+    "REGISTRY_UI_MAX_RENDERED_LENGTH",
     "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
 }
 # What settings.py may take from registry_ui.config outside an _env call (VAR_DIR is
 # config's own read of REGISTRY_UI_VAR_DIR, above).

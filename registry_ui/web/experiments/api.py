@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from registry_ui.core.json_input import JsonNestingError, load_json
+from registry_ui.core.limits import loads_json
 from registry_ui.web.experiments import ingestion, tokens
 
 
@@ -35,9 +35,7 @@ def outcomes(request):
     if request.content_type != "application/json":
         return _error(f"Content-Type: must be application/json, not {request.content_type!r}")
     try:
-        payload = load_json(request.body)
-    except JsonNestingError as error:
-        return _error(f"body: {error}")
+        payload = loads_json(request.body)
     except (UnicodeDecodeError, ValueError) as error:
         return _error(f"body: not JSON ({error})")
     try:

@@ -63,10 +63,9 @@ def version_validate(request):
     """Live validation of the editor: checks the draft against the mirror, files nothing."""
     form = NewVersionForm(request.POST)
     form.is_valid()  # valid or not, the page shows what the check found
-    status = 400 if form.over_limit else 200
     if request.htmx:
-        return _editor(request, form, checked=True, partial="#version-check", status=status)
-    return _editor(request, form, checked=True, status=status)  # the Check button, no JS
+        return _editor(request, form, checked=True, partial="#version-check")
+    return _editor(request, form, checked=True)  # the Check button, without JavaScript
 
 
 def _editor(

@@ -12,8 +12,7 @@ from django.conf import settings
 from registry_ui.core.checks import registration_problems
 from registry_ui.core.diff import compare_templates
 from registry_ui.core.hidden_text import hidden_character_warnings
-from registry_ui.core.json_input import JsonNestingError, load_json
-from registry_ui.core.limits import MAX_TEMPLATE_LENGTH, MAX_TEXT
+from registry_ui.core.limits import MAX_TEMPLATE_LENGTH, MAX_TEXT, loads_json
 from registry_ui.core.names import InvalidNameError, validate_template_name
 from registry_ui.core.semver import (
     Bump,
@@ -63,8 +62,6 @@ class NewVersionForm(forms.Form):
         self.latest: TemplateVersion | None = None
         self.comparison: dict[str, Any] | None = None
         self.suggested_version = ""
-        # Input past a limit that protects the server (docs/security.md): answered with 400.
-        self.over_limit = False
 
     @property
     def problem_count(self) -> int:
@@ -121,7 +118,7 @@ class NewVersionForm(forms.Form):
             )
         else:
             limits = settings.INPUT_LIMITS
-            self.template_errors = validate_template(template, limits)
+            self.template_errors = validate_template(template)
             hidden = hidden_character_warnings(template)
             if limits.refuse_hidden_characters:
                 self.template_errors = sorted(
@@ -134,11 +131,7 @@ class NewVersionForm(forms.Form):
 
     def _check_metadata(self) -> None:
         try:
-            metadata = load_json(self.draft["metadata"])
-        except JsonNestingError as error:
-            self.over_limit = True
-            self.add_error("metadata", f"{error.lineno}:{error.colno}: {error.msg}")
-            return
+            metadata = loads_json(self.draft["metadata"])
         except json.JSONDecodeError as error:
             self.add_error(
                 "metadata",

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from registry_ui.core.json_input import JsonNestingError, load_json
-from registry_ui.core.limits import DEFAULT_LIMITS, InputLimits
+from registry_ui.core.limits import DEFAULT_LIMITS, InputLimits, loads_json
 from registry_ui.core.template import ParsedTemplate, TemplateRenderError
 
 TEXT, NUMBER, JSON, DATE = "text", "number", "json", "date"
@@ -166,9 +165,7 @@ def read_value(each: PreviewField, text: str) -> Any:
         except ValueError:
             raise ValueError(f"{stripped!r} is not a date: write {each.hint}") from None
     try:
-        return load_json(stripped)
-    except JsonNestingError as error:
-        raise ValueError(f"at {error.lineno}:{error.colno}: {error.msg}") from None
+        return loads_json(stripped)
     except json.JSONDecodeError as error:
         raise ValueError(
             f"not JSON at {error.lineno}:{error.colno}: {error.msg}; write {each.hint}"

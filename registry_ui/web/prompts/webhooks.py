@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from registry_ui.core.json_input import load_json
+from registry_ui.core.limits import loads_json
 from registry_ui.core.names import InvalidNameError, from_registered_model_name
 from registry_ui.web.models import WebhookDelivery
 from registry_ui.web.prompts.tasks import sync_template
@@ -138,7 +138,7 @@ def mlflow_webhook(request: HttpRequest):
         logger.warning("refused an MLflow webhook delivery: %s", error)
         return JsonResponse({"error": str(error)}, status=400)
     try:
-        payload = load_json(request.body)
+        payload = loads_json(request.body)
         name = template_named_in(payload)
     except (BadDelivery, json.JSONDecodeError, UnicodeDecodeError) as error:
         logger.warning("refused an MLflow webhook delivery: %s", error)

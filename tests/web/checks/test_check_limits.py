@@ -36,8 +36,8 @@ def run_checks_in_child(name: str, number: str) -> dict:
 
 
 def test_a_case_rendering_a_300_million_wide_field_fails_without_building_it():
-    case = {"name": "wide", "values": {"x": 1}, "max_length": 500}
-    version(template("t/wide-case"), "1.0.0", "{x:>300000000}", metadata={"test_cases": [case]})
+    case = {"name": "wide", "values": {"x": 1, "w": 300_000_000}, "max_length": 500}
+    version(template("t/wide-case"), "1.0.0", "{x:>{w}}", metadata={"test_cases": [case]})
 
     run = run_checks_in_child("t/wide-case", "1.0.0")
 
@@ -45,8 +45,20 @@ def test_a_case_rendering_a_300_million_wide_field_fails_without_building_it():
     [result] = run["results"]
     assert result["rendered"] is None
     assert result["failures"][0]["message"] == (
-        "field 'x' at 1:1 asks for a width of 300,000,000 with format spec '>300000000': a "
-        "width may be at most 1,000 here"
+        "field 'x' at 1:1 asks for a width of 300,000,000 with format spec '>{w}', which the "
+        "values make '>300000000': a width may be at most 1,000 here"
+    )
+
+
+def test_cases_rendering_300_million_characters_without_a_spec_fail_without_building_them():
+    case = {"name": "many", "values": {"x": "y" * 10_000}, "max_length": 500}
+    version(template("t/many-case"), "1.0.0", "{x}" * 30_000, metadata={"test_cases": [case]})
+
+    run = run_checks_in_child("t/many-case", "1.0.0")
+
+    [result] = run["results"]
+    assert result["failures"][0]["message"].startswith(
+        "the rendered text would be longer than 1,000,000 characters"
     )
 
 

@@ -88,6 +88,9 @@ def test_text_edited_between_two_approvals_is_never_carried_out_or_served(
     client.force_login(bob)
     page = client.get(f"/templates/{name}")
     assert "text no longer matches its content hash" in page.text.lower()
+    version_page = client.get(f"/templates/{name}/-/versions/1.1.0")
+    assert "Changed in MLflow after review" in version_page.text
+    assert "Request production" not in version_page.text
 
 
 def test_deleting_the_production_version_is_seen_flagged_and_blocks_requests(

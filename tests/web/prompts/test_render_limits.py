@@ -1,6 +1,7 @@
-"""The render preview and the editor keep format specs within the limits: a version whose
-spec (or whose viewer's values) would build gigabytes is refused before anything is built,
-with the field, where it is and the limit; the editor refuses such specs at line:column.
+"""The render preview and the editor keep renders within the limits: a version whose spec,
+whose viewer's values, or whose many fields would build gigabytes is refused before anything
+is built, with the field, where it is and the limit; the editor refuses such specs at
+line:column; a JSON value nested too deeply is marked beside its field with the limit.
 
 The pages are asked for in a child process whose memory is capped, so a render that builds
 the text (as before the limits) runs out of memory there instead of passing."""
@@ -16,6 +17,7 @@ from tests.support.limited import run_limited
 from tests.support.mirror_rows import HTMX, signed_in, template, version
 
 WIDTH = settings.INPUT_LIMITS.format_width
+LENGTH = settings.INPUT_LIMITS.rendered_length
 # Django and the app take about 400 MB of address space in a child; a gigabyte-wide field
 # needs more than twice what is left.
 PAGE_MEMORY_MB = 900
@@ -35,17 +37,17 @@ def preview_in_child(path: str, query: dict) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_preview_of_a_gigabyte_wide_spec_is_refused_within_bounded_memory(alice):
-    # Registered before the limits (or outside registry_ui): the mirror holds it as it is.
-    version(template("t/wide"), "1.0.0", "Hi {x:>999999999}")
+def test_a_preview_of_a_field_repeated_over_a_long_value_is_refused_within_bounded_memory(alice):
+    # No width, no precision: 30,000 fields of a 10,000-character value are 300 million.
+    version(template("t/many"), "1.0.0", "{x}" * 30_000)
 
-    page = preview_in_child("/templates/t/wide/-/versions/1.0.0", {"v.x": "Ann"})
+    page = preview_in_child("/templates/t/many/-/versions/1.0.0", {"v.x": "y" * 10_000})
 
     assert page["status"] == 200
     assert (
-        f"field 'x' at 1:4 asks for a width of 999,999,999 with format spec '>999999999': a "
-        f"width may be at most {WIDTH:,} here"
-    ) in html.unescape(page["text"])
+        f"the rendered text would be longer than {LENGTH:,} characters, the most rendered here"
+        in html.unescape(page["text"])
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -78,5 +80,17 @@ def test_the_editor_refuses_a_width_past_the_limit_at_its_line_and_column(alice)
         "/versions/validate", {**draft, "template": "Hello\n{x:,.999999999f}"}, headers=HTMX
     )
 
-    assert "precision 999,999,999 at 2:6 is too large" in check.text
-    assert "line 2, column 6</span> (2:6)" in check.text
+    assert "format precision 999999999 is too large" in check.text
+    assert "line 2, column 4</span> (2:4)" in check.text  # where the spec starts
+
+
+@pytest.mark.django_db
+def test_a_preview_value_nested_too_deeply_is_marked_beside_its_field_with_the_limit(alice):
+    version(template("t/deep-preview"), "1.0.0", "Hi {user[name]}")
+
+    page = signed_in(alice).get(
+        "/templates/t/deep-preview/-/versions/1.0.0", {"v.user": "[" * 5000 + "]" * 5000}
+    )
+
+    assert page.status_code == 200
+    assert "nested more than 64 levels deep; at most 64 are accepted" in page.text
