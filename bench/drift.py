@@ -1,15 +1,16 @@
-"""Time from an outside change in MLflow to its flag on the template page, without webhooks.
+"""Time from an outside change in MLflow to its flag on the template page.
 
 Run from the repository root: python -m bench.drift
 Starts an `mlflow server` and the dashboard (its WSGI app on a threaded server in this
-process, tasks in-process; DATABASE_URL or a temporary SQLite file). For each of
-BENCH_DRIFT_CHANGES (default 10) templates, another program (a plain MlflowClient) edits the
-text of the staging version or moves the production alias; one sync_registry() pass (what
-beat runs every SYNC_INTERVAL_SECONDS) is timed, and every flag is then checked on its
-page as a reviewer sees it. Without webhooks a change shows within one interval plus this.
-With webhooks the delay is measured by
-tests/web/prompts/test_mlflow_webhook_delivery.py (run it with -s: it prints the seconds),
-where MLflow delivers to the live dashboard. Prints one JSON object last.
+process, tasks in-process; DATABASE_URL or a temporary SQLite file). Another program (a plain
+MlflowClient) edits the text of a staging version or moves the production alias of each of
+BENCH_DRIFT_CHANGES (default 10) templates, twice over:
+- without webhooks: one sync_registry() pass (what beat runs every SYNC_INTERVAL_SECONDS)
+  is timed, and every flag is then checked on its page as a reviewer sees it; a change shows
+  within one interval plus this;
+- with MLflow's webhook pointed at the dashboard: for each change, the time from the
+  outside write until the template page, polled as a signed-in reviewer, shows the flag.
+Prints one JSON object last.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def main() -> None:
                 "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
                 "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
                 "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+                # Each server process caches every event's webhook list for this long (60 s
+                # by default): a webhook created after the sync half's tag writes would
+                # otherwise start delivering only a minute later.
+                "MLFLOW_WEBHOOK_CACHE_TTL": "1",
             },
         ).start()
         env = {
@@ -153,8 +158,38 @@ def run(mlflow_url: str, dashboard: str, changes: int) -> dict:
         page = session.get(f"{dashboard}/templates/{urllib.parse.quote(name)}", timeout=10)
         shown.append("Needs a reviewer" in page.text)
     assert all(shown), shown
+    # With webhooks: each change, from the outside write to its flag on the page.
+    client.create_webhook(
+        name="registry-ui-bench",
+        url=f"{dashboard}/webhooks/mlflow",
+        events=[
+            "model_version.created",
+            "model_version_tag.set",
+            "model_version_tag.deleted",
+            "model_version_alias.created",
+            "model_version_alias.deleted",
+        ],
+        secret=SECRET,
+    )
+    time.sleep(1.5)  # past MLFLOW_WEBHOOK_CACHE_TTL: every server process sees the webhook
+    hooked = [f"drift/webhook-{i}" for i in range(changes)]
+    registered = {name: template(name) for name in hooked}
+    sync_registry()
+    delays = []
+    for number, name in enumerate(hooked):
+        started = time.monotonic()
+        outside_change(registered[name], number)
+        page_url = f"{dashboard}/templates/{urllib.parse.quote(name)}"
+        while "Needs a reviewer" not in session.get(page_url, timeout=10).text:
+            if time.monotonic() - started > 30:
+                raise SystemExit(f"no flag on {name}'s page 30 s after the change")
+            time.sleep(0.05)
+        delays.append(time.monotonic() - started)
+    delays.sort()
     return {
         "changes": changes,
+        "webhook_seconds_median": round(delays[len(delays) // 2], 2),
+        "webhook_seconds_max": round(delays[-1], 2),
         "sync_pass_seconds": round(sync_seconds, 2),
         "sync_interval_seconds": int(os.environ.get("SYNC_INTERVAL_SECONDS", "300")),
         "templates_in_registry": changes,

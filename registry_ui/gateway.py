@@ -62,6 +62,8 @@ REGISTRATION_EXPERIMENT = "registry_ui-registrations"
 # Runs of A/B experiments' metrics: one run per variant, tagged with template and version.
 TAG_EXPERIMENT = "registry_ui.experiment"
 TAG_VARIANT = "registry_ui.variant"
+# MLflow marks the registered models behind its Prompt Registry with this tag.
+TAG_NATIVE_PROMPT = "mlflow.prompt.is_prompt"
 EXPERIMENT_METRICS_EXPERIMENT = "registry_ui-experiments"
 # log_batch takes at most 1,000 metrics per call.
 _METRICS_PER_BATCH = 1000
@@ -295,9 +297,25 @@ class MlflowGateway:
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise translate_error(error, action=f"create template {name!r}") from error
+        if self._is_native_prompt(registered):
+            raise NameCollisionError(
+                f"template name {name!r} maps to {registered!r}, which is the name of a prompt "
+                "in MLflow's own Prompt Registry (MLflow keeps one name space for models and "
+                "prompts): choose another name"
+            )
         # Someone created it between our read and our create: use theirs if it is ours.
         model = self._call(f"read template {name!r}", self.client.get_registered_model, registered)
         return model, False
+
+    def _is_native_prompt(self, registered: str) -> bool:
+        """Whether ``registered`` names a native prompt (which model searches leave out)."""
+        found = self._call(
+            f"look for a native prompt named {registered!r}",
+            self.client.search_registered_models,
+            filter_string=f"name = '{registered}' AND tags.`{TAG_NATIVE_PROMPT}` = 'true'",
+            max_results=1,
+        )
+        return bool(found)
 
     def _paged_models(self, filter_string: str) -> Iterator[Any]:
         token = None

@@ -30,7 +30,12 @@ from registry_ui.core.names import validate_template_name
 from registry_ui.core.records import VersionRecord
 from registry_ui.core.semver import SemVer
 from registry_ui.core.stages import ModelStage, StageTransitionError
-from registry_ui.core.template import TemplateRenderError, TemplateValidationError, parse_template
+from registry_ui.core.template import (
+    TemplateRenderError,
+    TemplateValidationError,
+    parse_template,
+    unstorable_value_problem,
+)
 from registry_ui.registry import NewVersion, TemplateRegistry
 
 __all__ = [
@@ -306,6 +311,8 @@ def _check_metadata(metadata: dict[str, Any]) -> None:
         raise ValueError(
             f"metadata must be JSON (strings, numbers, booleans, null, lists, objects): {error}"
         ) from None
+    if problem := unstorable_value_problem(metadata, "metadata"):
+        raise ValueError(problem)
     if len(encoded) > MAX_METADATA_JSON_LENGTH:
         # Says how much of it the test cases take, when they are what makes it too large.
         raise ValueError(

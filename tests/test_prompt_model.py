@@ -281,3 +281,28 @@ def test_it_validates_on_creation_and_says_where_the_template_is_wrong(unique_na
 
     assert caught.value.errors[0].line == 1
     assert caught.value.errors[0].column == 7
+
+
+def test_a_name_taken_by_a_native_mlflow_prompt_is_refused_and_says_so(registry_uri, unique_name):
+    import mlflow
+
+    name = unique_name()
+    mlflow.set_registry_uri(registry_uri)
+    mlflow.genai.register_prompt(name=registered_model_name(name), template="Hi {{x}}")
+
+    with pytest.raises(NameCollisionError, match="Prompt Registry"):
+        hook(name).register()
+
+
+def test_unstorable_characters_are_refused_before_anything_is_written(registry_uri, unique_name):
+    name = unique_name()
+    client = MlflowClient(tracking_uri=registry_uri, registry_uri=registry_uri)
+
+    with pytest.raises(TemplateValidationError, match=r"1:6: NUL character"):
+        hook(name, template="Hello\x00 {name}")
+    with pytest.raises(TemplateValidationError, match=r"U\+D83D"):
+        hook(name, template="Hello {name} \ud83d")
+    with pytest.raises(ValueError, match=r"metadata.author holds a NUL character"):
+        hook(name, author="bo\x00b")
+
+    assert client.search_registered_models(filter_string=f"name = '{name}'") == []

@@ -24,6 +24,9 @@ Error codes (``TemplateError.code``):
 - ``bad-attribute``: ``{a.}``, ``{a..b}``, an attribute that is not an identifier
 - ``private-access``: ``{obj._x}``, ``{obj.__class__}``, ``{d[_k]}``
 - ``spec-too-deep``: ``{a:{b:{c}}}``, fields in a spec cannot have fields in their own spec
+- ``nul-character``: a NUL character (U+0000), which PostgreSQL cannot store
+- ``lone-surrogate``: half of a UTF-16 surrogate pair (U+D800 to U+DFFF), which is not a
+  character and cannot be written as UTF-8 (MLflow and every database refuse it)
 
 A field may not span lines (str.format would allow it; here a line break inside a field is
 reported as a '{' never closed, the likely mistake). Lines are separated by '\\n'; lines and
@@ -36,6 +39,7 @@ import _string
 import bisect
 import datetime
 import functools
+import itertools
 import re
 import reprlib
 import string as _stdlib_string
@@ -63,6 +67,11 @@ _BRACE = re.compile(r"[{}]")
 _FIELD_NAME_STOP = re.compile(r"[{}\[:!\n]")
 _CONVERSION_STOP = re.compile(r"[{}:\n]")
 _ACCESSOR = re.compile(r"[.\[]")
+
+# NUL and lone surrogates: str.format keeps them, but PostgreSQL refuses NUL in text and a
+# lone surrogate cannot be encoded as UTF-8, so neither can be stored in MLflow or the mirror.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_MAX_UNSTORABLE_REPORTS = 20
 
 _short_repr = reprlib.Repr()
 _short_repr.maxstring = 60
@@ -328,6 +337,39 @@ def parse_template(text: str) -> ParsedTemplate:
     return ParsedTemplate(text, fields, variables)
 
 
+def unstorable_problem(text: str) -> str | None:
+    """Why ``text`` (metadata, a test case) cannot be stored, or None: NUL, lone surrogates."""
+    match = _UNSTORABLE.search(text)
+    if match is None:
+        return None
+    character = match.group()
+    at = f"at character {match.start() + 1}"
+    if character == "\0":
+        return f"holds a NUL character (U+0000) {at}, which PostgreSQL cannot store: remove it"
+    return (
+        f"holds a lone surrogate (U+{ord(character):04X}) {at}, which is not a character and "
+        "cannot be written as UTF-8: remove it"
+    )
+
+
+def unstorable_value_problem(value: Any, where: str) -> str | None:
+    """The first text in a JSON-like value (keys included) that cannot be stored, and where."""
+    stack = [(value, where)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, str):
+            if problem := unstorable_problem(item):
+                return f"{at} {problem}"
+        elif isinstance(item, Mapping):
+            for key, inner in reversed(list(item.items())):
+                if isinstance(key, str) and (problem := unstorable_problem(key)):
+                    return f"a key in {at} {problem}"
+                stack.append((inner, f"{at}.{key}"))
+        elif isinstance(item, list | tuple):
+            stack.extend((inner, f"{at}[{i}]") for i, inner in reversed(list(enumerate(item))))
+    return None
+
+
 def render_template(text: str, /, **values: Any) -> str:
     return parse_template(text).render(values)
 
@@ -337,6 +379,7 @@ def _scan(text: str) -> _Scanner:
         raise TypeError(f"a template must be a str, not {type(text).__name__}")
     scanner = _Scanner(text)
     scanner.scan_markup(0, len(text), _TOP_LEVEL_DEPTH, nested=False)
+    scanner.scan_unstorable()
     # A field's own problems are found before it turns out to be unclosed: report in text order.
     scanner.errors.sort(key=lambda error: (error.line, error.column))
     return scanner
@@ -551,6 +594,21 @@ class _Scanner:
             return -1
         return after
 
+    # Characters str.format accepts but no store keeps: found anywhere, fields included.
+    def scan_unstorable(self) -> None:
+        found = _UNSTORABLE.finditer(self.text)
+        for match in itertools.islice(found, _MAX_UNSTORABLE_REPORTS):
+            character = match.group()
+            code = "nul-character" if character == "\0" else "lone-surrogate"
+            self._report(code, match.start(), _unstorable(character))
+        if (more := sum(1 for _ in found)) > 0:
+            self._report(
+                "nul-character" if "\0" in self.text else "lone-surrogate",
+                len(self.text),
+                f"{more} more characters that cannot be stored follow the ones above (the "
+                "text ends at {at}): remove them all",
+            )
+
     # -- positions and reports ----------------------------------------------------------------
 
     def locate(self, offset: int) -> tuple[int, int]:
@@ -679,6 +737,20 @@ def _invalid_attribute(attribute: str):
     return lambda at: (
         f"attribute {attribute!r} after '.' at {at} is not a Python identifier: use letters, "
         f"digits and underscores, or an index such as '[{attribute}]'"
+    )
+
+
+def _unstorable(character: str):
+    if character == "\0":
+        return (
+            "NUL character (U+0000) at {at} cannot be stored: PostgreSQL and MLflow's database "
+            "refuse it in text; remove it (to show a zero byte, write the words, e.g. 'NUL')"
+        )
+    code = f"U+{ord(character):04X}"
+    return (
+        f"lone surrogate ({code}) at {{at}} is half of a UTF-16 pair, not a character, and "
+        "cannot be written as UTF-8; remove it or replace the pair with the character it "
+        "was meant to be (e.g. an emoji pasted from a broken source)"
     )
 
 

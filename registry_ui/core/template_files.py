@@ -59,7 +59,7 @@ from registry_ui.core.limits import (
 )
 from registry_ui.core.names import InvalidNameError, validate_template_name
 from registry_ui.core.semver import InvalidVersionError, SemVer
-from registry_ui.core.template import TemplateError, validate_template
+from registry_ui.core.template import TemplateError, unstorable_problem, validate_template
 
 REQUIRED_KEYS = ("name", "version", "template")
 OPTIONAL_KEYS = ("metadata", "tests")
@@ -736,6 +736,9 @@ class _JsonChecker:
                     f"must be text; quote it, as in '{shown}':",
                 )
                 continue
+            if problem := unstorable_problem(key):
+                self.reader._problem_at(self.entry, key_node, f"a key in {where} {problem}")
+                continue
             self.check(value_node, f"{where}.{key}")
 
     def _sequence(self, node: yaml.SequenceNode, where: str) -> None:
@@ -747,6 +750,9 @@ class _JsonChecker:
 
     def _scalar(self, node: yaml.ScalarNode, where: str) -> None:
         ok, value = self.reader._construct(self.entry, node)
+        if ok and isinstance(value, str) and (problem := unstorable_problem(value)):
+            self.reader._problem_at(self.entry, node, f"{where} {problem}")
+            return
         if not ok or value is None or isinstance(value, str | bool | int):
             return
         if isinstance(value, float):

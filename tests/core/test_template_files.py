@@ -692,3 +692,33 @@ def test_the_example_files_are_valid_and_accepted_by_prompt_model():
             spec.name, spec.template, spec.version, metadata=spec.metadata
         )
         assert model.version == spec.version
+
+
+def test_characters_no_store_keeps_are_refused_where_they_are_written(tmp_path):
+    write(
+        tmp_path,
+        "name: a/b\nversion: 1.0.0\n"
+        'template: "Hi {name}\\0"\n'
+        "metadata:\n"
+        '  author: "bo\\0b"\n'
+        '  "k\\udc00": 1\n'
+        "tests:\n"
+        '  - values: {name: "x\\ud83d"}\n',
+    )
+
+    specs, problems = load_templates(tmp_path)
+
+    assert specs == []
+    shown = [(p.line, p.column, p.message) for p in problems]
+    assert shown[0][:2] == (3, 11) and "column 10 of its text: NUL character" in shown[0][2]
+    assert shown[1] == (
+        5,
+        11,
+        "metadata.author holds a NUL character (U+0000) at character 3, which PostgreSQL "
+        "cannot store: remove it",
+    )
+    assert (
+        shown[2][:2] == (6, 3)
+        and "a key in metadata holds a lone surrogate (U+DC00)" in shown[2][2]
+    )
+    assert shown[3][:2] == (8, 20) and "tests[0].values.name holds a lone surrogate" in shown[3][2]

@@ -259,3 +259,32 @@ def test_it_validates_50_kb_of_broken_fields_in_linear_time(unit):
     validate_template(text)
 
     assert time.perf_counter() - started < 5
+
+
+# -- characters no store keeps ----------------------------------------------------------------
+
+
+def test_a_nul_character_is_refused_at_its_line_and_column():
+    errors = validate_template("Hello {name}\nbye\x00 now")
+
+    assert [(e.code, e.line, e.column) for e in errors] == [("nul-character", 2, 4)]
+    assert "U+0000" in errors[0].message and "2:4" in errors[0].message
+
+
+def test_a_lone_surrogate_is_refused_even_inside_a_field_with_its_code_point():
+    errors = validate_template("Hi {name}\n{x} \ud83d and {y\udc00}")
+
+    assert ("lone-surrogate", 2, 5) in [(e.code, e.line, e.column) for e in errors]
+    assert ("lone-surrogate", 2, 13) in [(e.code, e.line, e.column) for e in errors]
+    assert "U+D83D" in str(TemplateValidationError(errors))
+
+
+def test_a_proper_surrogate_pair_written_as_one_character_is_accepted():
+    assert validate_template("Launch day 🚀 {name}") == []
+
+
+def test_a_text_full_of_nul_characters_gets_a_bounded_list_of_errors():
+    errors = validate_template("x" + "\x00" * 500)
+
+    assert len(errors) == 21
+    assert "480 more characters" in errors[-1].message

@@ -287,7 +287,10 @@ def sync_registry() -> dict[str, int]:
     try:
         with transaction.atomic():
             events = _mirror_new_templates({name: by_name[name] for name in new})
-    except DatabaseError:  # one entry the database refuses: each template on its own below
+    except (
+        DatabaseError,
+        ValueError,
+    ):  # one entry refused (database or parse): each on its own below
         events, new = 0, []
     changed = [name for name in changed if name not in new]
     for start in range(0, len(changed), _SYNC_CHUNK):

@@ -95,14 +95,23 @@ def break_one(client, name: str, how: str) -> str:
         return renamed
     elif how == "NUL in text":
         client.set_model_version_tag(registered, "1", "registry_ui.template", "Hi\x00 {who}")
+    elif how == "spec past the limits":  # as written before the limits existed
+        client.set_model_version_tag(registered, "1", "registry_ui.template", "{who:>999999999}")
     return registered
 
 
-KINDS = ["metadata not json", "version v2", "version 1.0", "renamed with spaces", "NUL in text"]
+KINDS = [
+    "metadata not json",
+    "version v2",
+    "version 1.0",
+    "renamed with spaces",
+    "NUL in text",
+    "spec past the limits",
+]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sync_mirrors_every_healthy_template_around_five_kinds_of_broken_entries(
+def test_sync_mirrors_every_healthy_template_around_six_kinds_of_broken_entries(
     server_registry, unique_name, capsys, client, bob
 ):
     from registry_ui.web.models import MlflowProblem
@@ -124,6 +133,7 @@ def test_sync_mirrors_every_healthy_template_around_five_kinds_of_broken_entries
         assert "'1.0' is not a semantic version" in problems[broken["version 1.0"]]
         assert "does not map to a template name" in problems[broken["renamed with spaces"]]
         assert "NUL character" in problems[broken["NUL in text"]]
+        assert "999999999" in problems[broken["spec past the limits"]]
         quarantined = AuditEvent.objects.filter(action="mlflow.entry_quarantined")
         assert quarantined.count() >= len(KINDS)
         client.force_login(bob)
