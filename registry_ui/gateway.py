@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import warnings
@@ -886,6 +887,10 @@ class MlflowGateway:
         )
 
 
+# create_version's source: runs:/<run id>/prompts/<registered model name>/<version>.
+_REGISTERED_INTO = re.compile(r"runs:/[^/]+/prompts/(.+)/[^/]+")
+
+
 class UnreadableEntry(ValueError):
     """A model version carrying our tags that registry_ui cannot read; says why."""
 
@@ -905,6 +910,14 @@ def _readable(version: ModelVersion, tags: dict[str, str]) -> tuple[str, dict[st
                 else ""
             )
         ) from None
+    written_into = _REGISTERED_INTO.fullmatch(version.source or "")
+    if written_into and written_into.group(1) != version.name:
+        raise UnreadableEntry(
+            f"{number}: it was registered into {written_into.group(1)!r}, so its registered "
+            "model was renamed outside registry_ui; a renamed model is not the template "
+            "reviewers approved under either name. Rename it back in MLflow, or register "
+            "its text as a new version of a template"
+        )
     try:
         SemVer.parse(tags[TAG_VERSION])
     except ValueError as error:
