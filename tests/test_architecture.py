@@ -72,6 +72,7 @@ ALLOWED = {
         f"{WEB}.operations.tasks",
         f"{WEB}.operations.selectors",  # a request's page shows its operation's progress
         f"{WEB}.experiments.results",  # the metric gate
+        f"{WEB}.experiments.signals",  # the gate is evaluated again when an experiment changes
         *LIBRARY,
     },
 }

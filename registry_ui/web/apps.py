@@ -22,9 +22,11 @@ class WebConfig(AppConfig):
         from registry_ui.web.audit import keys  # noqa: F401
         from registry_ui.web.auth import changes, signin
 
-        # Open requests go stale when the mirror moves their template's stages (its
-        # stages_moved signal); importing the module connects the receiver.
-        from registry_ui.web.reviews import staleness  # noqa: F401
+        # Importing these modules connects their receivers: open requests go stale when
+        # the mirror moves their template's stages (stages_moved), and open production
+        # requests get their metric gate evaluated again when an experiment on their
+        # version is defined or stopped (experiment_changed).
+        from registry_ui.web.reviews import gates, staleness  # noqa: F401
 
         signin.connect_signals()
         # Users, groups and permissions: audited wherever they change (the admin, the shell).

@@ -15,6 +15,7 @@ from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.policy import PolicyError
 from registry_ui.web import permissions
 from registry_ui.web.audit import trail
+from registry_ui.web.experiments.signals import experiment_changed
 from registry_ui.web.experiments.tasks import publish_experiment
 from registry_ui.web.models import (
     AuditEvent,
@@ -179,6 +180,9 @@ def create_experiment(
             for position, line in enumerate(variants)
         )
         audit_change(actor, "experiment.defined", "experiment", key, _describe(experiment), source)
+        experiment_changed.send(
+            Experiment, experiment=experiment, change="defined", actor=actor, source=source
+        )
         _publish_after_commit(experiment)
         return experiment
 
@@ -211,6 +215,13 @@ def experiment_stop(
             key,
             {"reason": reason},
             source,
+        )
+        experiment_changed.send(
+            Experiment,
+            experiment=experiment,
+            change="stopped",
+            actor=user.get_username(),
+            source=source,
         )
         _publish_after_commit(experiment)
         return experiment

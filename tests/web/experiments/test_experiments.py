@@ -791,3 +791,70 @@ def test_an_experiments_state_follows_its_window_unless_stopped(
     )
 
     assert experiment.state(now) == state
+
+
+# -- the gate reads every experiment that served the version (issue 16, finding 4) -------------
+
+
+def test_a_failing_experiment_is_not_hidden_by_stopping_it_and_defining_an_emptier_one(
+    db, cast, settings
+):
+    """The finding: stop the failing experiment, define one starting in 40 days; the next
+    request read "no data" and two reviewers approved it without a gate reason."""
+    settings.GATE_MIN_SAMPLES = 100
+    mirror("t/hook", {"1.1.0": "production", "1.2.0": "staging"}, target=0.01)
+    define(min_samples=1000)
+    ingest(outcomes("control", 120, 1000) + outcomes("treatment", 60, 1000))
+    definitions.experiment_stop(cast["dave"], "hook-test", reason="not looking good")
+    later = START + timedelta(days=40)
+    define(key="fresh-start", start_at=later, stop_at=later + timedelta(days=14))
+
+    request = production_request(cast)
+
+    assert request.gate["status"] == "fail", request.gate
+    assert "experiment hook-test" in request.gate["detail"]
+    assert "fresh-start: no data" in request.gate["detail"]
+
+
+def test_defining_or_stopping_an_experiment_re_evaluates_open_production_gates(db, cast, settings):
+    settings.GATE_MIN_SAMPLES = 100
+    mirror("t/hook", {"1.1.0": "production", "1.2.0": "staging"}, target=0.01)
+    request = production_request(cast)
+    assert request.gate["status"] == "no_data"
+
+    define(min_samples=1000)  # the analyst's change reaches the open request, audited
+    events = AuditEvent.objects.filter(action="request.gate_reevaluated", object_id=str(request.pk))
+    assert events.count() == 1
+    assert events.get().after["cause"] == "experiment hook-test defined"
+    assert events.get().after["changed"] is False  # no data yet either way
+
+    ingest(outcomes("control", 120, 1000) + outcomes("treatment", 60, 1000))
+    definitions.experiment_stop(cast["dave"], "hook-test", reason="looks bad")
+
+    request.refresh_from_db()
+    assert request.gate["status"] == "fail"
+    stopped = events.order_by("-pk").first()
+    assert stopped.after["cause"] == "experiment hook-test stopped"
+    assert stopped.after["before"]["status"] == "no_data" and stopped.after["changed"] is True
+
+
+def test_approving_reads_the_gate_as_it_is_now_not_as_it_was_when_filed(db, cast, settings, carol):
+    settings.GATE_MIN_SAMPLES = 100
+    mirror("t/hook", {"1.1.0": "production", "1.2.0": "staging"}, target=0.01)
+    define(min_samples=1000)
+    request = production_request(cast)
+    assert request.gate["status"] == "no_data"
+    # Outcomes counted after filing turn the gate to "fail": no signal, so approval reads it.
+    ingest(outcomes("control", 120, 1000) + outcomes("treatment", 60, 1000))
+
+    with pytest.raises(PolicyError, match="the metric gate fails"):
+        reviews.approve(cast["bob"], request.pk)
+
+    request.refresh_from_db()
+    assert request.gate["status"] == "fail"
+    assert not request.approvals.exists()
+    reviews.approve(cast["bob"], request.pk, gate_reason="accepted: the drop is seasonal")
+    assert request.approvals.get().gate_override_reason == "accepted: the drop is seasonal"
+    event = AuditEvent.objects.get(action="request.approved", object_id=str(request.pk))
+    assert event.after["gate_override_reason"] == "accepted: the drop is seasonal"
+    assert event.after["gate"]["status"] == "fail"
