@@ -21,6 +21,7 @@ from registry_ui.web.models import (
     AuditEvent,
     Experiment,
     ExperimentVariant,
+    ServiceToken,
     Template,
     TemplateVersion,
 )
@@ -61,9 +62,13 @@ def experiment_define(
     stop_at: datetime,
     target: float | None = None,
     hypothesis: str = "",
+    reporting_services: Sequence[str] = (),
     source: str = AuditEvent.Source.DASHBOARD,
 ) -> Experiment:
-    """Define an experiment; it is published to MLflow once the transaction commits."""
+    """Define an experiment; it is published to MLflow once the transaction commits.
+
+    ``reporting_services``: the names of the service tokens that may report its outcomes
+    (no other token may)."""
     permissions.require(user, "define_experiment", "defining an experiment")
     return create_experiment(
         actor=user.get_username(),
@@ -79,6 +84,7 @@ def experiment_define(
         stop_at=stop_at,
         target=target,
         hypothesis=hypothesis,
+        reporting_services=reporting_services,
         source=source,
     )
 
@@ -98,6 +104,7 @@ def create_experiment(
     stop_at: datetime,
     target: float | None = None,
     hypothesis: str = "",
+    reporting_services: Sequence[str] = (),
     source: str = AuditEvent.Source.DASHBOARD,
 ) -> Experiment:
     """experiment_define without the permission check (the demo loader and tests)."""
@@ -169,6 +176,16 @@ def create_experiment(
                 )
         except IntegrityError:
             raise PolicyError(f"an experiment with key {key!r} exists already") from None
+        services = list(
+            ServiceToken.objects.filter(name__in=list(reporting_services), revoked_at__isnull=True)
+        )
+        unknown = sorted(set(reporting_services) - {service.name for service in services})
+        if unknown:
+            raise PolicyError(
+                f"no active service token named {', '.join(map(repr, unknown))}: an admin "
+                "creates service tokens"
+            )
+        experiment.reporting_services.set(services)
         ExperimentVariant.objects.bulk_create(
             ExperimentVariant(
                 experiment=experiment,
@@ -229,6 +246,7 @@ def experiment_stop(
 
 def _describe(experiment: Experiment) -> dict:
     return {
+        "reporting_services": sorted(experiment.reporting_services.values_list("name", flat=True)),
         "template": experiment.template.name,
         "title": experiment.title,
         "metric": experiment.metric,

@@ -194,6 +194,7 @@ def load_demo_experiment(*, units: int = 6000, days: int = 14, seed: int = 7) ->
             "created_by": "demo-loader",
         },
     )
+    service.experiments.add(experiment)  # a token reports only the experiments it is given
     rng = random.Random(seed)
     engagement = {"control": 0.061, "treatment": 0.069}
     events = []
