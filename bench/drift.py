@@ -208,7 +208,7 @@ def run(mlflow_url: str, dashboard: str, changes: int) -> dict:
     return {
         "watch_tick_seconds_nothing_changed": round(idle_tick, 3),
         "deletion_tick_to_flag_seconds": round(deletion_seconds, 2),
-        "holder_watch_interval_seconds": int(os.environ.get("HOLDER_WATCH_SECONDS", "5")),
+        "holder_watch_interval_seconds": int(os.environ.get("HOLDER_WATCH_SECONDS", "4")),
         "changes": changes,
         "webhook_seconds_median": round(delays[len(delays) // 2], 2),
         "webhook_seconds_max": round(delays[-1], 2),

@@ -360,7 +360,7 @@ SYNC_INTERVAL_SECONDS = _env_int("SYNC_INTERVAL_SECONDS", 300, minimum=10)
 EXPERIMENT_LOG_INTERVAL_SECONDS = _env_int("EXPERIMENT_LOG_INTERVAL_SECONDS", 300, minimum=10)
 # Staging and production versions deleted (or their model renamed) in MLflow, which sends no
 # webhook for that: two MLflow searches this often (0: off, the sync alone sees them).
-HOLDER_WATCH_SECONDS = _env_int("HOLDER_WATCH_SECONDS", 5, minimum=0)
+HOLDER_WATCH_SECONDS = _env_int("HOLDER_WATCH_SECONDS", 4, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-operations": {"task": "registry_ui.web.tasks.sweep_operations", "schedule": 15.0},
     "sync-registry": {
