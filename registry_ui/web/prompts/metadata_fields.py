@@ -1,0 +1,207 @@
+"""The editor's metadata as fields: the policy's required keys as labelled inputs (metrics
+as name and number rows), any other key as a key and value row; JSON stays as an advanced
+view. Turns posted fields into the metadata mapping and a mapping back into fields."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from registry_ui.core.checks import MetadataPolicy
+
+# The design note's keys, as a form labels and explains them (a key the policy adds later is
+# labelled with its own name).
+LABELS = {
+    "author": ("Author", "Who wrote or changed it, e.g. content-team."),
+    "purpose": ("Purpose", "What the template does, e.g. Opening hook for entrepreneur posts."),
+    "tested_on": (
+        "Tested on",
+        "The platforms it was tested on, separated by commas, e.g. threads, linkedin.",
+    ),
+    "performance_metrics": (
+        "Expected metrics",
+        "One metric per row: its name and a number, e.g. engagement_rate and 0.06.",
+    ),
+}
+KIND_HELP = {
+    "str": "Text.",
+    "str_or_list": "Text; several items separated by commas.",
+    "metrics": "One metric per row: its name and a number.",
+    "number": "A number, e.g. 0.06.",
+    "bool": "Yes or no.",
+    "list": 'A JSON list, e.g. ["a", "b"].',
+    "mapping": 'A JSON object, e.g. {"key": "value"}.',
+    "any": "Text, or any JSON value.",
+}
+MARKER = "metadata_fields"  # posted with the fields; absent, the JSON text is the metadata
+AS_JSON = "metadata_as_json"  # the advanced view's checkbox: the JSON text wins
+
+
+@dataclass
+class RequiredField:
+    key: str
+    kind: str
+    label: str
+    help: str
+    value: str = ""  # the text shown (every kind but metrics)
+    rows: list[tuple[str, str]] = field(default_factory=list)  # metrics: (name, number)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def input_name(self) -> str:
+        return f"meta:{self.key}"
+
+
+@dataclass
+class MetadataFields:
+    required: list[RequiredField]
+    extra: list[tuple[str, str]]  # (key, value as text), a blank row last
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (key, message)
+    metadata: dict[str, Any] = field(default_factory=dict)  # what the fields say
+
+    def problems_of(self, key: str) -> list[str]:
+        return [message for k, message in self.problems if k == key]
+
+
+def _number(text: str) -> int | float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    try:
+        return int(text)
+    except ValueError:
+        return value
+
+
+def _loose(text: str) -> Any:
+    """An extra value: JSON when it reads as a number, true/false, a list or an object;
+    otherwise the text itself."""
+    stripped = text.strip()
+    if stripped[:1] in ("[", "{", '"') or stripped in ("true", "false", "null"):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return text
+    try:
+        return _number(stripped)
+    except ValueError:
+        return text
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def wants_json(data) -> bool:
+    return bool(data.get(AS_JSON)) or not data.get(MARKER)
+
+
+def metadata_from_fields(data, policy: MetadataPolicy) -> MetadataFields:
+    """The metadata the fields say, and every field-level problem (a row's number, ...)."""
+    metadata: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    required = []
+    for key, kind in policy.required:
+        label, help_text = LABELS.get(key, (key, KIND_HELP.get(kind, "")))
+        entry = RequiredField(key, kind, label, help_text)
+        name = entry.input_name
+        if kind == "metrics":
+            metrics: dict[str, int | float] = {}
+            names, numbers = data.getlist(f"{name}:name"), data.getlist(f"{name}:value")
+            for row, (metric, number) in enumerate(zip(names, numbers, strict=False), start=1):
+                metric, number = metric.strip(), number.strip()
+                if metric or number:
+                    entry.rows.append((metric, number))
+                if not metric and not number:
+                    continue
+                if not metric:
+                    problems.append((key, f"{label}, row {row}: the metric needs a name"))
+                    continue
+                try:
+                    metrics[metric] = _number(number)
+                except ValueError:
+                    said = f"{label}, row {row} ({metric}): {number!r} is not a number, e.g. 0.06"
+                    problems.append((key, said))
+            if metrics:
+                metadata[key] = metrics
+        else:
+            text = data.get(name, "")
+            entry.value = text
+            value = _value_of(kind, text.strip())
+            if isinstance(value, _Refused):
+                problems.append((key, f"{label}: {value.message}"))
+            elif value is not None:
+                metadata[key] = value
+        required.append(entry)
+    extra = []
+    for row, (key, text) in enumerate(
+        zip(data.getlist("extra_key"), data.getlist("extra_value"), strict=False), start=1
+    ):
+        key = key.strip()
+        if not key and not text.strip():
+            continue
+        extra.append((key, text))
+        if not key:
+            problems.append(("", f"Other metadata, row {row}: the value needs a key"))
+        elif key in metadata:
+            problems.append((key, f"Other metadata, row {row}: {key} is set above already"))
+        else:
+            metadata[key] = _loose(text)
+    extra.append(("", ""))
+    return MetadataFields(required, extra, problems, metadata)
+
+
+@dataclass
+class _Refused:
+    message: str
+
+
+def _value_of(kind: str, text: str) -> Any:
+    if not text:
+        return None
+    if kind == "str_or_list":
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        return items[0] if len(items) == 1 else items
+    if kind == "number":
+        try:
+            return _number(text)
+        except ValueError:
+            return _Refused(f"{text!r} is not a number, e.g. 0.06")
+    if kind == "bool":
+        return text == "true"
+    if kind in ("list", "mapping"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            return _Refused(f"not JSON ({error.msg}): {KIND_HELP[kind]}")
+    if kind == "any":
+        return _loose(text)
+    return text
+
+
+def fields_of(metadata: dict[str, Any] | None, policy: MetadataPolicy) -> MetadataFields:
+    """The fields showing ``metadata`` (JSON text that did not parse shows empty fields)."""
+    metadata = metadata or {}
+    required = []
+    for key, kind in policy.required:
+        label, help_text = LABELS.get(key, (key, KIND_HELP.get(kind, "")))
+        entry = RequiredField(key, kind, label, help_text)
+        value = metadata.get(key)
+        if kind == "metrics":
+            if isinstance(value, dict):
+                entry.rows = [(str(k), _as_text(v)) for k, v in value.items()]
+        elif kind == "str_or_list" and isinstance(value, list):
+            entry.value = ", ".join(_as_text(v) for v in value)
+        elif kind == "bool" and isinstance(value, bool):
+            entry.value = "true" if value else "false"
+        elif value is not None:
+            entry.value = _as_text(value)
+        required.append(entry)
+    taken = {key for key, _ in policy.required}
+    extra = [(key, _as_text(value)) for key, value in metadata.items() if key not in taken]
+    extra.append(("", ""))
+    return MetadataFields(required, extra)
