@@ -42,14 +42,19 @@
       lineNumbers: true,
       lineWrapping: true,
       viewportMargin: Infinity,
-      screenReaderLabel: "Template text",
+      screenReaderLabel: "Template text (code editor)",
     });
     editor.getWrapperElement().classList.add("template-editor");
     var input = editor.getInputField();
     input.setAttribute("aria-describedby", "version-template-help");
     input.id = "version-template-input";
+    // The label stays the form textarea's (CodeMirror hides it but keeps it in step); a
+    // click on it goes to the editor, whose input is labelled "Template text" itself.
     var label = document.querySelector('label[for="version-template"]');
-    if (label) label.setAttribute("for", "version-template-input");
+    if (label) label.addEventListener("click", function (event) {
+      event.preventDefault();
+      editor.focus();
+    });
     editor.on("change", function () {
       editor.save();
       notifyChange();
