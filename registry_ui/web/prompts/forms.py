@@ -172,7 +172,8 @@ class NewVersionForm(forms.Form):
             return
         self.parsed_metadata = metadata
         if self.meta_fields is None:
-            problems = registration_problems(metadata, self.policy)
+            problems = metadata_fields.json_problems(metadata, self.policy)
+            problems += registration_problems(metadata, None)
         else:
             # Said about the fields, as they are typed (the policy's hints are about JSON).
             problems = [message for _, message in self.meta_fields.problems]

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry_ui.core.checks import MetadataPolicy
+from registry_ui.core.checks import KINDS, MetadataPolicy, describe_value
 
 # The design note's keys, as a form labels and explains them (a key the policy adds later is
 # labelled with its own name).
@@ -34,6 +34,14 @@ KIND_HELP = {
     "list": 'A JSON list, e.g. ["a", "b"].',
     "mapping": 'A JSON object, e.g. {"key": "value"}.',
     "any": "Text, or any JSON value.",
+}
+# The design note's keys as JSON examples, for problems found in the JSON view (the policy's
+# own hints are written for YAML template files).
+JSON_EXAMPLES = {
+    "author": '"author": "content-team"',
+    "purpose": '"purpose": "Opening hook for entrepreneur posts"',
+    "tested_on": '"tested_on": "threads" or ["threads", "linkedin"]',
+    "performance_metrics": '"performance_metrics": {"engagement_rate": 0.06}',
 }
 MARKER = "metadata_fields"  # posted with the fields; absent, the JSON text is the metadata
 AS_JSON = "metadata_as_json"  # the advanced view's checkbox: the JSON text wins
@@ -94,6 +102,22 @@ def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
+
+
+def json_problems(metadata: dict[str, Any], policy: MetadataPolicy) -> list[str]:
+    """The policy's problems with metadata typed as JSON, each with a JSON example."""
+    said = []
+    for problem in policy.check(metadata):
+        kind = dict(policy.required)[problem.key]
+        wanted = KINDS[kind].description
+        example = JSON_EXAMPLES.get(problem.key)
+        hint = f", e.g. {example}" if example else ""
+        if metadata.get(problem.key) is None:
+            said.append(f"metadata.{problem.key} is missing: it must be {wanted}{hint}")
+        else:
+            found = describe_value(metadata[problem.key])
+            said.append(f"metadata.{problem.key} must be {wanted}{hint}; found {found}")
+    return said
 
 
 def wants_json(data) -> bool:

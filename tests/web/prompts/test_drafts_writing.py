@@ -166,3 +166,21 @@ def test_the_page_after_filing_follows_a_running_batch(alice):
 
     assert "Registering in MLflow" in page.text
     assert f'hx-get="/versions/filed/{batch.pk}" hx-trigger="every 1s"' in page.text
+
+
+def test_a_problem_in_the_json_view_gives_a_json_example(alice):
+    metadata = {**METADATA, "performance_metrics": "high"}
+    del metadata["purpose"]
+    draft = fields(metadata_as_json="1", metadata=json.dumps(metadata))
+
+    check = signed_in(alice).post("/versions/validate", draft, headers=HTMX)
+
+    assert (
+        "metadata.purpose is missing: it must be text, e.g. &quot;purpose&quot;: &quot;Opening"
+        in check.text
+    )
+    assert (
+        "metadata.performance_metrics must be a mapping of metric names to numbers, e.g. "
+        "&quot;performance_metrics&quot;: {&quot;engagement_rate&quot;: 0.06}; found"
+    ) in check.text
+    assert "{engagement_rate: 0.06}" not in check.text  # YAML, not what is typed here
