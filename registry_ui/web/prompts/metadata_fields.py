@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry_ui.core.checks import KINDS, MetadataPolicy, describe_value
+from registry_ui.core.checks import KINDS, TEST_CASES_KEY, MetadataPolicy, describe_value
 
 # The design note's keys, as a form labels and explains them (a key the policy adds later is
 # labelled with its own name).
@@ -44,6 +44,7 @@ JSON_EXAMPLES = {
     "performance_metrics": '"performance_metrics": {"engagement_rate": 0.06}',
 }
 MARKER = "metadata_fields"  # posted with the fields; absent, the JSON text is the metadata
+CASES_MARKER = "case_fields"  # posted with the test cases' small form
 AS_JSON = "metadata_as_json"  # the advanced view's checkbox: the JSON text wins
 
 
@@ -63,11 +64,101 @@ class RequiredField:
 
 
 @dataclass
+class CaseFields:
+    """One test case as the small form shows it (registry_ui.core.checks reads the case)."""
+
+    name: str = ""
+    values: str = ""  # one "variable = value" a line
+    contains: str = ""  # one text a line
+    max_length: str = ""
+    no_leftover_braces: str = ""  # "true", "false" or ""
+
+
+CASE_FORM_KEYS = {"name", "values", "contains", "max_length", "no_leftover_braces"}
+
+
+def case_fields(case: Any) -> CaseFields | None:
+    """The small form's fields for a case, or None when the form cannot show all of it."""
+    if not isinstance(case, dict) or not set(case) <= CASE_FORM_KEYS:
+        return None
+    values, contains = case.get("values", {}), case.get("contains", [])
+    if isinstance(contains, str):
+        contains = [contains]
+    if not isinstance(values, dict) or not all(isinstance(c, str) for c in contains):
+        return None
+    braces = case.get("no_leftover_braces")
+    return CaseFields(
+        name=_as_text(case.get("name", "")),
+        values="\n".join(f"{k} = {_as_text(v)}" for k, v in values.items()),
+        contains="\n".join(contains),
+        max_length=_as_text(case["max_length"]) if "max_length" in case else "",
+        no_leftover_braces="" if braces is None else ("true" if braces else "false"),
+    )
+
+
+def _case_from(entry: CaseFields, row: int, problems: list[tuple[str, str]]) -> dict[str, Any]:
+    where = f"Test case {row}" + (f" ({entry.name})" if entry.name else "")
+    case: dict[str, Any] = {}
+    if entry.name:
+        case["name"] = entry.name
+    values = {}
+    for line in entry.values.splitlines():
+        if not line.strip():
+            continue
+        variable, equals, value = line.partition("=")
+        if not equals or not variable.strip():
+            problems.append(
+                (
+                    TEST_CASES_KEY,
+                    f"{where}, values: write one 'variable = value' a line, not {line.strip()!r}",
+                )
+            )
+            continue
+        values[variable.strip()] = _loose(value.strip())
+    case["values"] = values
+    contains = [line.strip() for line in entry.contains.splitlines() if line.strip()]
+    if contains:
+        case["contains"] = contains
+    if entry.max_length.strip():
+        try:
+            case["max_length"] = int(entry.max_length)
+        except ValueError:
+            problems.append(
+                (
+                    TEST_CASES_KEY,
+                    f"{where}: the maximum length {entry.max_length!r} is not a "
+                    "whole number, e.g. 500",
+                )
+            )
+    if entry.no_leftover_braces:
+        case["no_leftover_braces"] = entry.no_leftover_braces == "true"
+    return case
+
+
+def _cases_from_fields(data, problems: list[tuple[str, str]]) -> tuple[list, list[CaseFields]]:
+    columns = [
+        data.getlist(f"case:{key}")
+        for key in ("name", "values", "contains", "max_length", "no_leftover_braces")
+    ]
+    cases, shown = [], []
+    for row, texts in enumerate(zip(*columns, strict=False), start=1):
+        entry = CaseFields(*texts)
+        if not any(text.strip() for text in texts):
+            continue
+        shown.append(entry)
+        cases.append(_case_from(entry, row, problems))
+    return cases, [*shown, CaseFields()]
+
+
+@dataclass
 class MetadataFields:
     required: list[RequiredField]
     extra: list[tuple[str, str]]  # (key, value as text), a blank row last
     problems: list[tuple[str, str]] = field(default_factory=list)  # (key, message)
     metadata: dict[str, Any] = field(default_factory=dict)  # what the fields say
+    # The test cases as a small form, a blank one last; None: they are kept as JSON in the
+    # other rows (a case uses more than the form offers: a regex, not_contains, expected).
+    cases: list[CaseFields] | None = None
 
     def problems_of(self, key: str) -> list[str]:
         return [message for k, message in self.problems if k == key]
@@ -161,6 +252,11 @@ def metadata_from_fields(data, policy: MetadataPolicy) -> MetadataFields:
             elif value is not None:
                 metadata[key] = value
         required.append(entry)
+    shown_cases = None
+    if data.get(CASES_MARKER):
+        cases, shown_cases = _cases_from_fields(data, problems)
+        if cases:
+            metadata[TEST_CASES_KEY] = cases
     extra = []
     for row, (key, text) in enumerate(
         zip(data.getlist("extra_key"), data.getlist("extra_value"), strict=False), start=1
@@ -176,7 +272,7 @@ def metadata_from_fields(data, policy: MetadataPolicy) -> MetadataFields:
         else:
             metadata[key] = _loose(text)
     extra.append(("", ""))
-    return MetadataFields(required, extra, problems, metadata)
+    return MetadataFields(required, extra, problems, metadata, shown_cases)
 
 
 @dataclass
@@ -226,6 +322,20 @@ def fields_of(metadata: dict[str, Any] | None, policy: MetadataPolicy) -> Metada
             entry.value = _as_text(value)
         required.append(entry)
     taken = {key for key, _ in policy.required}
+    cases = _case_rows(metadata.get(TEST_CASES_KEY))
+    if cases is not None:
+        taken.add(TEST_CASES_KEY)
     extra = [(key, _as_text(value)) for key, value in metadata.items() if key not in taken]
     extra.append(("", ""))
-    return MetadataFields(required, extra)
+    return MetadataFields(required, extra, cases=cases)
+
+
+def _case_rows(cases: Any) -> list[CaseFields] | None:
+    if cases is None:
+        return [CaseFields()]
+    if not isinstance(cases, list):
+        return None
+    shown = [case_fields(case) for case in cases]
+    if any(entry is None for entry in shown):
+        return None
+    return [*shown, CaseFields()]

@@ -184,3 +184,61 @@ def test_a_problem_in_the_json_view_gives_a_json_example(alice):
         "&quot;performance_metrics&quot;: {&quot;engagement_rate&quot;: 0.06}; found"
     ) in check.text
     assert "{engagement_rate: 0.06}" not in check.text  # YAML, not what is typed here
+
+
+def test_test_cases_are_written_in_a_small_form(alice):
+    case = {
+        "case:name": ["fits a post", ""],
+        "case:values": ["who = Ann\ncount = 3", ""],
+        "case:contains": ["Ann\n3", ""],
+        "case:max_length": ["500", ""],
+        "case:no_leftover_braces": ["true", ""],
+    }
+    draft = fields(text="Hello {who}, {count} new", case_fields="1", **case)
+
+    check = signed_in(alice).post("/versions/validate", draft, headers=HTMX)
+
+    assert "No problems found" in check.text
+    textarea = check.text.split('id="version-metadata"')[1]
+    json_view = json.loads(textarea.split(">", 1)[1].split("</textarea>")[0].replace("&quot;", '"'))
+    assert json_view["test_cases"] == [
+        {
+            "name": "fits a post",
+            "values": {"who": "Ann", "count": 3},
+            "contains": ["Ann", "3"],
+            "max_length": 500,
+            "no_leftover_braces": True,
+        }
+    ]
+
+
+def test_a_case_the_form_cannot_show_stays_json(alice):
+    cases = [{"name": "r", "values": {"who": "A"}, "contains": [{"regex": "A$"}]}]
+    version(template("t/cases"), "1.0.0", "Hi {who}", metadata={**METADATA, "test_cases": cases})
+
+    page = signed_in(alice).get("/versions/new?template=t/cases")
+
+    assert 'id="meta-cases"' not in page.text
+    assert 'name="extra_key" value="test_cases"' in page.text
+
+
+def test_a_case_s_bad_line_is_said_about_the_case(alice):
+    draft = fields(
+        case_fields="1",
+        **{
+            "case:name": ["greets"],
+            "case:values": ["who Ann"],
+            "case:contains": [""],
+            "case:max_length": ["lots"],
+            "case:no_leftover_braces": [""],
+        },
+    )
+
+    check = signed_in(alice).post("/versions/validate", draft, headers=HTMX)
+
+    assert "Test case 1 (greets), values: write one &#x27;variable = value&#x27; a line" in (
+        check.text
+    )
+    assert "Test case 1 (greets): the maximum length &#x27;lots&#x27; is not a whole number" in (
+        check.text
+    )
