@@ -13,7 +13,7 @@ from django.core.management import call_command
 
 from registry_ui import prompt_model
 from registry_ui.web.management.commands import load_demo_data
-from registry_ui.web.models import PromotionRequest
+from registry_ui.web.models import Batch, PromotionRequest
 from tests.browser.conftest import axe_violations, sideways_scroll
 
 pytestmark = [
@@ -47,6 +47,7 @@ def demo(tmp_path, mlflow_sqlite_uri, monkeypatch):
 def journey() -> dict[str, str]:
     """The pages of the journey, by the name of their screenshot."""
     waiting = PromotionRequest.objects.filter(status="open").order_by("pk").first()
+    batch = Batch.objects.order_by("pk").last()  # the demo's last approved move
     return {
         "list": "/",
         "folder": "/?folder=persona/entrepreneur",
@@ -60,9 +61,12 @@ def journey() -> dict[str, str]:
         "request-new": "/requests/new",
         "rollback-new": f"/rollback/new?template={HOOK}",
         "operations": "/operations/",
+        "batch": f"/operations/batches/{batch.pk}",
         "audit": "/audit/",
         "experiments": "/experiments/",
         "experiment": "/experiments/hook-cta-own-line/",
+        "mlflow-problems": "/mlflow-problems/",
+        "password": "/accounts/password/",
     }
 
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from registry_ui.core.semver import Bump, SemVer
 from registry_ui.web import permissions
 from registry_ui.web.http import after_form
-from registry_ui.web.models import Batch
+from registry_ui.web.models import Batch, Operation
 from registry_ui.web.prompts import drafts, selectors
 from registry_ui.web.prompts.forms import NewVersionForm
 
@@ -93,10 +93,16 @@ def _editor(
 @require_GET
 def version_filed(request, pk: int):
     """After filing: the batch's progress (polled while it runs), then where to go next."""
-    batch = Batch.objects.filter(pk=pk).first()
-    operation = batch and batch.operations.order_by("position").first()
+    # The editor files one registration a batch; other batches have their own page.
+    operation = (
+        Operation.objects.select_related("batch")
+        .filter(batch_id=pk, kind=Operation.Kind.REGISTER)
+        .order_by("position")
+        .first()
+    )
     if operation is None:
         raise Http404(f"no batch {pk} with a version to register")
+    batch = operation.batch
     finished = batch.status in (Batch.Status.SUCCEEDED, Batch.Status.FAILED)
     context = {
         "batch": batch,

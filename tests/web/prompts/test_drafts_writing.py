@@ -242,3 +242,19 @@ def test_a_case_s_bad_line_is_said_about_the_case(alice):
     assert "Test case 1 (greets): the maximum length &#x27;lots&#x27; is not a whole number" in (
         check.text
     )
+
+
+def test_the_page_after_filing_is_only_for_a_registration(alice):
+    from registry_ui.web.models import Operation
+
+    batch = Batch.objects.create(actor="bob", total=1)
+    Operation.objects.create(
+        batch=batch,
+        position=1,
+        kind="transition",
+        template_name="t/x",
+        version="1.0.0",
+        target_stage="staging",
+    )
+
+    assert signed_in(alice).get(f"/versions/filed/{batch.pk}").status_code == 404
