@@ -418,13 +418,15 @@ GATE_MIN_SAMPLES = _env_int("GATE_MIN_SAMPLES", 100, minimum=1)
 # Where the dashboard is reached, for links in emails and webhooks.
 SITE_URL = _env_http_url("SITE_URL", "http://127.0.0.1:8000")
 
-# Email through Django's backend: printed to the console in development, SMTP otherwise.
+# Email through Django's backend: in development, written to a file (EMAIL_FILE_PATH, one
+# readable message after another, registry_ui/web/management/outbox.py); SMTP otherwise.
 EMAIL_BACKEND = _env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.console.EmailBackend"
+    "registry_ui.web.management.outbox.EmailBackend"
     if DEBUG
     else "django.core.mail.backends.smtp.EmailBackend",
 )
+EMAIL_FILE_PATH = _env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail" / "outbox.txt"))
 EMAIL_HOST = _env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = _env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = _env_str("EMAIL_HOST_USER")
