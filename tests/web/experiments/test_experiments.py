@@ -786,14 +786,18 @@ def test_the_admin_adds_a_token_shown_once_and_revokes_it(admin_client, hook):
 
 
 def test_the_demo_has_a_running_experiment_with_believable_data(tmp_path, mlflow_sqlite_uri):
+    from django.contrib.auth import get_user_model
+
     from registry_ui import prompt_model
     from registry_ui.web.management.commands.load_demo_data import (
+        Command,
         load_demo_experiment,
         load_demo_templates,
     )
 
     prompt_model.configure_mlflow_with_registry(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
+        Command()._create_users(get_user_model())  # the demo's history is made by its users
         load_demo_templates()
         summary = load_demo_experiment(units=2000)
         again = load_demo_experiment(units=2000)
