@@ -13,13 +13,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from registry_ui import config
 from registry_ui.core.checks import MetadataPolicy, registration_problems
 from registry_ui.core.errors import BatchRegistrationError, ContentMismatchError, NotFoundError
 from registry_ui.core.intents import Intent, OutsideChangeError, plan_promotion, plan_rollback
+from registry_ui.core.native import NativeVersion, derive_semvers
 from registry_ui.core.records import VersionRecord, canonical_versions, content_hash
 from registry_ui.core.semver import SemVer, VersionBumpError, check_bump
 from registry_ui.core.stages import ModelStage
@@ -36,10 +37,12 @@ class NewVersion:
     template: str
     metadata: dict[str, Any]
     operation_id: str | None = None
+    # Messages, model configuration, response format (core/messages.normalize_extra).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def content_sha256(self) -> str:
-        return content_hash(self.template, self.metadata)
+        return content_hash(self.template, self.metadata, self.extra)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class TemplateRegistry:
         self._metadata_policy = metadata_policy
         self._cache: dict[tuple, tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
+        # Names found to be native prompts: their lookups skip the template path (a miss).
+        self.native_names: set[str] = set()
 
     # -- registration -----------------------------------------------------------------------
 
@@ -164,6 +169,7 @@ class TemplateRegistry:
             run_id=run_id,
             actor=actor,
             operation_id=new.operation_id or uuid.uuid4().hex,
+            **({"extra": new.extra} if new.extra else {}),
         )
 
     # -- stages -----------------------------------------------------------------------------
@@ -293,6 +299,47 @@ class TemplateRegistry:
             self._cache[key] = (time.monotonic() + self.cache_ttl, value)
         return value
 
+    def load_native(
+        self,
+        name: str,
+        *,
+        alias: str | None = None,
+        version: str | None = None,
+        build: Callable[[NativeVersion, str], Any] | None = None,
+    ) -> Any:
+        """A native prompt's version by alias (default production), by semantic version
+        (the registry_ui.semver tag, else derived from the variable diffs) or by MLflow
+        number; behind the same TTL cache as load(). ``build(version, semver)`` makes what
+        is cached. A miss costs two MLflow calls (the prompt's aliases, its versions).
+        """
+        key = (name, "native", alias, version, build)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        versions = self.gateway.native_versions(name)
+        if not versions:
+            raise NotFoundError(f"{name!r} is neither a template nor a native prompt in MLflow")
+        semvers = derive_semvers(versions)
+        if version and str(version).isdigit():
+            chosen = [v for v in versions if v.number == int(version)]
+            wanted = f"MLflow version {version}"
+        elif version:
+            wanted = str(SemVer.parse(version))
+            chosen = [v for v in versions if semvers[v.number] == wanted]
+            wanted = f"version {wanted}"
+        else:
+            label = alias or ModelStage.PRODUCTION.value
+            chosen = [v for v in versions if label in v.aliases]
+            wanted = f"a {label} version"
+        if not chosen:
+            raise NotFoundError(f"native prompt {name!r} has no {wanted}")
+        record = chosen[-1]
+        self.native_names.add(name)
+        value = build(record, semvers[record.number]) if build else record
+        with self._cache_lock:
+            self._cache[key] = (time.monotonic() + self.cache_ttl, value)
+        return value
+
     def cached(self, key: tuple, fetch: Callable[[], Any]) -> Any:
         """Any other registry read behind the same TTL cache as load() (experiments use it).
 
@@ -317,7 +364,7 @@ class TemplateRegistry:
 
 def _verify_content(record: VersionRecord) -> None:
     """Refuse a version whose text or metadata no longer hashes to its stored hash."""
-    if content_hash(record.template, record.metadata) != record.content_sha256:
+    if content_hash(record.template, record.metadata, record.extra) != record.content_sha256:
         logger.error(
             "refusing %s %s (MLflow version %s): its content does not match its hash",
             record.name,
@@ -388,6 +435,8 @@ def _plan_registrations(
                     new.template,
                     previous.metadata,
                     new.metadata,
+                    old_extra=previous.extra,
+                    new_extra=new.extra,
                 )
             except VersionBumpError as error:
                 errors.append(f"{label}: {error}")
