@@ -233,12 +233,15 @@ def derive_semvers(versions: Sequence[NativeVersion]) -> dict[int, str]:
     """MLflow version number -> semantic version, oldest first from 1.0.0.
 
     A version that already carries the tag keeps it when it is greater than its
-    predecessor's (a reviewer's override stays); otherwise the derived one is used.
+    predecessor's, even if smaller than the diff needs (someone chose it: promoting it is then
+    refused unless a reviewer overrides, see web/prompts/native.py); otherwise the derived
+    one is used.
     """
     derived: dict[int, str] = {}
     previous: NativeVersion | None = None
     current = FIRST_VERSION
     for version in sorted(versions, key=lambda v: v.number):
+        before = current
         if previous is not None:
             bump = max((level for level, _ in native_changes(previous, version)), default=Bump.NONE)
             current = current.bumped(max(bump, Bump.PATCH))
@@ -247,7 +250,7 @@ def derive_semvers(versions: Sequence[NativeVersion]) -> dict[int, str]:
                 tagged = SemVer.parse(version.semver)
             except ValueError:
                 tagged = None
-            if tagged is not None and (previous is None or tagged >= current):
+            if tagged is not None and (previous is None or tagged > before):
                 current = tagged
         derived[version.number] = str(current)
         previous = version

@@ -150,7 +150,8 @@ def test_derive_semvers_from_the_diffs_and_keeps_a_greater_tag():
         v(3, "{{a}} {{b}}"),
         v(4, "{{b}}"),
         v(5, "{{b}}?", semver="7.0.0"),
-        v(6, "{{b}}!", semver="1.0.0"),  # smaller than derived: ignored
+        v(6, "{{b}}!", semver="1.0.0"),  # not greater than 7.0.0: ignored
+        v(7, "{{b}} {{c}}", semver="7.0.2"),  # smaller than the diff needs, but kept
     ]
     assert derive_semvers(versions) == {
         1: "1.0.0",
@@ -159,4 +160,5 @@ def test_derive_semvers_from_the_diffs_and_keeps_a_greater_tag():
         4: "2.0.0",
         5: "7.0.0",
         6: "7.0.1",
+        7: "7.0.2",
     }
