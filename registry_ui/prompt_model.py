@@ -273,6 +273,19 @@ class PromptModel:
                 _announce_break_glass(name, version, stage, reason)
         return [PromptModel._from_record(record) for record in records]
 
+    def publish_native(self, *, aliases: bool = True) -> str:
+        """Publish this registered version as a native prompt version ({x} -> {{x}}) and,
+        with ``aliases``, bring the native staging/production aliases in step with this
+        template's stages. Returns the prompt's URI for ``mlflow.genai.load_prompt``.
+        Raises NotPublishableError (a ValueError) with the reasons when the native format
+        cannot express the template (format specs, indexing, attributes, literal braces).
+        """
+        registry = get_registry()
+        published = registry.publish_native(self.name, self.version)
+        if aliases:
+            registry.sync_published_aliases(self.name)
+        return f"prompts:/{published.name}/{published.number}"
+
     def get_lineage(self) -> list[dict[str, Any]]:
         """Every registered version of this template, oldest first ([] if none is)."""
         return [_lineage_entry(r) for r in get_registry().gateway.list_versions(self.name)]

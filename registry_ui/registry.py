@@ -20,7 +20,13 @@ from registry_ui import config
 from registry_ui.core.checks import MetadataPolicy, registration_problems
 from registry_ui.core.errors import BatchRegistrationError, ContentMismatchError, NotFoundError
 from registry_ui.core.intents import Intent, OutsideChangeError, plan_promotion, plan_rollback
-from registry_ui.core.native import NativeVersion, derive_semvers
+from registry_ui.core.native import (
+    SEMVER_TAG,
+    NativeVersion,
+    derive_semvers,
+    messages_to_native,
+    to_native,
+)
 from registry_ui.core.records import VersionRecord, canonical_versions, content_hash
 from registry_ui.core.semver import SemVer, VersionBumpError, check_bump
 from registry_ui.core.stages import ModelStage
@@ -49,6 +55,26 @@ class NewVersion:
 class RegistrationResult:
     record: VersionRecord
     created: bool  # False: the same content was already registered under this version
+
+
+class NotPublishableError(ValueError):
+    """A template the native format cannot express; ``reasons`` says each place and why."""
+
+    def __init__(self, name: str, version: str, reasons: Sequence[str]):
+        self.reasons = list(reasons)
+        super().__init__(
+            f"{name} {version} cannot be published as a native prompt: " + "; ".join(reasons)
+        )
+
+    def __reduce__(self):
+        return _rebuild_not_publishable, (str(self), self.reasons)
+
+
+def _rebuild_not_publishable(message: str, reasons: list[str]) -> NotPublishableError:
+    error = NotPublishableError.__new__(NotPublishableError)
+    ValueError.__init__(error, message)
+    error.reasons = reasons
+    return error
 
 
 class TemplateRegistry:
@@ -339,6 +365,70 @@ class TemplateRegistry:
         with self._cache_lock:
             self._cache[key] = (time.monotonic() + self.cache_ttl, value)
         return value
+
+    # -- publishing as native prompts ---------------------------------------------------------
+
+    def publish_native(self, name: str, version: str) -> NativeVersion:
+        """Publish a registered version as a version of the native prompt
+        ``gateway.published_name(name)`` ({x} -> {{x}}), so ``mlflow.genai.load_prompt`` serves
+        it. Safe to re-run: a version already published (its registry_ui.semver tag) is
+        returned as it is. Raises NotPublishableError with every reason the native format
+        cannot express the template.
+        """
+        from registry_ui.gateway import published_name
+
+        record = _find(self.gateway.list_versions(name), name, version)
+        _verify_content(record)
+        target = published_name(name)
+        for published in self.gateway.native_versions(target):
+            if published.semver == record.version:
+                return published
+        messages = (record.extra or {}).get("messages")
+        if messages:
+            converted, reasons = messages_to_native(messages)
+        else:
+            conversion = to_native(record.template)
+            converted, reasons = conversion.text, list(conversion.reasons)
+        if converted is None:
+            raise NotPublishableError(name, version, reasons)
+        return self.gateway.register_native(
+            target,
+            converted,
+            commit_message=f"registry_ui {name} {version}",
+            tags={
+                SEMVER_TAG: record.version,
+                "registry_ui.template_name": name,
+                "registry_ui.content_sha256": record.content_sha256,
+            },
+            model_config=(record.extra or {}).get("model_config"),
+            response_format=(record.extra or {}).get("response_format"),
+        )
+
+    def sync_published_aliases(self, name: str) -> dict[str, str]:
+        """Move the published prompt's staging and production aliases to the versions that
+        hold those stages in the template (publishing them first if needed); returns the
+        aliases as set. Idempotent."""
+        from registry_ui.gateway import published_name
+
+        target = published_name(name)
+        holders = {
+            record.stage.value: record
+            for record in canonical_versions(self.gateway.list_versions(name))
+            if record.stage in (ModelStage.STAGING, ModelStage.PRODUCTION)
+        }
+        current = {v.semver: v for v in self.gateway.native_versions(target)}
+        aliases: dict[str, str] = {}
+        for alias, record in sorted(holders.items()):
+            published = current.get(record.version) or self.publish_native(name, record.version)
+            if alias not in published.aliases:
+                self.gateway.set_native_alias(target, alias, published.number)
+            aliases[alias] = str(published.number)
+        if current:
+            for alias in ("staging", "production"):
+                if alias not in holders and any(alias in v.aliases for v in current.values()):
+                    self.gateway.delete_native_alias(target, alias)
+        self.invalidate(target)
+        return aliases
 
     def cached(self, key: tuple, fetch: Callable[[], Any]) -> Any:
         """Any other registry read behind the same TTL cache as load() (experiments use it).
