@@ -36,6 +36,8 @@ ADDRESSES = [
     ),
     ("flag_resolve", {"pk": 5}, "/flags/5/resolve"),
     ("mlflow_problems", {}, "/mlflow-problems/"),
+    ("native_list", {}, "/native-prompts/"),
+    ("native_detail", {"name": "greet.v2"}, "/native-prompts/greet.v2"),
     ("version_create", {}, "/versions/new"),
     ("version_validate", {}, "/versions/validate"),
     ("operation_list", {}, "/operations/"),

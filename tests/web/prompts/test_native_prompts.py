@@ -193,3 +193,26 @@ def test_an_alias_moved_outside_is_flagged_audited_and_moved_back_if_asked(prefi
     assert NativePrompt.objects.get(name=name).outside_alias_change == ""
     assert AuditEvent.objects.filter(object_id=name, action="native_prompt.alias_restored").exists()
     get_registry().invalidate(name)
+
+
+def test_the_pages_list_and_show_a_native_prompt_with_messages_and_a_preview(prefix, client, alice):
+    name = prefix + "greet"
+    register_three(name)
+    call_command("import_prompts", prefix=prefix)
+    client.force_login(alice)
+
+    listing = client.get("/native-prompts/").content.decode()
+    assert f'href="/native-prompts/{name}"' in listing
+    assert "native</span>" in listing
+
+    page = client.get(f"/native-prompts/{name}").content.decode()
+    assert "MLflow version 3, chat" in page
+    assert '<span class="role">system</span><pre class="text">Be {{ tone }}</pre>' in page
+    assert "&quot;temperature&quot;: 0.1" in page
+    assert "Changes from 2.0.0" in page
+
+    preview = client.get(
+        f"/native-prompts/{name}", {"version": "1", "v_name": "Ann", "v_age": "3"}
+    ).content.decode()
+    assert '<pre class="template text">Hello Ann, you are 3</pre>' in preview
+    assert client.get("/native-prompts/nope").status_code == 404
