@@ -303,9 +303,25 @@ def messages_diff(
                 "status": status,
                 "old_role": before and before["role"],
                 "new_role": after and after["role"],
-                "lines": line_diff(
-                    before["content"] if before else "", after["content"] if after else ""
-                ),
+                "lines": _whole(after["content"], "insert")
+                if before is None
+                else _whole(before["content"], "delete")
+                if after is None
+                else line_diff(before["content"], after["content"]),
             }
         )
     return rows
+
+
+def _whole(text: str, op: str) -> list[dict[str, Any]]:
+    """A message added or removed whole: one hunk of all its lines."""
+    lines = text.split("\n")
+    return [
+        {
+            "op": op,
+            "old_start": 1,
+            "new_start": 1,
+            "old": lines if op == "delete" else [],
+            "new": lines if op == "insert" else [],
+        }
+    ]
