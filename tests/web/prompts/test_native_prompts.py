@@ -20,6 +20,36 @@ from registry_ui.web.prompts.native import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
+WEBHOOK_SECRET = "native-webhook-secret-for-tests"
+
+
+@pytest.fixture
+def webhook_server(tmp_path, mlflow_sqlite_uri):
+    """An `mlflow server` that delivers webhooks to loopback (shared/mlflow-notes.md)."""
+    from cryptography.fernet import Fernet
+
+    from registry_ui.prompt_model import configure_mlflow_with_registry
+    from tests.support.mlflow_server import MlflowServer, free_port
+
+    server = MlflowServer(
+        tmp_path / "mlflow",
+        free_port(),
+        enable_jobs=False,
+        extra_env={
+            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+            "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        },
+    ).start()
+    configure_mlflow_with_registry(server.url)
+    yield server
+    configure_mlflow_with_registry(mlflow_sqlite_uri)
+    server.stop()
+
+
+@pytest.fixture
+def webhook_secret(settings, in_process_tasks):
+    settings.MLFLOW_WEBHOOK_SECRET = WEBHOOK_SECRET
 
 
 @pytest.fixture
@@ -216,3 +246,41 @@ def test_the_pages_list_and_show_a_native_prompt_with_messages_and_a_preview(pre
     ).content.decode()
     assert '<pre class="template text">Hello Ann, you are 3</pre>' in preview
     assert client.get("/native-prompts/nope").status_code == 404
+
+
+def test_an_outside_alias_move_is_flagged_through_the_webhook(
+    webhook_server, live_server, webhook_secret
+):
+    import time
+
+    from tests.support.workers import wait_for
+
+    # First: MLflow caches each event's webhooks (MLFLOW_WEBHOOK_CACHE_TTL), so a webhook
+    # created after an alias event of the same kind is not seen until that cache expires.
+    MlflowClient().create_webhook(
+        name="registry-ui-prompts",
+        url=f"{live_server.url}/webhooks/mlflow",
+        events=["prompt_alias.created", "prompt_version.created"],
+        secret=WEBHOOK_SECRET,
+    )
+    name = f"np-{uuid.uuid4().hex[:8]}-hook"
+    mlflow.genai.register_prompt(name, "Hi {{ who }}")
+    mlflow.genai.register_prompt(name, "Hello {{ who }}")
+    wait_for(
+        lambda: NativePrompt.objects.filter(name=name, versions__number=2).exists(),
+        timeout=30,
+        message="the prompt webhook to mirror the new versions",
+    )
+    call_command("import_prompts", prefix=name)
+    started = time.monotonic()
+
+    mlflow.genai.set_prompt_alias(name, "production", 2)  # outside registry_ui
+
+    wait_for(
+        lambda: NativePrompt.objects.get(name=name).outside_alias_change != "",
+        timeout=30,
+        message="the prompt webhook to flag the alias move",
+    )
+    print(f"outside alias move flagged through the webhook in {time.monotonic() - started:.2f} s")
+    event = AuditEvent.objects.get(object_id=name, action="native_prompt.alias_moved_outside")
+    assert (event.before, event.after) == ({"production": None}, {"production": "2"})
