@@ -54,6 +54,16 @@ urlpatterns = [
     path("mlflow-problems/", prompt_views.mlflow_problems, name="mlflow_problems"),
     path("native-prompts/", native_views.native_list, name="native_list"),
     path("native-prompts/<str:name>", native_views.native_detail, name="native_detail"),
+    path(
+        "native-prompts/<str:name>/requests",
+        native_views.native_request_create,
+        name="native_request_create",
+    ),
+    path(
+        "native-alias-requests/<int:pk>/approve",
+        native_views.native_request_approve,
+        name="native_request_approve",
+    ),
     path("versions/new", draft_views.version_create, name="version_create"),
     path("versions/validate", draft_views.version_validate, name="version_validate"),
     path("operations/", operation_views.operation_list, name="operation_list"),

@@ -38,6 +38,8 @@ ADDRESSES = [
     ("mlflow_problems", {}, "/mlflow-problems/"),
     ("native_list", {}, "/native-prompts/"),
     ("native_detail", {"name": "greet.v2"}, "/native-prompts/greet.v2"),
+    ("native_request_create", {"name": "greet.v2"}, "/native-prompts/greet.v2/requests"),
+    ("native_request_approve", {"pk": 3}, "/native-alias-requests/3/approve"),
     ("version_create", {}, "/versions/new"),
     ("version_validate", {}, "/versions/validate"),
     ("operation_list", {}, "/operations/"),

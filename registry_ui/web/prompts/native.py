@@ -326,8 +326,10 @@ def file_alias_request(
     return request
 
 
-def approve_alias_request(user, request_id: int) -> NativeAliasRequest:
-    """Approve; once APPROVALS_REQUIRED[alias] reviewers have, the alias is moved."""
+def approve_alias_request(user, request_id: int, *, send=None) -> NativeAliasRequest:
+    """Approve; once APPROVALS_REQUIRED[alias] reviewers have, the alias is moved after the
+    commit: by ``send(request_id)`` (the dashboard hands the worker task's ``delay``), or
+    here and now without one."""
     request = NativeAliasRequest.objects.select_related("prompt").get(pk=request_id)
     permissions.require(user, "approve_promotion", f"approving {request.alias} of {request.prompt}")
     if request.state != NativeAliasRequest.State.OPEN:
@@ -349,7 +351,7 @@ def approve_alias_request(user, request_id: int) -> NativeAliasRequest:
             source=AuditEvent.Source.DASHBOARD,
         )
     if len(request.approvals) >= _approvals_required(request.alias):
-        transaction.on_commit(lambda: execute_alias_request(request.pk))
+        transaction.on_commit(lambda: (send or execute_alias_request)(request.pk))
     return request
 
 

@@ -8,14 +8,17 @@ import json
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from registry_ui.core.diff import line_diff, messages_diff
+from registry_ui.core.errors import NotFoundError
 from registry_ui.core.messages import side_by_side
 from registry_ui.core.native import format_native, is_jinja
 from registry_ui.prompt_model import get_registry
-from registry_ui.web import display
+from registry_ui.web import display, permissions
+from registry_ui.web.http import see_other
 from registry_ui.web.models import NativeAliasRequest, NativePrompt
+from registry_ui.web.prompts import native, tasks
 
 _MAX_PREVIEW_VALUE = 10_000
 
@@ -43,8 +46,44 @@ def native_list(request):
 
 
 @login_required
+@require_POST
+def native_request_create(request, name: str):
+    """An author asks to move a governed alias to a version (reviewers approve it)."""
+    try:
+        native.file_alias_request(
+            request.user,
+            prompt=name,
+            version=request.POST.get("version", "").strip(),
+            alias=request.POST.get("alias", "").strip(),
+            reason=request.POST.get("reason", "").strip(),
+            bump_override=request.POST.get("bump_override", ""),
+        )
+    except (native.AliasRequestError, NotFoundError, ValueError) as error:
+        return _detail_page(request, name, error=str(error), status=400)
+    return see_other(f"/native-prompts/{name}#requests-h")
+
+
+@login_required
+@require_POST
+def native_request_approve(request, pk: int):
+    """A reviewer approves; enough approvals hand the move to the workers."""
+    found = NativeAliasRequest.objects.select_related("prompt").filter(pk=pk).first()
+    if found is None:
+        raise Http404(f"no alias request #{pk}")
+    try:
+        native.approve_alias_request(request.user, pk, send=tasks.move_native_alias.delay)
+    except native.AliasRequestError as error:
+        return _detail_page(request, found.prompt.name, error=str(error), status=400)
+    return see_other(f"/native-prompts/{found.prompt.name}#requests-h")
+
+
+@login_required
 @require_GET
 def native_detail(request, name: str):
+    return _detail_page(request, name)
+
+
+def _detail_page(request, name: str, *, error: str = "", status: int = 200):
     prompt = NativePrompt.objects.filter(name=name).first()
     if prompt is None:
         raise Http404(f"no native prompt {name!r} in the mirror")
@@ -89,7 +128,12 @@ def native_detail(request, name: str):
             "accepted": sorted(prompt.governed_aliases.items()),
             "requests": NativeAliasRequest.objects.filter(prompt=prompt)[:20],
             "crumbs": display.crumbs(""),
+            "error": error,
+            "may_request": prompt.governed and permissions.has(request.user, "request_promotion"),
+            "may_approve": permissions.has(request.user, "approve_promotion"),
+            "governed_aliases": native.governance().aliases,
         },
+        status=status,
     )
 
 

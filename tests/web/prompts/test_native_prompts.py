@@ -10,7 +10,7 @@ from django.core.management import call_command
 from mlflow.tracking import MlflowClient
 
 from registry_ui.prompt_model import PromptModel, get_registry
-from registry_ui.web.models import AuditEvent, NativePrompt
+from registry_ui.web.models import AuditEvent, NativeAliasRequest, NativePrompt
 from registry_ui.web.prompts.mirror import sync_registry
 from registry_ui.web.prompts.native import (
     AliasRequestError,
@@ -284,3 +284,30 @@ def test_an_outside_alias_move_is_flagged_through_the_webhook(
     print(f"outside alias move flagged through the webhook in {time.monotonic() - started:.2f} s")
     event = AuditEvent.objects.get(object_id=name, action="native_prompt.alias_moved_outside")
     assert (event.before, event.after) == ({"production": None}, {"production": "2"})
+
+
+def test_the_dashboard_files_and_approves_and_the_worker_moves_the_alias(
+    prefix, client, alice, bob, carol, in_process_tasks
+):
+    name = prefix + "greet"
+    register_three(name)
+    call_command("import_prompts", prefix=prefix)
+    client.force_login(alice)
+    response = client.post(
+        f"/native-prompts/{name}/requests", {"version": "2", "alias": "production", "reason": "go"}
+    )
+    assert response.status_code == 303
+    refused = client.post(
+        f"/native-prompts/{name}/requests", {"version": "9", "alias": "production"}
+    )
+    assert refused.status_code == 400
+    assert "has no version 9" in refused.content.decode()
+    request = NativeAliasRequest.objects.get(prompt__name=name)
+    for reviewer in (bob, carol):
+        client.force_login(reviewer)
+        page = client.get(f"/native-prompts/{name}").content.decode()
+        assert f'action="/native-alias-requests/{request.pk}/approve"' in page
+        assert client.post(f"/native-alias-requests/{request.pk}/approve").status_code == 303
+    request.refresh_from_db()
+    assert (request.state, request.approvals) == ("done", ["bob", "carol"])
+    assert mlflow.genai.load_prompt(f"prompts:/{name}@production").version == 2
