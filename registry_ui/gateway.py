@@ -206,14 +206,9 @@ _NATIVE_TEXT = "mlflow.prompt.text"
 _NATIVE_TYPE = "_mlflow_prompt_type"
 _NATIVE_MODEL_CONFIG = "_mlflow_prompt_model_config"
 _NATIVE_RESPONSE_FORMAT = "_mlflow_prompt_response_format"
-# A registry_ui template published as a native prompt is named after its registered model with
-# this suffix: "_prompt" cannot end a template name's segment, so no template maps to it.
-PUBLISHED_SUFFIX = "._prompt"
-
-
-def published_name(template_name: str) -> str:
-    """The native prompt a template is published as: ``prompts:/<this>@production``."""
-    return to_registered_model_name(template_name) + PUBLISHED_SUFFIX
+# Where a template is published as a native prompt (core/native.py), re-exported here.
+PUBLISHED_SUFFIX = native.PUBLISHED_SUFFIX
+published_name = native.published_name
 
 
 def _user_tags(tags: dict[str, str] | None) -> dict[str, str]:

@@ -25,6 +25,7 @@ from registry_ui.core.native import (
     NativeVersion,
     derive_semvers,
     messages_to_native,
+    published_name,
     to_native,
 )
 from registry_ui.core.records import VersionRecord, canonical_versions, content_hash
@@ -375,8 +376,6 @@ class TemplateRegistry:
         returned as it is. Raises NotPublishableError with every reason the native format
         cannot express the template.
         """
-        from registry_ui.gateway import published_name
-
         record = _find(self.gateway.list_versions(name), name, version)
         _verify_content(record)
         target = published_name(name)
@@ -408,8 +407,6 @@ class TemplateRegistry:
         """Move the published prompt's staging and production aliases to the versions that
         hold those stages in the template (publishing them first if needed); returns the
         aliases as set. Idempotent."""
-        from registry_ui.gateway import published_name
-
         target = published_name(name)
         holders = {
             record.stage.value: record

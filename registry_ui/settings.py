@@ -547,3 +547,6 @@ NATIVE_GOVERNED_ALIASES = tuple(
     if alias.strip()
 )
 NATIVE_REVERT_OUTSIDE_MOVES = _env_bool("REGISTRY_UI_NATIVE_REVERT_OUTSIDE_MOVES", False)
+# "all": every template's staging and production versions are also published as native
+# prompts ("<registered name>._prompt") at each sync, their aliases kept in step; "none".
+NATIVE_PUBLISH = os.environ.get("REGISTRY_UI_NATIVE_PUBLISH", "none").strip()

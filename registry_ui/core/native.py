@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from registry_ui.core.messages import extra_changes
+from registry_ui.core.names import to_registered_model_name
 from registry_ui.core.semver import Bump, SemVer
 from registry_ui.core.template import MissingVariablesError, parse_template
 
@@ -33,6 +34,14 @@ _ASCII_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # The tag registry_ui keeps a native version's derived semantic version in.
 SEMVER_TAG = "registry_ui.semver"
 FIRST_VERSION = SemVer(1, 0, 0)
+# A registry_ui template published as a native prompt is named after its registered model with
+# this suffix: "_prompt" cannot end a template name's segment, so no template maps to it.
+PUBLISHED_SUFFIX = "._prompt"
+
+
+def published_name(template_name: str) -> str:
+    """The native prompt a template is published as: ``prompts:/<this>@production``."""
+    return to_registered_model_name(template_name) + PUBLISHED_SUFFIX
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,48 @@ def sync_native_prompts(gateway=None, *, name: str = "") -> dict[str, int]:
                 _audit("mlflow", "native_prompt.updated", prompt_name, None, {"versions": added})
             counts["native_changes"] += int(created) + len(added)
         counts["native_outside_moves"] += _check_aliases(gateway, prompt_name, rule)
+    if not name and getattr(settings, "NATIVE_PUBLISH", "none") == "all":
+        counts["native_published"], counts["native_unpublishable"] = publish_stages(prompts)
     return counts
+
+
+def publish_stages(prompts: dict[str, dict]) -> tuple[int, int]:
+    """NATIVE_PUBLISH=all: each template's staging and production versions published as
+    native prompt versions, with the native aliases in step (registry.sync_published_aliases).
+
+    Decided from the mirror and the native prompts just read: MLflow is written (and read)
+    only for templates whose published aliases differ. Returns (templates brought in step,
+    templates that cannot be published); the reasons are logged per version.
+    """
+    from registry_ui.core.native import published_name, to_native
+    from registry_ui.registry import NotPublishableError
+    from registry_ui.web.models import TemplateVersion
+
+    holders: dict[str, dict[str, TemplateVersion]] = {}
+    for row in TemplateVersion.objects.filter(
+        stage__in=("staging", "production"), missing_since__isnull=True
+    ).select_related("template"):
+        holders.setdefault(row.template.name, {})[row.stage] = row
+    published = refused = 0
+    registry = get_registry()
+    for template, stages in sorted(holders.items()):
+        if any(not to_native(row.text).publishable for row in stages.values()):
+            refused += 1
+            continue
+        target = published_name(template)
+        have = prompts.get(target, {}).get("aliases", {})
+        mirrored = {
+            v.number: v.semver for v in NativePromptVersion.objects.filter(prompt__name=target)
+        }
+        wanted = {alias: row.version for alias, row in stages.items()}
+        if {a: mirrored.get(int(n)) for a, n in have.items() if a in wanted} == wanted:
+            continue
+        try:
+            registry.sync_published_aliases(template)
+            published += 1
+        except NotPublishableError:
+            refused += 1
+    return published, refused
 
 
 def _mirror(name: str, info: dict, versions: list[NativeVersion]):

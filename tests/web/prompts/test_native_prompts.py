@@ -311,3 +311,31 @@ def test_the_dashboard_files_and_approves_and_the_worker_moves_the_alias(
     request.refresh_from_db()
     assert (request.state, request.approvals) == ("done", ["bob", "carol"])
     assert mlflow.genai.load_prompt(f"prompts:/{name}@production").version == 2
+
+
+def test_with_native_publish_the_sync_publishes_staged_versions_and_keeps_aliases(
+    prefix, settings, unique_name
+):
+    settings.NATIVE_PUBLISH = "all"
+    name, spec = unique_name(), unique_name()
+    v1 = PromptModel(name, "Hi {who}", "1.0.0", metadata={"author": "a"}).register()
+    v2 = PromptModel(name, "Hello {who}", "1.0.1", metadata={"author": "a"}).register()
+    v1.promote_to_staging()
+    v1.promote_to_production()
+    priced = PromptModel(spec, "Costs {price:.2f}", "1.0.0", metadata={"author": "a"}).register()
+    priced.promote_to_staging()
+
+    counts = sync_registry()
+    assert counts["native_published"] >= 1 and counts["native_unpublishable"] >= 1
+    target = name.replace("/", ".") + "._prompt"
+    assert mlflow.genai.load_prompt(f"prompts:/{target}@production").format(who="Al") == "Hi Al"
+    assert sync_registry()["native_published"] == 0  # in step: nothing written
+
+    v2.promote_to_staging()
+    sync_registry()
+    assert mlflow.genai.load_prompt(f"prompts:/{target}@staging").format(who="Al") == "Hello Al"
+    assert mlflow.genai.load_prompt(f"prompts:/{target}@production").format(who="Al") == "Hi Al"
+    assert (
+        mlflow.genai.load_prompt(f"prompts:/{spec.replace('/', '.')}._prompt/1", allow_missing=True)
+        is None
+    )
