@@ -339,3 +339,17 @@ def test_with_native_publish_the_sync_publishes_staged_versions_and_keeps_aliase
         mlflow.genai.load_prompt(f"prompts:/{spec.replace('/', '.')}._prompt/1", allow_missing=True)
         is None
     )
+
+
+def test_the_native_sync_costs_two_mlflow_calls_whatever_the_number_of_prompts(prefix):
+    gateway = get_registry().gateway
+    costs = []
+    for batch in range(2):
+        for index in range(3 * (batch + 1)):
+            mlflow.genai.register_prompt(f"{prefix}{batch}-{index}", "Hi {{ who }}")
+            mlflow.genai.register_prompt(f"{prefix}{batch}-{index}", "Hello {{ who }}")
+        before = gateway.calls
+        counts = sync_native_prompts(gateway)
+        costs.append(gateway.calls - before)
+        assert counts["native_prompts"] >= 3 * (batch + 1)
+    assert costs == [2, 2]
