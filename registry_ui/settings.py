@@ -538,15 +538,13 @@ INPUT_LIMITS = InputLimits(
 # "all", "prefix:<P>" or "tag:<key>[=<value>]"; the aliases it governs (moved only through
 # requests); whether an alias moved outside registry_ui is moved back (else flagged and
 # audited). docs/mlflow-prompts.md.
-NATIVE_PROMPTS_GOVERNED = os.environ.get("REGISTRY_UI_NATIVE_PROMPTS_GOVERNED", "none").strip()
+NATIVE_PROMPTS_GOVERNED = _env_str("REGISTRY_UI_NATIVE_PROMPTS_GOVERNED", "none")
 NATIVE_GOVERNED_ALIASES = tuple(
     alias.strip()
-    for alias in os.environ.get("REGISTRY_UI_NATIVE_GOVERNED_ALIASES", "staging,production").split(
-        ","
-    )
+    for alias in _env_str("REGISTRY_UI_NATIVE_GOVERNED_ALIASES", "staging,production").split(",")
     if alias.strip()
 )
 NATIVE_REVERT_OUTSIDE_MOVES = _env_bool("REGISTRY_UI_NATIVE_REVERT_OUTSIDE_MOVES", False)
 # "all": every template's staging and production versions are also published as native
 # prompts ("<registered name>._prompt") at each sync, their aliases kept in step; "none".
-NATIVE_PUBLISH = os.environ.get("REGISTRY_UI_NATIVE_PUBLISH", "none").strip()
+NATIVE_PUBLISH = _env_str("REGISTRY_UI_NATIVE_PUBLISH", "none")
