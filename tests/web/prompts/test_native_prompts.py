@@ -353,3 +353,14 @@ def test_the_native_sync_costs_two_mlflow_calls_whatever_the_number_of_prompts(p
         costs.append(gateway.calls - before)
         assert counts["native_prompts"] >= 3 * (batch + 1)
     assert costs == [2, 2]
+
+
+def test_the_audit_log_lists_the_adoption(prefix, client, root):
+    name = prefix + "greet"
+    register_three(name)
+    call_command("import_prompts", prefix=prefix, actor="ops")
+    client.force_login(root)
+    page = client.get("/audit/", {"action": "native_prompt."})
+    assert page.status_code == 200
+    assert "native_prompt.adopted" in page.content.decode()
+    assert name in page.content.decode()
