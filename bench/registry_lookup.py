@@ -30,6 +30,32 @@ def per_call_us(fn, count: int, repeats: int = 5) -> float:
     return statistics.median(timings)
 
 
+def native_lookup() -> dict[str, float]:
+    """A native prompt (MLflow's Prompt Registry): load_from_registry's cache hit vs
+    mlflow.genai.load_prompt by alias, without MLflow's own cache (cache_ttl_seconds=0: one
+    request per call) and with its default cache."""
+    import mlflow
+
+    name = "bench-native-hook"
+    mlflow.genai.register_prompt(name, "🔥 {{ hook_text }} - {{ cta }}")
+    mlflow.genai.set_prompt_alias(name, "production", 1)
+    uri = f"prompts:/{name}@production"
+    PromptModel.load_from_registry(name)  # fill the cache
+    hit_us = per_call_us(lambda: PromptModel.load_from_registry(name), CACHE_HITS)
+    mlflow.genai.load_prompt(uri, cache_ttl_seconds=0)  # warm the connection
+    uncached_us = per_call_us(
+        lambda: mlflow.genai.load_prompt(uri, cache_ttl_seconds=0), MLFLOW_CALLS, repeats=3
+    )
+    mlflow.genai.load_prompt(uri)
+    mlflow_cached_us = per_call_us(lambda: mlflow.genai.load_prompt(uri), 20_000, repeats=3)
+    return {
+        "native_cache_hit_us": round(hit_us, 3),
+        "mlflow_load_prompt_us": round(uncached_us, 1),
+        "mlflow_load_prompt_cached_us": round(mlflow_cached_us, 2),
+        "native_speedup_vs_load_prompt": round(uncached_us / hit_us, 1),
+    }
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         server = bench_server(Path(root))
@@ -59,12 +85,14 @@ def main() -> None:
                 MLFLOW_CALLS,
                 repeats=3,
             )
+            native = native_lookup()
         finally:
             server.stop()
     result = {
         "cache_hit_us": round(hit_us, 3),
         "mlflow_get_by_alias_us": round(mlflow_us, 1),
         "speedup_vs_mlflow": round(mlflow_us / hit_us, 1),
+        **native,
     }
     print(f"cache hit {hit_us:.2f} us, get_model_version_by_alias {mlflow_us / 1000:.2f} ms")
     print(json.dumps(result))

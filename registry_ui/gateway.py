@@ -32,6 +32,7 @@ from mlflow.exceptions import MlflowException, RestException
 from mlflow.tracking import MlflowClient
 
 from registry_ui import config
+from registry_ui.core import native
 from registry_ui.core.errors import (
     AmbiguousVersionError,
     NameCollisionError,
@@ -59,6 +60,12 @@ TAG_CONTENT_SHA256 = "registry_ui.content_sha256"
 TAG_OPERATION_ID = "registry_ui.operation_id"
 TAG_REGISTERED_BY = "registry_ui.registered_by"
 TAG_REASON = "registry_ui.reason"
+# A chat template's messages, model configuration and response format (JSON), when present.
+TAG_EXTRA = {
+    "messages": "registry_ui.messages",
+    "model_config": "registry_ui.model_config",
+    "response_format": "registry_ui.response_format",
+}
 REGISTRATION_EXPERIMENT = "registry_ui-registrations"
 # Runs of A/B experiments' metrics: one run per variant, tagged with template and version.
 TAG_EXPERIMENT = "registry_ui.experiment"
@@ -191,7 +198,244 @@ def translate_error(error: MlflowException, *, action: str) -> RegistryError:
     return RegistryRejectedError(message)
 
 
-class MlflowGateway:
+# == native prompts (MLflow's Prompt Registry) ===================================================
+# MLflow keeps a prompt as a registered model tagged mlflow.prompt.is_prompt=true, its versions
+# as model versions with the text in mlflow.prompt.text (docs/mlflow-contract.md, "Native
+# prompts"). Its model APIs hide them unless a filter asks for that tag, so the searches here
+# do, and read every prompt's versions (and aliases) in a constant number of paged calls.
+
+NATIVE_PROMPT_FILTER = "tags.`mlflow.prompt.is_prompt` = 'true'"
+_NATIVE_TEXT = "mlflow.prompt.text"
+_NATIVE_TYPE = "_mlflow_prompt_type"
+_NATIVE_MODEL_CONFIG = "_mlflow_prompt_model_config"
+_NATIVE_RESPONSE_FORMAT = "_mlflow_prompt_response_format"
+# Where a template is published as a native prompt (core/native.py), re-exported here.
+PUBLISHED_SUFFIX = native.PUBLISHED_SUFFIX
+published_name = native.published_name
+
+
+def _user_tags(tags: dict[str, str] | None) -> dict[str, str]:
+    return {
+        k: v
+        for k, v in (tags or {}).items()
+        if not k.startswith(("mlflow.", "_mlflow")) and k != native.SEMVER_TAG
+    }
+
+
+def _native_from_model_version(version, alias_map: dict[str, str]) -> native.NativeVersion:
+    tags = dict(version.tags or {})
+    text = tags.get(_NATIVE_TEXT, "")
+    template: Any = text
+    if tags.get(_NATIVE_TYPE) == "chat":
+        template = tuple(
+            {"role": m.get("role"), "content": m.get("content", "")} for m in json.loads(text)
+        )
+    number = str(version.version)
+    return native.NativeVersion(
+        name=version.name,
+        number=int(version.version),
+        template=template,
+        model_config=json.loads(tags[_NATIVE_MODEL_CONFIG])
+        if _NATIVE_MODEL_CONFIG in tags
+        else None,
+        response_format=(
+            json.loads(tags[_NATIVE_RESPONSE_FORMAT]) if _NATIVE_RESPONSE_FORMAT in tags else None
+        ),
+        commit_message=version.description or None,
+        tags=_user_tags(tags),
+        aliases=tuple(sorted(a for a, n in alias_map.items() if n == number)),
+        created_at=_from_millis(version.creation_timestamp),
+        created_by=getattr(version, "user_id", None) or None,
+        semver=tags.get(native.SEMVER_TAG),
+    )
+
+
+def _native_from_prompt_version(version) -> native.NativeVersion:
+    template = version.template
+    if not isinstance(template, str):
+        template = tuple({"role": m.get("role"), "content": m.get("content", "")} for m in template)
+    tags = dict(version.tags or {})
+    return native.NativeVersion(
+        name=version.name,
+        number=int(version.version),
+        template=template,
+        model_config=version.model_config,
+        response_format=version.response_format,
+        commit_message=version.commit_message or None,
+        tags=_user_tags(tags),
+        aliases=tuple(sorted(version.aliases or ())),
+        created_at=_from_millis(version.creation_timestamp),
+        created_by=version.user_id or None,
+        semver=tags.get(native.SEMVER_TAG),
+    )
+
+
+class NativePromptsMixin:
+    """Reads and writes of native prompts, in core.native's terms (MlflowGateway has them)."""
+
+    def native_prompts(self, *, prefix: str = "", tag: str = "") -> dict[str, dict[str, Any]]:
+        """name -> {tags, aliases, description, created_at} of every native prompt (paged).
+
+        ``prefix``: only names starting with it; ``tag``: only prompts carrying that tag
+        ('key' or 'key=value').
+        """
+        query = NATIVE_PROMPT_FILTER + _native_filters(prefix, tag)
+        found = {}
+        token = None
+        while True:
+            page = self._call(
+                "list native prompts",
+                self.client.search_registered_models,
+                filter_string=query,
+                max_results=_MODEL_PAGE_SIZE,
+                page_token=token,
+            )
+            for model in page:
+                if not model.name.startswith(prefix):
+                    continue
+                found[model.name] = {
+                    "tags": _user_tags(model.tags),
+                    "aliases": _alias_map(model),
+                    "description": model.description or "",
+                    "created_at": _from_millis(model.creation_timestamp),
+                }
+            token = page.token
+            if not token:
+                return found
+
+    def native_versions_all(
+        self, *, prefix: str = "", tag: str = ""
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, list[native.NativeVersion]]]:
+        """Every native prompt and all its versions, oldest first: two paged searches."""
+        prompts = self.native_prompts(prefix=prefix, tag=tag)
+        by_name: dict[str, list[native.NativeVersion]] = {name: [] for name in prompts}
+        query = NATIVE_PROMPT_FILTER + _native_filters(prefix, "")
+        for version in self._paged_versions(query):
+            if version.name in by_name:
+                aliases = prompts[version.name]["aliases"]
+                by_name[version.name].append(_native_from_model_version(version, aliases))
+        for versions in by_name.values():
+            versions.sort(key=lambda v: v.number)
+        return prompts, by_name
+
+    def native_versions(self, name: str) -> list[native.NativeVersion]:
+        """One prompt's versions, oldest first ([] if there is no such prompt)."""
+        aliases = self.native_prompts(prefix=name).get(name, {}).get("aliases", {})
+        quoted = name.replace("'", "''")
+        found = [
+            _native_from_model_version(version, aliases)
+            for version in self._paged_versions(f"{NATIVE_PROMPT_FILTER} AND name = '{quoted}'")
+        ]
+        return sorted(found, key=lambda v: v.number)
+
+    def native_by_alias(self, name: str, alias: str) -> native.NativeVersion:
+        try:
+            self.calls += 1
+            version = self.client.get_prompt_version_by_alias(name, alias)
+        except MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise NotFoundError(f"native prompt {name!r} has no {alias} version") from error
+            raise translate_error(error, action=f"read {alias} of prompt {name!r}") from error
+        return _native_from_prompt_version(version)
+
+    def native_version(self, name: str, number: int | str) -> native.NativeVersion:
+        try:
+            self.calls += 1
+            version = self.client.get_prompt_version(name, str(number))
+        except MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise NotFoundError(f"native prompt {name!r} has no version {number}") from error
+            raise translate_error(error, action=f"read prompt {name!r} {number}") from error
+        if version is None:
+            raise NotFoundError(f"native prompt {name!r} has no version {number}")
+        return _native_from_prompt_version(version)
+
+    def native_alias_map(self, name: str) -> dict[str, str]:
+        found = self.native_prompts(prefix=name)
+        if name not in found:
+            raise NotFoundError(f"native prompt {name!r} is not in the registry")
+        return found[name]["aliases"]
+
+    def set_native_alias(self, name: str, alias: str, number: int | str) -> None:
+        self._call(
+            f"set {alias} of prompt {name!r}",
+            self.client.set_prompt_alias,
+            name,
+            alias,
+            int(number),
+        )
+
+    def delete_native_alias(self, name: str, alias: str) -> None:
+        try:
+            self.calls += 1
+            self.client.delete_prompt_alias(name, alias)
+        except MlflowException as error:
+            if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise translate_error(error, action=f"remove {alias} of {name!r}") from error
+
+    def set_native_version_tag(self, name: str, number: int | str, key: str, value: str) -> None:
+        self._call(
+            f"tag prompt {name!r} version {number}",
+            self.client.set_prompt_version_tag,
+            name,
+            str(number),
+            key,
+            value,
+        )
+
+    def register_native(
+        self,
+        name: str,
+        template: str | list[dict[str, str]],
+        *,
+        commit_message: str = "",
+        tags: dict[str, str] | None = None,
+        model_config: dict[str, Any] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> native.NativeVersion:
+        """A new version of a native prompt (the prompt is created with its first version).
+
+        Not retried: a create answered late may have happened; callers look first (by the
+        tags they wrote) before trying again.
+        """
+        self.calls += 1
+        try:
+            version = self.client.register_prompt(
+                name,
+                template,
+                commit_message=commit_message or None,
+                tags=tags or None,
+                model_config=model_config or None,
+                response_format=response_format,
+            )
+        except MlflowException as error:
+            raise translate_error(error, action=f"register prompt {name!r}") from error
+        return _native_from_prompt_version(version)
+
+    @staticmethod
+    def format_jinja(template: str | list[dict[str, str]], values: dict[str, Any]) -> Any:
+        """A Jinja2 prompt rendered by MLflow itself (its sandboxed environment); no call."""
+        from mlflow.entities.model_registry.prompt_version import PromptVersion
+
+        return PromptVersion("jinja", 1, template).format(**values)
+
+
+def _native_filters(prefix: str, tag: str) -> str:
+    query = ""
+    if prefix:
+        # LIKE's '_' matches any one character: callers keep only names starting with prefix.
+        query += f" AND name LIKE '{prefix.replace(chr(39), chr(39) * 2)}%'"
+    if tag:
+        key, _, value = tag.partition("=")
+        query += (
+            f" AND tags.`{key}` = '{value.replace(chr(39), chr(39) * 2)}'"
+            if value
+            else (f" AND tags.`{key}` != ''")
+        )
+    return query
+
+
+class MlflowGateway(NativePromptsMixin):
     """Registry reads and writes for prompt templates, in our records' terms."""
 
     def __init__(self, client: MlflowClient | None = None):
@@ -605,9 +849,14 @@ class MlflowGateway:
         run_id: str,
         actor: str,
         operation_id: str,
+        extra: dict[str, Any] | None = None,
     ) -> VersionRecord:
         registered = self.ensure_registered_model(name)
         tags = {
+            TAG_EXTRA[key]: json.dumps(value, sort_keys=True, ensure_ascii=False)
+            for key, value in (extra or {}).items()
+        }
+        tags |= {
             TAG_VERSION: version,
             TAG_TEMPLATE: template,
             TAG_METADATA: json.dumps(metadata, sort_keys=True, ensure_ascii=False),
@@ -896,6 +1145,7 @@ class MlflowGateway:
             aliases=aliases,
             stage_tag=tags.get(TAG_STAGE),
             legacy_stage=getattr(version, "current_stage", None),
+            extra=_extra_of(tags),
         )
 
 
@@ -955,6 +1205,21 @@ def _readable(version: ModelVersion, tags: dict[str, str]) -> tuple[str, dict[st
                 f"{error.start}, which is not valid Unicode text"
             ) from None
     return name, metadata
+
+
+def _extra_of(tags: dict[str, str]) -> dict[str, Any]:
+    """Messages, model configuration and response format from their tags (those present).
+
+    A tag that is not JSON is kept as its text: the content hash then fails and the version
+    is refused as changed outside registry_ui, like any other edited tag."""
+    extra = {}
+    for key, tag in TAG_EXTRA.items():
+        if tag in tags:
+            try:
+                extra[key] = json.loads(tags[tag])
+            except ValueError:
+                extra[key] = tags[tag]
+    return extra
 
 
 def _template_of(registered_name: str) -> str | None:

@@ -26,7 +26,10 @@ from registry_ui.core.checks import CaseResult, case_set_size_problem, run_versi
 from registry_ui.core.diff import compare_templates
 from registry_ui.core.errors import NotFoundError
 from registry_ui.core.limits import MAX_METADATA_JSON_LENGTH, MAX_TEMPLATE_LENGTH
-from registry_ui.core.names import validate_template_name
+from registry_ui.core.messages import ContentError, messages_text, normalize_extra
+from registry_ui.core.messages import render_messages as _render_messages
+from registry_ui.core.names import InvalidNameError, validate_template_name
+from registry_ui.core.native import NativeVersion, format_native, native_variables
 from registry_ui.core.records import VersionRecord
 from registry_ui.core.semver import SemVer
 from registry_ui.core.stages import ModelStage, StageTransitionError
@@ -40,6 +43,7 @@ from registry_ui.registry import NewVersion, TemplateRegistry
 
 __all__ = [
     "ModelStage",
+    "NativePromptModel",
     "PromptModel",
     "StageTransitionError",
     "TemplateRenderError",
@@ -93,13 +97,25 @@ class PromptModel:
     def __init__(
         self,
         name: str,
-        template: str,
+        template: str | Sequence[Mapping[str, str]],
         version: str,
         stage: ModelStage | str = ModelStage.DEV,
         metadata: Mapping[str, Any] | None = None,
+        *,
+        model_config: Mapping[str, Any] | None = None,
+        response_format: Mapping[str, Any] | None = None,
     ):
+        """``template``: a text, or a chat template: a list of {"role", "content"} messages
+        (each content a template). ``model_config`` (model_name, temperature, max_tokens, ...)
+        and ``response_format`` (a JSON schema) are versioned with it."""
         self.name = name
+        self.messages: list[dict[str, str]] | None = None
+        if not isinstance(template, str) and isinstance(template, Sequence | list):
+            self.messages = [dict(m) if isinstance(m, Mapping) else m for m in template]
+            template = ""
         self.template = template
+        self.model_config = dict(model_config) if model_config is not None else None
+        self.response_format = dict(response_format) if response_format is not None else None
         self.version = version
         self.stage = ModelStage.parse(stage)
         self.metadata = dict(metadata or {})
@@ -115,6 +131,12 @@ class PromptModel:
         """Check name, version, template and metadata; raise a ValueError saying what is wrong."""
         validate_template_name(self.name)
         self.version = str(SemVer.parse(self.version))
+        try:
+            self.extra = normalize_extra(self.messages, self.model_config, self.response_format)
+        except ContentError as error:
+            raise ValueError(f"{self.name} {self.version}: {error}") from None
+        if self.messages is not None:
+            self.template = messages_text(self.extra["messages"])
         if not isinstance(self.template, str):
             raise TypeError(f"template must be a str, not {type(self.template).__name__}")
         if len(self.template) > MAX_TEMPLATE_LENGTH:
@@ -143,6 +165,12 @@ class PromptModel:
                 pass  # render again below, to raise an error that says what went wrong
         return self._parsed.render(kwargs)
 
+    def render_messages(self, **values: Any) -> list[dict[str, str]]:
+        """The messages with their contents rendered; a text template is one user message."""
+        if self.messages is None:
+            return [{"role": "user", "content": self.render(**values)}]
+        return _render_messages(self.extra["messages"], values)
+
     def run_test_cases(self) -> list[CaseResult]:
         """Run the test cases in ``metadata["test_cases"]`` against this version's text.
 
@@ -160,6 +188,8 @@ class PromptModel:
             new_metadata=other.metadata,
             old_version=self.version,
             new_version=other.version,
+            old_extra=self.extra or None,
+            new_extra=other.extra or None,
         )
 
     # -- registry ---------------------------------------------------------------------------
@@ -181,7 +211,7 @@ class PromptModel:
                     f"{model.name} {model.version}: new versions are registered in dev; "
                     "promote them afterwards with promote_to_staging()"
                 )
-        new = [NewVersion(m.name, m.version, m.template, m.metadata) for m in models]
+        new = [NewVersion(m.name, m.version, m.template, m.metadata, extra=m.extra) for m in models]
         results = get_registry().register_many(
             new, actor=actor or _default_actor(models), reason=reason
         )
@@ -248,6 +278,19 @@ class PromptModel:
                 _announce_break_glass(name, version, stage, reason)
         return [PromptModel._from_record(record) for record in records]
 
+    def publish_native(self, *, aliases: bool = True) -> str:
+        """Publish this registered version as a native prompt version ({x} -> {{x}}) and,
+        with ``aliases``, bring the native staging/production aliases in step with this
+        template's stages. Returns the prompt's URI for ``mlflow.genai.load_prompt``.
+        Raises NotPublishableError (a ValueError) with the reasons when the native format
+        cannot express the template (format specs, indexing, attributes, literal braces).
+        """
+        registry = get_registry()
+        published = registry.publish_native(self.name, self.version)
+        if aliases:
+            registry.sync_published_aliases(self.name)
+        return f"prompts:/{published.name}/{published.number}"
+
     def get_lineage(self) -> list[dict[str, Any]]:
         """Every registered version of this template, oldest first ([] if none is)."""
         return [_lineage_entry(r) for r in get_registry().gateway.list_versions(self.name)]
@@ -261,14 +304,42 @@ class PromptModel:
     ) -> PromptModel:
         """A version by semver, or the holder of a stage (default production); cached.
 
+        Native prompts of MLflow's Prompt Registry load too: by name (the same version and
+        stage rules; MLflow's number is accepted as version), or by URI,
+        ``"prompts:/name@alias"`` or ``"prompts:/name/3"``; a NativePromptModel renders
+        them exactly as ``mlflow.genai.load_prompt(...).format(...)`` does.
         Each call returns its own PromptModel, so callers may change it freely.
         """
-        cached = get_registry().load(name, version=version, stage=stage, build=cls._from_record)
+        if name.startswith(NATIVE_URI_PREFIX):
+            return NativePromptModel.load(name)
+        if name in get_registry().native_names:
+            return NativePromptModel.load(
+                name, version=version, alias=ModelStage.parse(stage).alias if stage else None
+            )
+        try:
+            cached = get_registry().load(name, version=version, stage=stage, build=cls._from_record)
+        except (NotFoundError, InvalidNameError) as error:
+            # Not a registry_ui template: maybe a native prompt of MLflow's Prompt Registry.
+            try:
+                return NativePromptModel.load(
+                    name, version=version, alias=ModelStage.parse(stage).alias if stage else None
+                )
+            except NotFoundError:
+                raise error from None
         return cached.__copy__()
 
     @classmethod
     def _from_record(cls, record: VersionRecord) -> PromptModel:
-        model = cls(record.name, record.template, record.version, record.stage, record.metadata)
+        extra = record.extra or {}
+        model = cls(
+            record.name,
+            extra.get("messages") or record.template,
+            record.version,
+            record.stage,
+            record.metadata,
+            model_config=extra.get("model_config"),
+            response_format=extra.get("response_format"),
+        )
         model._apply(record)
         return model
 
@@ -283,6 +354,8 @@ class PromptModel:
         clone = object.__new__(PromptModel)
         clone.__dict__.update(self.__dict__)
         clone.metadata = dict(self.metadata)
+        if self.messages is not None:
+            clone.messages = [dict(m) for m in self.messages]
         return clone
 
     def __repr__(self) -> str:
@@ -291,11 +364,12 @@ class PromptModel:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PromptModel):
             return NotImplemented
-        return (self.name, self.version, self.template, self.metadata) == (
+        return (self.name, self.version, self.template, self.metadata, self.extra) == (
             other.name,
             other.version,
             other.template,
             other.metadata,
+            other.extra,
         )
 
     __hash__ = None  # mutable
@@ -319,6 +393,106 @@ def _check_metadata(metadata: dict[str, Any]) -> None:
             case_set_size_problem(metadata)
             or f"metadata is {len(encoded):,} characters as JSON: at most "
             f"{MAX_METADATA_JSON_LENGTH:,} are kept"
+        )
+
+
+NATIVE_URI_PREFIX = "prompts:/"
+
+
+class NativePromptModel(PromptModel):
+    """One version of a native prompt (MLflow's Prompt Registry), read-only.
+
+    ``render(**values)`` returns what ``load_prompt(...).format(**values)`` returns: a text,
+    or for a chat prompt the list of messages. Its aliases move through the dashboard's
+    requests (docs/mlflow-prompts.md), not from here.
+    """
+
+    native = True
+
+    def __init__(self, record: NativeVersion, semver: str):
+        self.name = record.name
+        self.native_template = record.template
+        self.messages = [dict(m) for m in record.template] if record.is_chat else None
+        self.template = record.text
+        self.model_config = record.model_config
+        self.response_format = record.response_format
+        self.extra = record.extra
+        self.version = semver
+        self.mlflow_version = str(record.number)
+        self.aliases = record.aliases
+        self.stage = (
+            ModelStage.PRODUCTION
+            if "production" in record.aliases
+            else ModelStage.STAGING
+            if "staging" in record.aliases
+            else ModelStage.DEV
+        )
+        self.metadata = {"tags": dict(record.tags)}
+        self.commit_message = record.commit_message
+        self.created_at = record.created_at
+        self.registered_by = record.created_by
+        self.run_id = None
+        self.is_jinja = record.is_jinja
+
+    @classmethod
+    def load(
+        cls, name: str, *, version: str | None = None, alias: str | None = None
+    ) -> NativePromptModel:
+        if name.startswith(NATIVE_URI_PREFIX):
+            rest = name[len(NATIVE_URI_PREFIX) :]
+            if "@" in rest:
+                name, alias = rest.split("@", 1)
+            elif "/" in rest:
+                name, version = rest.rsplit("/", 1)
+            else:
+                name = rest
+        cached = get_registry().load_native(name, alias=alias, version=version, build=cls)
+        return cached.__copy__()
+
+    def validate(self) -> bool:
+        return True
+
+    def get_template_variables(self) -> list[str]:
+        return native_variables(self.native_template)
+
+    def render(self, **kwargs: Any) -> Any:
+        template = self.native_template if self.messages is None else self.messages
+        if self.is_jinja:
+            from registry_ui.gateway import MlflowGateway
+
+            return MlflowGateway.format_jinja(template, kwargs)
+        return format_native(template, kwargs)
+
+    def render_messages(self, **values: Any) -> list[dict[str, str]]:
+        rendered = self.render(**values)
+        if isinstance(rendered, str):
+            return [{"role": "user", "content": rendered}]
+        return rendered
+
+    def register(self, **_: Any) -> PromptModel:
+        raise TypeError(
+            f"{self.name} is a native prompt: register its versions with "
+            "mlflow.genai.register_prompt; registry_ui mirrors and reviews them"
+        )
+
+    def _promote(self, target: ModelStage, *, break_glass: bool, reason: str) -> Any:
+        raise TypeError(
+            f"{self.name} is a native prompt: its {target.value} alias moves through a request "
+            "in the dashboard (docs/mlflow-prompts.md)"
+        )
+
+    def __copy__(self) -> NativePromptModel:
+        clone = object.__new__(NativePromptModel)
+        clone.__dict__.update(self.__dict__)
+        clone.metadata = {"tags": dict(self.metadata["tags"])}
+        if self.messages is not None:
+            clone.messages = [dict(m) for m in self.messages]
+        return clone
+
+    def __repr__(self) -> str:
+        return (
+            f"NativePromptModel(name={self.name!r}, version={self.version!r}, "
+            f"mlflow_version={self.mlflow_version!r}, aliases={list(self.aliases)!r})"
         )
 
 

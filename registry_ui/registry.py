@@ -13,13 +13,21 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from registry_ui import config
 from registry_ui.core.checks import MetadataPolicy, registration_problems
 from registry_ui.core.errors import BatchRegistrationError, ContentMismatchError, NotFoundError
 from registry_ui.core.intents import Intent, OutsideChangeError, plan_promotion, plan_rollback
+from registry_ui.core.native import (
+    SEMVER_TAG,
+    NativeVersion,
+    derive_semvers,
+    messages_to_native,
+    published_name,
+    to_native,
+)
 from registry_ui.core.records import VersionRecord, canonical_versions, content_hash
 from registry_ui.core.semver import SemVer, VersionBumpError, check_bump
 from registry_ui.core.stages import ModelStage
@@ -36,16 +44,38 @@ class NewVersion:
     template: str
     metadata: dict[str, Any]
     operation_id: str | None = None
+    # Messages, model configuration, response format (core/messages.normalize_extra).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def content_sha256(self) -> str:
-        return content_hash(self.template, self.metadata)
+        return content_hash(self.template, self.metadata, self.extra)
 
 
 @dataclass(frozen=True)
 class RegistrationResult:
     record: VersionRecord
     created: bool  # False: the same content was already registered under this version
+
+
+class NotPublishableError(ValueError):
+    """A template the native format cannot express; ``reasons`` says each place and why."""
+
+    def __init__(self, name: str, version: str, reasons: Sequence[str]):
+        self.reasons = list(reasons)
+        super().__init__(
+            f"{name} {version} cannot be published as a native prompt: " + "; ".join(reasons)
+        )
+
+    def __reduce__(self):
+        return _rebuild_not_publishable, (str(self), self.reasons)
+
+
+def _rebuild_not_publishable(message: str, reasons: list[str]) -> NotPublishableError:
+    error = NotPublishableError.__new__(NotPublishableError)
+    ValueError.__init__(error, message)
+    error.reasons = reasons
+    return error
 
 
 class TemplateRegistry:
@@ -62,6 +92,8 @@ class TemplateRegistry:
         self._metadata_policy = metadata_policy
         self._cache: dict[tuple, tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
+        # Names found to be native prompts: their lookups skip the template path (a miss).
+        self.native_names: set[str] = set()
 
     # -- registration -----------------------------------------------------------------------
 
@@ -164,6 +196,7 @@ class TemplateRegistry:
             run_id=run_id,
             actor=actor,
             operation_id=new.operation_id or uuid.uuid4().hex,
+            **({"extra": new.extra} if new.extra else {}),
         )
 
     # -- stages -----------------------------------------------------------------------------
@@ -293,6 +326,107 @@ class TemplateRegistry:
             self._cache[key] = (time.monotonic() + self.cache_ttl, value)
         return value
 
+    def load_native(
+        self,
+        name: str,
+        *,
+        alias: str | None = None,
+        version: str | None = None,
+        build: Callable[[NativeVersion, str], Any] | None = None,
+    ) -> Any:
+        """A native prompt's version by alias (default production), by semantic version
+        (the registry_ui.semver tag, else derived from the variable diffs) or by MLflow
+        number; behind the same TTL cache as load(). ``build(version, semver)`` makes what
+        is cached. A miss costs two MLflow calls (the prompt's aliases, its versions).
+        """
+        key = (name, "native", alias, version, build)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        versions = self.gateway.native_versions(name)
+        if not versions:
+            raise NotFoundError(f"{name!r} is neither a template nor a native prompt in MLflow")
+        semvers = derive_semvers(versions)
+        if version and str(version).isdigit():
+            chosen = [v for v in versions if v.number == int(version)]
+            wanted = f"MLflow version {version}"
+        elif version:
+            wanted = str(SemVer.parse(version))
+            chosen = [v for v in versions if semvers[v.number] == wanted]
+            wanted = f"version {wanted}"
+        else:
+            label = alias or ModelStage.PRODUCTION.value
+            chosen = [v for v in versions if label in v.aliases]
+            wanted = f"a {label} version"
+        if not chosen:
+            raise NotFoundError(f"native prompt {name!r} has no {wanted}")
+        record = chosen[-1]
+        self.native_names.add(name)
+        value = build(record, semvers[record.number]) if build else record
+        with self._cache_lock:
+            self._cache[key] = (time.monotonic() + self.cache_ttl, value)
+        return value
+
+    # -- publishing as native prompts ---------------------------------------------------------
+
+    def publish_native(self, name: str, version: str) -> NativeVersion:
+        """Publish a registered version as a version of the native prompt
+        ``gateway.published_name(name)`` ({x} -> {{x}}), so ``mlflow.genai.load_prompt`` serves
+        it. Safe to re-run: a version already published (its registry_ui.semver tag) is
+        returned as it is. Raises NotPublishableError with every reason the native format
+        cannot express the template.
+        """
+        record = _find(self.gateway.list_versions(name), name, version)
+        _verify_content(record)
+        target = published_name(name)
+        for published in self.gateway.native_versions(target):
+            if published.semver == record.version:
+                return published
+        messages = (record.extra or {}).get("messages")
+        if messages:
+            converted, reasons = messages_to_native(messages)
+        else:
+            conversion = to_native(record.template)
+            converted, reasons = conversion.text, list(conversion.reasons)
+        if converted is None:
+            raise NotPublishableError(name, version, reasons)
+        return self.gateway.register_native(
+            target,
+            converted,
+            commit_message=f"registry_ui {name} {version}",
+            tags={
+                SEMVER_TAG: record.version,
+                "registry_ui.template_name": name,
+                "registry_ui.content_sha256": record.content_sha256,
+            },
+            model_config=(record.extra or {}).get("model_config"),
+            response_format=(record.extra or {}).get("response_format"),
+        )
+
+    def sync_published_aliases(self, name: str) -> dict[str, str]:
+        """Move the published prompt's staging and production aliases to the versions that
+        hold those stages in the template (publishing them first if needed); returns the
+        aliases as set. Idempotent."""
+        target = published_name(name)
+        holders = {
+            record.stage.value: record
+            for record in canonical_versions(self.gateway.list_versions(name))
+            if record.stage in (ModelStage.STAGING, ModelStage.PRODUCTION)
+        }
+        current = {v.semver: v for v in self.gateway.native_versions(target)}
+        aliases: dict[str, str] = {}
+        for alias, record in sorted(holders.items()):
+            published = current.get(record.version) or self.publish_native(name, record.version)
+            if alias not in published.aliases:
+                self.gateway.set_native_alias(target, alias, published.number)
+            aliases[alias] = str(published.number)
+        if current:
+            for alias in ("staging", "production"):
+                if alias not in holders and any(alias in v.aliases for v in current.values()):
+                    self.gateway.delete_native_alias(target, alias)
+        self.invalidate(target)
+        return aliases
+
     def cached(self, key: tuple, fetch: Callable[[], Any]) -> Any:
         """Any other registry read behind the same TTL cache as load() (experiments use it).
 
@@ -317,7 +451,7 @@ class TemplateRegistry:
 
 def _verify_content(record: VersionRecord) -> None:
     """Refuse a version whose text or metadata no longer hashes to its stored hash."""
-    if content_hash(record.template, record.metadata) != record.content_sha256:
+    if content_hash(record.template, record.metadata, record.extra) != record.content_sha256:
         logger.error(
             "refusing %s %s (MLflow version %s): its content does not match its hash",
             record.name,
@@ -388,6 +522,8 @@ def _plan_registrations(
                     new.template,
                     previous.metadata,
                     new.metadata,
+                    old_extra=previous.extra,
+                    new_extra=new.extra,
                 )
             except VersionBumpError as error:
                 errors.append(f"{label}: {error}")

@@ -541,3 +541,20 @@ INPUT_LIMITS = InputLimits(
         "REGISTRY_UI_REFUSE_HIDDEN_CHARACTERS", DEFAULT_LIMITS.refuse_hidden_characters
     ),
 )
+
+
+# Native prompts (MLflow's Prompt Registry) -------------------------------------------------------
+# Which native prompts registry_ui governs besides those adopted with import_prompts: "none",
+# "all", "prefix:<P>" or "tag:<key>[=<value>]"; the aliases it governs (moved only through
+# requests); whether an alias moved outside registry_ui is moved back (else flagged and
+# audited). docs/mlflow-prompts.md.
+NATIVE_PROMPTS_GOVERNED = _env_str("REGISTRY_UI_NATIVE_PROMPTS_GOVERNED", "none")
+NATIVE_GOVERNED_ALIASES = tuple(
+    alias.strip()
+    for alias in _env_str("REGISTRY_UI_NATIVE_GOVERNED_ALIASES", "staging,production").split(",")
+    if alias.strip()
+)
+NATIVE_REVERT_OUTSIDE_MOVES = _env_bool("REGISTRY_UI_NATIVE_REVERT_OUTSIDE_MOVES", False)
+# "all": every template's staging and production versions are also published as native
+# prompts ("<registered name>._prompt") at each sync, their aliases kept in step; "none".
+NATIVE_PUBLISH = _env_str("REGISTRY_UI_NATIVE_PUBLISH", "none")

@@ -93,6 +93,8 @@ TASK_NAMES = {
     "registry_ui.web.tasks.run_operation",
     "registry_ui.web.tasks.sweep_operations",
     "registry_ui.web.tasks.sync_template",
+    "registry_ui.web.tasks.sync_native_prompt",
+    "registry_ui.web.tasks.move_native_alias",
     "registry_ui.web.tasks.sync_registry_task",
     "registry_ui.web.tasks.watch_stage_holders",
     "registry_ui.web.tasks.notify_request",

@@ -7,8 +7,9 @@ view or an API response.
 from __future__ import annotations
 
 import difflib
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from registry_ui.core.semver import (
@@ -36,18 +37,44 @@ def compare_templates(
     new_metadata: Mapping[str, Any] | None = None,
     old_version: str | None = None,
     new_version: str | None = None,
+    old_extra: Mapping[str, Any] | None = None,
+    new_extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What changes from old to new: "template_diff", "metadata_diff" and "bump".
+
+    With a chat template, model configuration or response format on either side (``*_extra``,
+    core/messages.py) also "messages_diff", "model_config_diff" and "response_format_diff".
 
     The bump's "declared", "ok" and "minimum_version" are None unless both versions are given.
     Raises TemplateValidationError if either text is not a valid template.
     """
     old, new = parse_template(old_text), parse_template(new_text)
-    return {
+    result = {
         "template_diff": _template_diff(old, new, old_version or "old", new_version or "new"),
         "metadata_diff": metadata_diff(old_metadata or {}, new_metadata or {}),
-        "bump": _bump_section(old, new, old_metadata, new_metadata, old_version, new_version),
+        "bump": _bump_section(
+            old, new, old_metadata, new_metadata, old_version, new_version, old_extra, new_extra
+        ),
     }
+    if old_extra or new_extra:
+        from registry_ui.core.messages import side_by_side
+
+        old_extra, new_extra = old_extra or {}, new_extra or {}
+        result["messages_diff"] = messages_diff(
+            old_extra.get("messages"), new_extra.get("messages")
+        )
+        result["model_config_diff"] = side_by_side(
+            old_extra.get("model_config"), new_extra.get("model_config")
+        )
+        result["response_format_diff"] = line_diff(
+            json.dumps(old_extra.get("response_format"), indent=2, sort_keys=True)
+            if old_extra.get("response_format") is not None
+            else "",
+            json.dumps(new_extra.get("response_format"), indent=2, sort_keys=True)
+            if new_extra.get("response_format") is not None
+            else "",
+        )
+    return result
 
 
 def _template_diff(
@@ -230,8 +257,12 @@ def _bump_section(
     new_metadata: Mapping[str, Any] | None,
     old_version: str | None,
     new_version: str | None,
+    old_extra: Mapping[str, Any] | None = None,
+    new_extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    requirement = required_bump(old.text, new.text, old_metadata, new_metadata)
+    requirement = required_bump(
+        old.text, new.text, old_metadata, new_metadata, old_extra=old_extra, new_extra=new_extra
+    )
     section: dict[str, Any] = {
         "declared": None,
         "required": str(requirement.bump),
@@ -247,3 +278,50 @@ def _bump_section(
         section["ok"] = new_semver > old_semver and declared >= requirement.bump
         section["minimum_version"] = str(old_semver.bumped(max(requirement.bump, Bump.PATCH)))
     return section
+
+
+def messages_diff(
+    old: Sequence[Mapping[str, str]] | None, new: Sequence[Mapping[str, str]] | None
+) -> list[dict[str, Any]]:
+    """Message by message: position, status (same, changed, added, removed), roles, texts."""
+    old, new = list(old or ()), list(new or ())
+    rows = []
+    for index in range(max(len(old), len(new))):
+        before = old[index] if index < len(old) else None
+        after = new[index] if index < len(new) else None
+        if before is None:
+            status = "added"
+        elif after is None:
+            status = "removed"
+        elif before == after:
+            status = "same"
+        else:
+            status = "changed"
+        rows.append(
+            {
+                "position": index + 1,
+                "status": status,
+                "old_role": before and before["role"],
+                "new_role": after and after["role"],
+                "lines": _whole(after["content"], "insert")
+                if before is None
+                else _whole(before["content"], "delete")
+                if after is None
+                else line_diff(before["content"], after["content"]),
+            }
+        )
+    return rows
+
+
+def _whole(text: str, op: str) -> list[dict[str, Any]]:
+    """A message added or removed whole: one hunk of all its lines."""
+    lines = text.split("\n")
+    return [
+        {
+            "op": op,
+            "old_start": 1,
+            "new_start": 1,
+            "old": lines if op == "delete" else [],
+            "new": lines if op == "insert" else [],
+        }
+    ]

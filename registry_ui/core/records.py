@@ -12,10 +12,19 @@ from typing import Any
 from registry_ui.core.stages import ModelStage
 
 
-def content_hash(template: str, metadata: Mapping[str, Any] | None) -> str:
-    """The identity of a version's content: same template and metadata, same hash."""
+def content_hash(
+    template: str, metadata: Mapping[str, Any] | None, extra: Mapping[str, Any] | None = None
+) -> str:
+    """The identity of a version's content: same template and metadata, same hash.
+
+    ``extra``: a chat template's messages, model configuration and response format
+    (core/messages.py). Only those present are hashed, so a version without any keeps the
+    hash it always had.
+    """
+    content = {"template": template, "metadata": dict(metadata or {})}
+    content.update({k: v for k, v in (extra or {}).items() if v is not None})
     payload = json.dumps(
-        {"template": template, "metadata": dict(metadata or {})},
+        content,
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),
@@ -42,6 +51,9 @@ class VersionRecord:
     # MLflow's legacy stage. ``stage`` is what the aliases say; the marks should follow it.
     stage_tag: str | None = field(default=None, compare=False)
     legacy_stage: str | None = field(default=None, compare=False)
+    # A chat template's messages, its model configuration and response format, those present
+    # (core/messages.py); {} for a plain text template.
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

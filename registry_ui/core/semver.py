@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from registry_ui.core.messages import extra_changes
 from registry_ui.core.template import parse_template
 
 _VERSION = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
@@ -113,9 +114,15 @@ def required_bump(
     new_text: str,
     old_metadata: Mapping[str, Any] | None = None,
     new_metadata: Mapping[str, Any] | None = None,
+    *,
+    old_extra: Mapping[str, Any] | None = None,
+    new_extra: Mapping[str, Any] | None = None,
 ) -> BumpRequirement:
-    """The smallest bump the change from old to new needs, and why."""
-    changes = _changes(old_text, new_text, old_metadata, new_metadata)
+    """The smallest bump the change from old to new needs, and why.
+
+    ``old_extra``/``new_extra``: model configuration and response format (core/messages.py).
+    """
+    changes = _changes(old_text, new_text, old_metadata, new_metadata, old_extra, new_extra)
     bump = max((level for level, _ in changes), default=Bump.NONE)
     return BumpRequirement(bump, tuple(reason for _, reason in changes))
 
@@ -127,10 +134,13 @@ def check_bump(
     new_text: str,
     old_metadata: Mapping[str, Any] | None = None,
     new_metadata: Mapping[str, Any] | None = None,
+    *,
+    old_extra: Mapping[str, Any] | None = None,
+    new_extra: Mapping[str, Any] | None = None,
 ) -> BumpRequirement:
     """The requirement, if new_version is greater than old_version and bumped enough."""
     old, new = SemVer.parse(old_version), SemVer.parse(new_version)
-    changes = _changes(old_text, new_text, old_metadata, new_metadata)
+    changes = _changes(old_text, new_text, old_metadata, new_metadata, old_extra, new_extra)
     required = max((level for level, _ in changes), default=Bump.NONE)
     minimum = old.bumped(max(required, Bump.PATCH))
     if new <= old:
@@ -153,6 +163,8 @@ def _changes(
     new_text: str,
     old_metadata: Mapping[str, Any] | None,
     new_metadata: Mapping[str, Any] | None,
+    old_extra: Mapping[str, Any] | None = None,
+    new_extra: Mapping[str, Any] | None = None,
 ) -> list[tuple[Bump, str]]:
     """Each change with the bump it needs, most demanding first."""
     old_variables = parse_template(old_text).variables
@@ -166,6 +178,8 @@ def _changes(
         changes.append((Bump.PATCH, "changes the template text"))
     if not same_json(old_metadata or {}, new_metadata or {}):
         changes.append((Bump.PATCH, "changes the metadata"))
+    changes += [(Bump(level), reason) for level, reason in extra_changes(old_extra, new_extra)]
+    changes.sort(key=lambda change: -change[0])
     return changes
 
 

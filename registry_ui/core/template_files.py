@@ -57,17 +57,23 @@ from registry_ui.core.limits import (
     MAX_TEMPLATE_LENGTH,
     InputLimits,
 )
+from registry_ui.core.messages import (
+    ROLES,
+    messages_text,
+    model_config_problems,
+    response_format_problems,
+)
 from registry_ui.core.names import InvalidNameError, validate_template_name
 from registry_ui.core.semver import InvalidVersionError, SemVer
 from registry_ui.core.template import TemplateError, unstorable_problem, validate_template
 
 REQUIRED_KEYS = ("name", "version", "template")
-OPTIONAL_KEYS = ("metadata", "tests")
+OPTIONAL_KEYS = ("metadata", "tests", "model_config", "response_format")
 ACCEPTED_KEYS = REQUIRED_KEYS + OPTIONAL_KEYS
 LIST_KEY = "templates"
 SUFFIXES = (".yaml", ".yml")
 
-_ACCEPTED = "name, version, template, metadata and tests"
+_ACCEPTED = "name, version, template, metadata, tests, model_config and response_format"
 _SHAPE = (
     "a template file holds one template version (a mapping with name, version and template) "
     "or a list of them under 'templates:'"
@@ -109,6 +115,9 @@ class TemplateSpec:
     # Where each test case starts in the file (line, column), whether under tests or under
     # metadata.test_cases: test_templates points at the case that fails.
     case_positions: tuple[tuple[int, int], ...] = field(default=(), compare=False, repr=False)
+    # A chat template's messages (template written as a list of role/content), the
+    # model_config and the response_format, those present (core/messages.py).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def version_metadata(self) -> dict[str, Any]:
@@ -392,7 +401,21 @@ class _FileReader:
             )
         name = self._name(entry, keys["name"][1]) if "name" in keys else None
         version = self._version(entry, keys["version"][1]) if "version" in keys else None
-        template = self._template(entry, keys["template"][1]) if "template" in keys else None
+        extra: dict[str, Any] = {}
+        template_node = keys["template"][1] if "template" in keys else None
+        if isinstance(template_node, yaml.SequenceNode) and all(
+            isinstance(item, yaml.MappingNode) for item in template_node.value
+        ):
+            template, messages = self._messages(entry, template_node)
+            if messages is not None:
+                extra["messages"] = messages
+        else:
+            template = self._template(entry, template_node) if template_node else None
+        for key in ("model_config", "response_format"):
+            if key in keys:
+                value = self._extra_value(entry, key, keys[key][1])
+                if value:
+                    extra[key] = value
         before = len(entry.problems)
         metadata = self._metadata(entry, keys["metadata"][1]) if "metadata" in keys else {}
         metadata_read = len(entry.problems) == before
@@ -413,6 +436,7 @@ class _FileReader:
             metadata=metadata,
             tests=tests,
             case_positions=_case_positions(keys),
+            extra=extra,
         )
 
     def _keys(
@@ -517,6 +541,84 @@ class _FileReader:
             line, column, message = self._locate_template_error(node, value, error)
             self._problem(entry, line, column, message)
         return None if errors else value
+
+    def _messages(self, entry: _Entry, node: yaml.SequenceNode) -> tuple[str | None, Any]:
+        """A chat template: '- role: system' / 'content: |' items, each content checked as a
+        template, its errors placed in the file."""
+        before = len(entry.problems)
+        if not node.value:
+            self._problem_at(entry, node, "template is an empty list: write one message or more")
+            return None, None
+        messages = []
+        for index, item in enumerate(node.value, start=1):
+            where = f"template message {index}"
+            if not isinstance(item, yaml.MappingNode):
+                self._problem_at(
+                    entry, item, f"{where}: write it as 'role: ...' and 'content: |' lines"
+                )
+                continue
+            keys = self._keys(item, entry)
+            role = content = None
+            if "role" in keys:
+                ok, role = self._construct(entry, keys["role"][1])
+            if role not in ROLES:
+                self._problem_at(
+                    entry,
+                    keys["role"][1] if "role" in keys else item,
+                    f"{where}: role {role!r} is not one of {', '.join(ROLES)}",
+                )
+            for key in keys:
+                if key not in ("role", "content"):
+                    self._problem_at(
+                        entry, keys[key][0], f"{where}: unknown key {key!r}: use role and content"
+                    )
+            if "content" not in keys:
+                self._problem_at(entry, item, f"{where}: content is missing")
+                continue
+            content_node = keys["content"][1]
+            ok, content = self._construct(entry, content_node)
+            if not ok:
+                continue
+            if not isinstance(content, str) or not content:
+                self._problem_at(entry, content_node, f"{where}: content must be non-empty text")
+                continue
+            for error in validate_template(content):
+                line, column, message = self._locate_template_error(content_node, content, error)
+                message = message.replace("template", f"{where} ({role})", 1)
+                self._problem(entry, line, column, message)
+            messages.append({"role": role, "content": content})
+        if len(entry.problems) > before:
+            return None, None
+        text = messages_text(messages)
+        if len(text) > MAX_TEMPLATE_LENGTH:
+            self._problem_at(
+                entry,
+                node,
+                f"the messages are {len(text):,} characters long: at most "
+                f"{MAX_TEMPLATE_LENGTH:,} are kept",
+            )
+            return None, None
+        return text, messages
+
+    def _extra_value(self, entry: _Entry, key: str, node: yaml.Node) -> dict[str, Any] | None:
+        if not isinstance(node, yaml.MappingNode):
+            self._problem_at(entry, node, f"{key} must be a mapping, found {_node_kind(node)}")
+            return None
+        before = len(entry.problems)
+        _JsonChecker(self, entry).check(node, key)
+        if len(entry.problems) > before:
+            return None
+        ok, value = self._construct(entry, node)
+        if not ok:
+            return None
+        problems = (
+            model_config_problems(value)
+            if key == "model_config"
+            else response_format_problems(value)
+        )
+        for problem in problems:
+            self._problem_at(entry, node, problem)
+        return None if problems else value
 
     def _metadata(self, entry: _Entry, node: yaml.Node) -> dict[str, Any]:
         if isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG:

@@ -20,6 +20,9 @@ from registry_ui.web.models import (
     Experiment,
     ExperimentVariant,
     MlflowProblem,
+    NativeAliasRequest,
+    NativePrompt,
+    NativePromptVersion,
     Operation,
     OutcomeAggregate,
     OutcomeEvent,
@@ -244,3 +247,22 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     """MLflow webhook deliveries of the last few minutes: a replay of one is refused."""
 
     list_display = ("delivery_id", "received_at")
+
+
+@admin.register(NativePrompt)
+class NativePromptAdmin(ReadOnlyAdmin):
+    """MLflow's native prompts as the last sync read them (registry_ui.web.prompts.native)."""
+
+    list_display = ("name", "governed", "aliases", "governed_aliases", "synced_at")
+
+
+@admin.register(NativePromptVersion)
+class NativePromptVersionAdmin(ReadOnlyAdmin):
+    list_display = ("prompt", "number", "semver", "kind", "created_at")
+    list_select_related = ("prompt",)
+
+
+@admin.register(NativeAliasRequest)
+class NativeAliasRequestAdmin(ReadOnlyAdmin):
+    list_display = ("prompt", "alias", "semver", "state", "requested_by", "created_at")
+    list_select_related = ("prompt",)

@@ -8,7 +8,7 @@ from registry_ui.web.checks import views as check_views
 from registry_ui.web.experiments import api as outcome_api
 from registry_ui.web.experiments import views as experiment_views
 from registry_ui.web.operations import views as operation_views
-from registry_ui.web.prompts import draft_views, webhooks
+from registry_ui.web.prompts import draft_views, native_views, webhooks
 from registry_ui.web.prompts import views as prompt_views
 from registry_ui.web.reviews import views as review_views
 
@@ -52,6 +52,18 @@ urlpatterns = [
     path("templates/<path:name>", prompt_views.template_detail, name="template_detail"),
     path("flags/<int:pk>/resolve", prompt_views.flag_resolve, name="flag_resolve"),
     path("mlflow-problems/", prompt_views.mlflow_problems, name="mlflow_problems"),
+    path("native-prompts/", native_views.native_list, name="native_list"),
+    path("native-prompts/<str:name>", native_views.native_detail, name="native_detail"),
+    path(
+        "native-prompts/<str:name>/requests",
+        native_views.native_request_create,
+        name="native_request_create",
+    ),
+    path(
+        "native-alias-requests/<int:pk>/approve",
+        native_views.native_request_approve,
+        name="native_request_approve",
+    ),
     path("versions/new", draft_views.version_create, name="version_create"),
     path("versions/validate", draft_views.version_validate, name="version_validate"),
     path("versions/filed/<int:pk>", draft_views.version_filed, name="version_filed"),

@@ -169,14 +169,14 @@ PROBLEMS = [
         VALID + "versoin: 1.0.1\n",
         (4, 1),
         "unknown key 'versoin' (did you mean 'version'?): the accepted keys are name, version, "
-        "template, metadata and tests",
+        "template, metadata, tests, model_config and response_format",
         id="unknown-key",
     ),
     pytest.param(
         VALID + "owner: me\n",
         (4, 1),
-        "unknown key 'owner': the accepted keys are name, version, template, metadata and tests "
-        "(anything else about the template goes under metadata)",
+        "unknown key 'owner': the accepted keys are name, version, template, metadata, tests, "
+        "model_config and response_format (anything else about the template goes under metadata)",
         id="unknown-key-no-guess",
     ),
     pytest.param(
@@ -322,7 +322,7 @@ PROBLEMS = [
         "templates:\n  - Hi {name}\n",
         (2, 5),
         "templates item 1: found the text 'Hi {name}': a template version is a mapping with "
-        "the keys name, version, template, metadata and tests",
+        "the keys name, version, template, metadata, tests, model_config and response_format",
         id="templates-item-not-a-mapping",
     ),
     pytest.param(

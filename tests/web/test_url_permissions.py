@@ -134,7 +134,35 @@ def world(cast) -> World:
     TemplateFlag.objects.create(
         template=opened, kind="outside_change", message="production moved in MLflow"
     )
+    native_prompt(cast["requester"])
     return World(filed, "t/open", "t/rolled", "t/released")
+
+
+def native_prompt(requester) -> None:
+    """A governed native prompt (production on version 1) with an open request of the
+    requester's to move its staging alias to version 2 (mirror rows only)."""
+    from registry_ui.web.models import NativeAliasRequest, NativePrompt
+
+    prompt = NativePrompt.objects.create(
+        name="np-open", governed=True, governed_aliases={"production": "1"}, aliases={}
+    )
+    for number, text in ((1, "Hi {{ who }}"), (2, "Hello {{ who }}")):
+        prompt.versions.create(
+            number=number,
+            semver=f"1.0.{number - 1}",
+            kind="text",
+            template=text,
+            variables=["who"],
+        )
+    NativeAliasRequest.objects.create(
+        prompt=prompt, number=2, semver="1.0.1", alias="staging", requested_by=requester.username
+    )
+
+
+def native_request(**filters):
+    from registry_ui.web.models import NativeAliasRequest
+
+    return NativeAliasRequest.objects.filter(**filters)
 
 
 # --- the expectation table -----------------------------------------------------------------
@@ -366,6 +394,24 @@ EXPECTED: dict[str, Row] = {
         by_role(SIGN_IN, ALLOWED, ALLOWED, FORBIDDEN, ALLOWED, ALLOWED),
         lambda u, w, r: r["Location"].endswith("retried=0"),
         page=lambda w: "/operations/",
+    ),
+    # Authors ask to move a governed alias of a native prompt (MLflow's Prompt Registry).
+    "native_request_create": Row(
+        "post",
+        lambda w: "/native-prompts/np-open/requests",
+        lambda w: {"version": "2", "alias": "production", "reason": "ready"},
+        by_role(SIGN_IN, ALLOWED, FORBIDDEN, FORBIDDEN, ALLOWED, ALLOWED),
+        lambda u, w, r: native_request(alias="production", requested_by=u.username).exists(),
+        page=lambda w: "/native-prompts/np-open",
+    ),
+    # Reviewers approve it; never the requester (four eyes).
+    "native_request_approve": Row(
+        "post",
+        lambda w: f"/native-alias-requests/{native_request(alias='staging').get().pk}/approve",
+        expect=by_role(SIGN_IN, FORBIDDEN, ALLOWED, FORBIDDEN, ALLOWED, REFUSED),
+        done=lambda u, w, r: u.username in native_request(alias="staging").get().approvals,
+        message="four eyes",
+        page=lambda w: "/native-prompts/np-open",
     ),
     # A read, but of the whole audit trail: only holders of export_auditevent.
     "audit_export": Row(

@@ -14,6 +14,7 @@ from registry_ui.web.models.experiments import (
     RunMetric,
     ServiceToken,
 )
+from registry_ui.web.models.native import NativeAliasRequest, NativePrompt, NativePromptVersion
 from registry_ui.web.models.operations import Batch, Operation
 from registry_ui.web.models.prompts import (
     MlflowProblem,
@@ -37,6 +38,9 @@ __all__ = [
     "Experiment",
     "ExperimentVariant",
     "MlflowProblem",
+    "NativeAliasRequest",
+    "NativePrompt",
+    "NativePromptVersion",
     "Operation",
     "OutcomeAggregate",
     "OutcomeEvent",

@@ -58,7 +58,8 @@ def batch_register(
                 kind=Operation.Kind.REGISTER,
                 template_name=new.name,
                 version=new.version,
-                payload={"template": new.template, "metadata": new.metadata},
+                payload={"template": new.template, "metadata": new.metadata}
+                | ({"extra": new.extra} if new.extra else {}),
                 position=position,
             )
             for position, new in enumerate(to_register)

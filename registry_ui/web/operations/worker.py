@@ -403,6 +403,7 @@ def _write_registration(operation: Operation, known, registry):
             operation.payload["template"],
             operation.payload.get("metadata") or {},
             operation_id=str(operation.id),
+            extra=operation.payload.get("extra") or {},
         ),
         actor=operation.batch.actor,
         reason=operation.batch.reason,

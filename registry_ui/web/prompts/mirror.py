@@ -33,6 +33,7 @@ from registry_ui.web.models import (
     TemplateVersion,
 )
 from registry_ui.web.prompts.flags import raise_flag
+from registry_ui.web.prompts.native import sync_native_prompts
 from registry_ui.web.prompts.signals import stages_moved
 
 _HELD_STAGES = (Stage.STAGING, Stage.PRODUCTION)
@@ -329,6 +330,7 @@ def sync_registry() -> dict[str, int]:
             source=AuditEvent.Source.EXTERNAL,
         )
     quarantined = record_problems(problems)
+    native_counts = sync_native_prompts(gateway)  # MLflow's own prompts (prompts/native.py)
     Template.objects.filter(name__in=list(by_name)).update(synced_at=timezone.now())
     return {
         "templates": len(by_name),
@@ -340,6 +342,7 @@ def sync_registry() -> dict[str, int]:
         "marks_repaired": repaired,
         "marks_reported": reported,
         "quarantined": quarantined,
+        **native_counts,
         "mlflow_calls": gateway.calls - calls_before,
     }
 

@@ -28,6 +28,34 @@ def sync_template(name: str) -> int:
     return changes + found["tampered"] + found["deleted"]
 
 
+@shared_task(
+    name="registry_ui.web.tasks.sync_native_prompt",
+    autoretry_for=(RegistryUnavailableError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+)
+def sync_native_prompt(name: str) -> dict[str, int]:
+    """Mirror one native prompt now and check its governed aliases (a prompt webhook)."""
+    from registry_ui.web.prompts.native import sync_native_prompts
+
+    return sync_native_prompts(name=name)
+
+
+@shared_task(
+    name="registry_ui.web.tasks.move_native_alias",
+    autoretry_for=(RegistryUnavailableError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+)
+def move_native_alias(request_id: int) -> str:
+    """Carry out an approved move of a native prompt's governed alias; safe to re-run."""
+    from registry_ui.web.prompts.native import execute_alias_request
+
+    return execute_alias_request(request_id).state
+
+
 @shared_task(name="registry_ui.web.tasks.sync_registry_task")
 def sync_registry_task() -> dict[str, int]:
     return sync_registry()

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 from registry_ui.core.limits import loads_json
 from registry_ui.core.names import InvalidNameError, from_registered_model_name
 from registry_ui.web.models import WebhookDelivery
-from registry_ui.web.prompts.tasks import sync_template
+from registry_ui.web.prompts.tasks import sync_native_prompt, sync_template
 
 logger = logging.getLogger("registry_ui.webhooks")
 
@@ -100,6 +100,18 @@ def refuse_replay(delivery_id: str) -> None:
         ) from None
 
 
+def native_prompt_named_in(payload: dict) -> str | None:
+    """The prompt a prompt event (entity prompt, prompt_version, prompt_alias, ...) names;
+    None for any other event."""
+    if not isinstance(payload, dict) or not str(payload.get("entity", "")).startswith("prompt"):
+        return None
+    data = payload.get("data")
+    name = data.get("name") if isinstance(data, dict) else None
+    if not isinstance(name, str) or not name or len(name) > 500:
+        raise BadDelivery("data.name (the prompt) is missing")
+    return name
+
+
 def template_named_in(payload: dict) -> str:
     if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict):
         raise BadDelivery("body must be a JSON object with 'data'")
@@ -139,9 +151,13 @@ def mlflow_webhook(request: HttpRequest):
         return JsonResponse({"error": str(error)}, status=400)
     try:
         payload = loads_json(request.body)
-        name = template_named_in(payload)
+        prompt = native_prompt_named_in(payload)  # MLflow's own prompts (prompts/native.py)
+        name = template_named_in(payload) if prompt is None else prompt
     except (BadDelivery, json.JSONDecodeError, UnicodeDecodeError) as error:
         logger.warning("refused an MLflow webhook delivery: %s", error)
         return JsonResponse({"error": str(error)}, status=400)
+    if prompt is not None:
+        sync_native_prompt.delay(prompt)
+        return JsonResponse({"status": "accepted", "prompt": prompt}, status=202)
     sync_template.delay(name)
     return JsonResponse({"status": "accepted", "template": name}, status=202)

@@ -116,6 +116,7 @@ def test_it_exits_with_status_1_and_the_summary_on_stderr_when_a_file_has_proble
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         f"{path}:4:1: unknown key 'owner': the accepted keys are name, version, template, "
-        "metadata and tests (anything else about the template goes under metadata)"
+        "metadata, tests, model_config and response_format (anything else about the template "
+        "goes under metadata)"
     ]
     assert "CommandError: checked 1 template version in 1 file: 1 problem" in result.stderr

@@ -56,7 +56,9 @@ class Command(BaseCommand):
             raise CommandError(f"{len(scan.problems)} problem(s): nothing was registered")
         # A file's tests are registered in the version's metadata, under test_cases.
         versions = [
-            NewVersion(spec.name, spec.version, spec.template, spec.version_metadata)
+            NewVersion(
+                spec.name, spec.version, spec.template, spec.version_metadata, extra=spec.extra
+            )
             for spec in scan.specs
         ]
         try:

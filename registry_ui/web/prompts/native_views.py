@@ -1,0 +1,179 @@
+"""Pages of MLflow's native prompts: the list and one prompt (read-only; aliases move through
+requests, registry_ui.web.prompts.native)."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from registry_ui.core.diff import line_diff, messages_diff
+from registry_ui.core.errors import NotFoundError
+from registry_ui.core.messages import side_by_side
+from registry_ui.core.native import format_native, is_jinja
+from registry_ui.prompt_model import get_registry
+from registry_ui.web import display, permissions
+from registry_ui.web.http import see_other
+from registry_ui.web.models import NativeAliasRequest, NativePrompt
+from registry_ui.web.prompts import native, tasks
+
+_MAX_PREVIEW_VALUE = 10_000
+
+
+@login_required
+@require_GET
+def native_list(request):
+    prompts = list(NativePrompt.objects.order_by("name").prefetch_related("versions"))
+    rows = [
+        {
+            "name": p.name,
+            "versions": len(p.versions.all()),
+            "latest": max((v.semver for v in p.versions.all()), default="", key=_semver_key),
+            "aliases": sorted(p.aliases.items()),
+            "governed": p.governed,
+            "outside": p.outside_alias_change,
+        }
+        for p in prompts
+    ]
+    return render(
+        request,
+        "registry_ui/prompts/native_list.html",
+        {"rows": rows, "crumbs": display.crumbs("")},
+    )
+
+
+@login_required
+@require_POST
+def native_request_create(request, name: str):
+    """An author asks to move a governed alias to a version (reviewers approve it)."""
+    try:
+        native.file_alias_request(
+            request.user,
+            prompt=name,
+            version=request.POST.get("version", "").strip(),
+            alias=request.POST.get("alias", "").strip(),
+            reason=request.POST.get("reason", "").strip(),
+            bump_override=request.POST.get("bump_override", ""),
+        )
+    except (native.AliasRequestError, NotFoundError, ValueError) as error:
+        return _detail_page(request, name, error=str(error), status=400)
+    return see_other(f"/native-prompts/{name}#requests-h")
+
+
+@login_required
+@require_POST
+def native_request_approve(request, pk: int):
+    """A reviewer approves; enough approvals hand the move to the workers."""
+    found = NativeAliasRequest.objects.select_related("prompt").filter(pk=pk).first()
+    if found is None:
+        raise Http404(f"no alias request #{pk}")
+    try:
+        native.approve_alias_request(request.user, pk, send=tasks.move_native_alias.delay)
+    except native.AliasRequestError as error:
+        return _detail_page(request, found.prompt.name, error=str(error), status=400)
+    return see_other(f"/native-prompts/{found.prompt.name}#requests-h")
+
+
+@login_required
+@require_GET
+def native_detail(request, name: str):
+    return _detail_page(request, name)
+
+
+def _detail_page(request, name: str, *, error: str = "", status: int = 200):
+    prompt = NativePrompt.objects.filter(name=name).first()
+    if prompt is None:
+        raise Http404(f"no native prompt {name!r} in the mirror")
+    versions = list(prompt.versions.order_by("number"))
+    by_number = {str(v.number): v for v in versions}
+    rows = []
+    previous = None
+    for version in versions:
+        rows.append(
+            {
+                "row": version,
+                "aliases": sorted(
+                    a for a, n in prompt.aliases.items() if str(n) == str(version.number)
+                ),
+                "messages": version.template if version.is_chat else None,
+                "model_config": json.dumps(version.model_config, indent=2, sort_keys=True)
+                if version.model_config
+                else "",
+                "response_format": json.dumps(version.response_format, indent=2, sort_keys=True)
+                if version.response_format is not None
+                else "",
+                "diff": _diff(previous, version) if previous else None,
+            }
+        )
+        previous = version
+    chosen = by_number.get(request.GET.get("version", "")) or (versions[-1] if versions else None)
+    preview, preview_error = _preview(chosen, request.GET) if chosen else (None, "")
+    return render(
+        request,
+        "registry_ui/prompts/native_prompt.html",
+        {
+            "prompt": prompt,
+            "rows": list(reversed(rows)),
+            "chosen": chosen,
+            "preview": preview,
+            "preview_error": preview_error,
+            "preview_fields": [
+                (variable, request.GET.get(f"v_{variable}", "")) for variable in chosen.variables
+            ]
+            if chosen
+            else [],
+            "accepted": sorted(prompt.governed_aliases.items()),
+            "requests": NativeAliasRequest.objects.filter(prompt=prompt)[:20],
+            "crumbs": display.crumbs(""),
+            "error": error,
+            "may_request": prompt.governed and permissions.has(request.user, "request_promotion"),
+            "may_approve": permissions.has(request.user, "approve_promotion"),
+            "governed_aliases": native.governance().aliases,
+        },
+        status=status,
+    )
+
+
+def _diff(old, new) -> dict:
+    old_messages = old.template if old.is_chat else [{"role": "text", "content": old.template}]
+    new_messages = new.template if new.is_chat else [{"role": "text", "content": new.template}]
+    return {
+        "against": old,
+        "messages": messages_diff(old_messages, new_messages),
+        "model_config": side_by_side(old.model_config, new.model_config),
+        "response_format": line_diff(
+            json.dumps(old.response_format, indent=2, sort_keys=True)
+            if old.response_format
+            else "",
+            json.dumps(new.response_format, indent=2, sort_keys=True)
+            if new.response_format
+            else "",
+        ),
+    }
+
+
+def _preview(version, query) -> tuple[object, str]:
+    """The chosen version rendered with MLflow's own rules, from ?v_<name>=... values."""
+    values = {
+        key[2:]: value[:_MAX_PREVIEW_VALUE]
+        for key, value in query.items()
+        if key.startswith("v_") and key[2:] in version.variables
+    }
+    if not values:
+        return None, ""
+    template = version.template if not version.is_chat else [dict(m) for m in version.template]
+    try:
+        if is_jinja(template):
+            rendered = get_registry().gateway.format_jinja(template, values)
+        else:
+            rendered = format_native(template, values)
+    except Exception as error:
+        return None, str(error)
+    return rendered, ""
+
+
+def _semver_key(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")) if text else ()
