@@ -354,15 +354,23 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Imported by a worker's main process before it forks its pool, so each pool process starts
 # with mlflow loaded instead of its first operation importing it (3-4 s here, each).
 CELERY_IMPORTS = ["registry_ui.gateway"]
+# The incremental sync: reads only templates whose registered model's timestamp moved.
 SYNC_INTERVAL_SECONDS = _env_int("SYNC_INTERVAL_SECONDS", 300, minimum=10)
+# The full sweep: reads every version, for what moves no MLflow timestamp (aliases and tags
+# edited, a model deleted) when no webhook reported it (docs/mlflow-contract.md).
+SYNC_FULL_SWEEP_SECONDS = _env_int("SYNC_FULL_SWEEP_SECONDS", 3600, minimum=60)
 # Outcomes reach MLflow as daily figures per variant, never one call per event; metrics of
 # MLflow runs tagged with a template version are imported on the same beat.
 EXPERIMENT_LOG_INTERVAL_SECONDS = _env_int("EXPERIMENT_LOG_INTERVAL_SECONDS", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {
     "sweep-operations": {"task": "registry_ui.web.tasks.sweep_operations", "schedule": 15.0},
     "sync-registry": {
-        "task": "registry_ui.web.tasks.sync_registry_task",
+        "task": "registry_ui.web.tasks.sync_changes_task",
         "schedule": float(SYNC_INTERVAL_SECONDS),
+    },
+    "sync-registry-full-sweep": {
+        "task": "registry_ui.web.tasks.sync_registry_task",
+        "schedule": float(SYNC_FULL_SWEEP_SECONDS),
     },
     "log-experiment-metrics": {
         "task": "registry_ui.web.tasks.log_all_experiment_metrics",
