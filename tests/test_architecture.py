@@ -93,6 +93,7 @@ TASK_NAMES = {
     "registry_ui.web.tasks.sweep_operations",
     "registry_ui.web.tasks.sync_template",
     "registry_ui.web.tasks.sync_registry_task",
+    "registry_ui.web.tasks.sync_changes_task",
     "registry_ui.web.tasks.notify_request",
     "registry_ui.web.tasks.send_webhook",
     "registry_ui.web.tasks.publish_experiment",
