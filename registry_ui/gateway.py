@@ -856,6 +856,28 @@ class MlflowGateway:
         query = f"tags.`{TAG_VERSION}` != '' AND tags.`{TAG_TEMPLATE_NAME}` != ''"
         if since_ms:
             query += f" AND attributes.start_time >= {int(since_ms)}"
+        return self._version_runs(experiments, query)
+
+    def version_runs_active(self, *, ended_since_ms: int) -> list[RunMetrics]:
+        """Like version_runs, only the runs whose metrics may have moved: those still
+        running, and those that ended at ``ended_since_ms`` or later (two searches; MLflow's
+        run filter has no OR). A finished run is not read again, however long the history."""
+        experiments = [
+            e.experiment_id for e in self._call("list experiments", self.client.search_experiments)
+        ]
+        if not experiments:
+            return []
+        tagged = f"tags.`{TAG_VERSION}` != '' AND tags.`{TAG_TEMPLATE_NAME}` != ''"
+        found = {}
+        for query in (
+            f"{tagged} AND attributes.status = 'RUNNING'",
+            f"{tagged} AND attributes.end_time >= {int(ended_since_ms)}",
+        ):
+            for run in self._version_runs(experiments, query):
+                found[run.run_id] = run
+        return list(found.values())
+
+    def _version_runs(self, experiments: list[str], query: str) -> list[RunMetrics]:
         found, token = [], None
         while True:
             page = self._call(

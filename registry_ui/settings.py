@@ -380,6 +380,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "registry_ui.web.tasks.import_run_metrics",
         "schedule": float(EXPERIMENT_LOG_INTERVAL_SECONDS),
     },
+    # Metrics logged to a run after it ended: read with every run, as rarely as the sweep.
+    "import-run-metrics-full": {
+        "task": "registry_ui.web.tasks.import_run_metrics",
+        "schedule": float(SYNC_FULL_SWEEP_SECONDS),
+        "kwargs": {"full": True},
+    },
 }
 # PromptModel.promote_*() in a process of this deployment files a request for review (as the
 # account REGISTRY_UI_LIBRARY_USER) instead of moving the stage; false: moves as before.
