@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from django.db import DatabaseError, transaction
@@ -276,8 +277,13 @@ def sync_registry() -> dict[str, int]:
 
 # A model whose timestamp is this close below the newest one mirrored is listed again (its
 # own stamp then tells whether it changed): a write stamped before another but committed
-# after it is not missed.
+# after it is not missed. Once the newest change is older than twice this by our clock, no
+# such write can still be coming, and a pass lists only models stamped after it.
 SYNC_OVERLAP_MS = 60_000
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def sync_changes() -> dict[str, int]:
@@ -297,7 +303,10 @@ def sync_changes() -> dict[str, int]:
         return {**sync_registry(), "full_sweep": 1}
     gateway = get_registry().gateway
     calls_before = gateway.calls
-    listed = gateway.models_changed_since(since - SYNC_OVERLAP_MS)
+    if _now_ms() - since > 2 * SYNC_OVERLAP_MS:
+        listed = gateway.models_changed_since(since + 1)  # an idle registry: an empty page
+    else:
+        listed = gateway.models_changed_since(since - SYNC_OVERLAP_MS)
     known = dict(
         Template.objects.filter(
             registered_model_name__in=[model.name for model in listed]

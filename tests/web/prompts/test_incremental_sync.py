@@ -69,6 +69,28 @@ def test_a_pass_with_nothing_changed_reads_no_template_in_one_call(registry):
     assert summary["mlflow_calls"] == 1  # the changed models, newest first: none
 
 
+def test_once_the_newest_change_is_minutes_old_a_pass_lists_only_newer_models(
+    registry, monkeypatch
+):
+    from registry_ui.web.prompts import mirror
+
+    gateway = get_registry().gateway
+    newest = max(gateway.model_stamps.values())
+    listed = []
+    changed_since = gateway.models_changed_since
+    monkeypatch.setattr(
+        gateway, "models_changed_since", lambda since: listed.append(since) or changed_since(since)
+    )
+    one_pass()
+    assert listed[-1] == newest - mirror.SYNC_OVERLAP_MS  # a write may still be committing
+
+    monkeypatch.setattr(mirror, "_now_ms", lambda: newest + 3 * mirror.SYNC_OVERLAP_MS)
+    one_pass()
+    assert listed[-1] == newest + 1  # none can be: only models stamped after it are listed
+    PromptModel(name_of(1), "Hello {who}", "1.1.0", metadata={"author": "a"}).register()
+    assert one_pass()[1] == {name_of(1)}
+
+
 def test_a_new_version_is_read_for_its_template_only_and_mirrored(registry):
     name = name_of(7)
     PromptModel(name, "Hello {who}", "1.1.0", metadata={"author": "a"}).register()
