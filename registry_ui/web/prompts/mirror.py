@@ -384,8 +384,8 @@ def _sync(gateway, by_name, problems, *, scope: set[str] | None, calls_before: i
     for name in sorted(set(mirrored) - set(by_name) - unread):  # the whole model is gone
         deleted += verify_template(name, [], complete=True)["deleted"]
     tampered = 0
-    for name, records in sorted(by_name.items()):
-        found = verify_template(name, records, complete=name not in unread)
+    for name in _to_verify(by_name, unread, scope):
+        found = verify_template(name, by_name[name], complete=name not in unread)
         tampered, deleted = tampered + found["tampered"], deleted + found["deleted"]
     repaired = reported = 0
     for name, records in sorted(by_name.items()):
@@ -419,6 +419,33 @@ def _sync(gateway, by_name, problems, *, scope: set[str] | None, calls_before: i
         "quarantined": quarantined,
         "mlflow_calls": gateway.calls - calls_before,
     }
+
+
+def _to_verify(by_name, unread: set[str], scope: set[str] | None) -> list[str]:
+    """The templates read whose mirror verify_template would change (a version tampered
+    with or restored, deleted or back): every version read is hashed here, in one pass
+    over the mirror's rows, and only those templates take the audit trail's lock."""
+    canonical = {
+        name: {r.version: r for r in canonical_versions(rs)} for name, rs in by_name.items()
+    }
+    rows = TemplateVersion.objects.all()
+    if scope is not None:
+        rows = rows.filter(template__name__in=sorted(scope))
+    due = set()
+    for name, version, sha, missing, tampered in rows.values_list(
+        "template__name", "version", "content_sha256", "missing_since", "tampered_at"
+    ).iterator(chunk_size=5000):
+        if name not in canonical or name in due:
+            continue
+        record = canonical[name].get(version)
+        if record is None:
+            if missing is None and name not in unread:
+                due.add(name)
+            continue
+        served = content_hash(record.template, record.metadata)
+        if missing is not None or (served != sha) != (tampered is not None):
+            due.add(name)
+    return sorted(due)
 
 
 def _record_stamps(stamps: dict[str, int]) -> None:
