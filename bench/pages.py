@@ -1,6 +1,8 @@
-"""Server time of the dashboard's pages with 1,000 templates x 10 versions in the mirror.
+"""Server time of the dashboard's pages with BENCH_TEMPLATES (default 1,000) templates x 10
+versions in the mirror.
 
-Run from the repository root: python -m bench.pages
+Run from the repository root: python -m bench.pages (BENCH_TEMPLATES=10000 for ten times the
+rows; BENCH_QUERIES=1 also prints each page's queries, slowest first, to find what grows).
 Loads the rows straight into a fresh Django database (DATABASE_URL, or a temporary SQLite
 file) with bulk_create, plus open and executed requests and their audit events
 (trail.record_many), then times 200 requests of each page through Django's test Client, in
@@ -17,7 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-TEMPLATES = 1000
+from bench.size import templates
+
+TEMPLATES = templates()
 VERSIONS = 10
 PROMOTED = 200  # templates with a production and a staging version (and their history)
 OPEN_REQUESTS = 150  # open requests to staging, for the inbox and the list's pending column
@@ -34,8 +38,16 @@ def name_of(number: int) -> str:
     return f"bench/team-{number % 10}/group-{number % 7}/template-{number:04d}"
 
 
-def load() -> dict[str, int]:
-    """Mirror rows, requests and audit events, written in bulk."""
+def load(
+    templates: int = TEMPLATES,
+    *,
+    first: int = 0,
+    promoted: int = PROMOTED,
+    open_requests: int = OPEN_REQUESTS,
+) -> dict[str, int]:
+    """Mirror rows, requests and audit events, written in bulk: templates ``first`` to
+    ``first + templates``, the first ``promoted`` of them promoted, ``open_requests`` of them
+    with an open request (tests load twice, at two sizes, with ``first``)."""
     import uuid
 
     from django.contrib.auth.models import Group, User
@@ -45,27 +57,30 @@ def load() -> dict[str, int]:
     from registry_ui.web.audit import trail
     from registry_ui.web.models import AuditEvent, PromotionRequest, Template, TemplateVersion
 
-    alice = User.objects.create_user("alice")
+    alice, _ = User.objects.get_or_create(username="alice")
     alice.groups.add(Group.objects.get(name="authors"))
-    bob = User.objects.create_user("bob")
+    bob, _ = User.objects.get_or_create(username="bob")
     bob.groups.add(Group.objects.get(name="reviewers"))
+    numbers = range(first, first + templates)
+    promoted_numbers = range(first, first + min(promoted, templates))
+    open_numbers = range(first, first + min(open_requests, templates))
     variables = list(parse_template(TEXT).variables)
     now = timezone.now()
     Template.objects.bulk_create(
         Template(name=name_of(n), registered_model_name=name_of(n).replace("/", "."))
-        for n in range(TEMPLATES)
+        for n in numbers
     )
-    templates = Template.objects.in_bulk(field_name="name")
+    by_name = Template.objects.in_bulk(field_name="name")
     rows = []
-    for n in range(TEMPLATES):
+    for n in numbers:
         for v in range(VERSIONS):
             stage = "dev"
-            if n < PROMOTED:
+            if n in promoted_numbers:
                 stage = {0: "archived", 1: "production", 2: "staging"}.get(v, "dev")
             text = TEXT + " #tag" * v
             rows.append(
                 TemplateVersion(
-                    template=templates[name_of(n)],
+                    template=by_name[name_of(n)],
                     version=f"1.0.{v}",
                     major=1,
                     minor=0,
@@ -91,12 +106,12 @@ def load() -> dict[str, int]:
     versions = {
         (row.template.name, row.version): row
         for row in TemplateVersion.objects.select_related("template").filter(
-            version__in=["1.0.1", "1.0.3"]
+            version__in=["1.0.1", "1.0.3"], template__name__in=[name_of(n) for n in numbers]
         )
     }
     requests = [
         PromotionRequest(
-            template=templates[name_of(n)],
+            template=by_name[name_of(n)],
             version=versions[(name_of(n), "1.0.3")],
             content_sha256="0" * 64,
             from_stage="dev",
@@ -106,11 +121,11 @@ def load() -> dict[str, int]:
             justification=f"ready: template {n}",
             required_approvals=1,
         )
-        for n in range(OPEN_REQUESTS)
+        for n in open_numbers
     ]
     done = [
         PromotionRequest(
-            template=templates[name_of(n)],
+            template=by_name[name_of(n)],
             version=versions[(name_of(n), "1.0.1")],
             content_sha256="0" * 64,
             from_stage="staging",
@@ -121,10 +136,15 @@ def load() -> dict[str, int]:
             required_approvals=2,
             status="done",
         )
-        for n in range(PROMOTED)
+        for n in promoted_numbers
     ]
     PromotionRequest.objects.bulk_create(requests + done)
-    executed = {r.template.name: r.pk for r in PromotionRequest.objects.filter(status="done")}
+    executed = {
+        r.template.name: r.pk
+        for r in PromotionRequest.objects.filter(
+            status="done", template__name__in=[name_of(n) for n in promoted_numbers]
+        ).select_related("template")
+    }
     events = [
         AuditEvent(
             actor="mlflow",
@@ -137,7 +157,7 @@ def load() -> dict[str, int]:
         )
         for row in rows
     ]
-    for n in range(PROMOTED):
+    for n in promoted_numbers:
         name = name_of(n)
         for number, before, after in (
             ("1.0.0", "dev", "staging"),
@@ -178,7 +198,7 @@ def load() -> dict[str, int]:
     for start in range(0, len(events), 5000):
         trail.record_many(events[start : start + 5000])
     return {
-        "templates": TEMPLATES,
+        "templates": templates,
         "versions": len(rows),
         "requests": len(requests) + len(done),
         "audit_events": len(events),
@@ -204,6 +224,26 @@ def measure(client, url: str) -> dict[str, float]:
         # SQLite it includes the database's work; PostgreSQL's runs in its own process).
         "cpu_p50_ms": round(statistics.median(cpu), 2),
     }
+
+
+def print_queries(client, url: str) -> None:
+    """Each query of one request to ``url``, slowest first, with its time."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.get(url)
+    with CaptureQueriesContext(connection) as captured:
+        client.get(url)
+    queries = captured.captured_queries
+    print(f"  {len(queries)} queries on {url}:")
+    for query in queries:
+        print(f"    {float(query['time']) * 1000:7.2f} ms  {query['sql'][:160]}")
+        if connection.vendor == "sqlite" and query["sql"].startswith("SELECT"):
+            with connection.cursor() as cursor:  # full scans are what grows with the tables
+                cursor.execute("EXPLAIN QUERY PLAN " + query["sql"])
+                for row in cursor.fetchall():
+                    if "SCAN" in row[-1]:
+                        print(f"              plan: {row[-1]}")
 
 
 def main() -> None:
@@ -251,6 +291,8 @@ def main() -> None:
         results = {}
         for page, url in pages.items():
             results[page] = measure(client, url)
+            if os.environ.get("BENCH_QUERIES"):
+                print_queries(client, url)
             print(
                 f"{page:10s} {url}: p50 {results[page]['p50_ms']} ms, "
                 f"p95 {results[page]['p95_ms']} ms"

@@ -1,9 +1,12 @@
-"""Full sync of 1,000 templates x 10 versions from an `mlflow server` into the mirror.
+"""Full and incremental sync of BENCH_TEMPLATES (default 1,000) templates x 10 versions.
 
-Run from the repository root: python -m bench.sync
-Fills an MLflow SQLite store once (about 3 minutes; kept in var/bench/ for later runs),
-serves it with `mlflow server` on a free loopback port, and times sync_registry() into a
-fresh Django database (DATABASE_URL, or a temporary SQLite file). Prints one JSON object last.
+Run from the repository root: python -m bench.sync (BENCH_TEMPLATES=10000 for 100,000
+versions). Fills an MLflow SQLite store once (about 3 minutes per 10,000 versions; kept in
+var/bench/ for later runs), serves it with `mlflow server` on a free loopback port, and times
+into a fresh Django database (DATABASE_URL, or a temporary SQLite file): the first full
+sync, a full sweep with nothing changed, an incremental pass with nothing changed, one after
+100 versions were added (100 templates), and a webhook's single-template sync after an alias
+moved outside. Prints one JSON object last.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-TEMPLATES = 1000
+from bench.size import templates
+
+TEMPLATES = templates()
 VERSIONS = 10
 PROMOTED = 100  # templates that also get a production and a staging version
+CHANGED = 100  # templates given a new version before the second incremental pass
 STORE = Path("var/bench") / f"sync-{TEMPLATES}x{VERSIONS}-mlflow.db"
 
 
@@ -76,10 +82,12 @@ def main() -> None:
 
         django.setup()
         from django.core.management import call_command
+        from mlflow.tracking import MlflowClient
 
+        from registry_ui.core.names import to_registered_model_name
         from registry_ui.prompt_model import configure_mlflow_with_registry
         from registry_ui.web.models import TemplateVersion
-        from registry_ui.web.prompts.mirror import sync_registry
+        from registry_ui.web.prompts.mirror import sync_changes, sync_one, sync_registry
 
         call_command("migrate", verbosity=0)
         TemplateVersion.objects.all().delete()
@@ -87,27 +95,72 @@ def main() -> None:
         server.start()
         try:
             configure_mlflow_with_registry(server.url)
-            started = time.perf_counter()
-            first = sync_registry()
-            first_seconds = time.perf_counter() - started
-            started = time.perf_counter()
-            second = sync_registry()
-            second_seconds = time.perf_counter() - started
+            first, first_seconds = timed(sync_registry)
+            second, second_seconds = timed(sync_registry)
+            idle, idle_seconds = timed(sync_changes)
+            add_versions(CHANGED)
+            changed, changed_seconds = timed(sync_changes)
+            plain = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+            name = f"bench/sync/team-{(PROMOTED + 1) % 10}/template-{PROMOTED + 1}"
+            plain.set_registered_model_alias(to_registered_model_name(name), "staging", "3")
+            one, one_seconds = timed(lambda: sync_one(name))
+            assert one["changes"] == 1, one
         finally:
             server.stop()
     assert first["versions"] == TEMPLATES * VERSIONS, first
+    assert changed["changes"] == CHANGED, changed
     database = os.environ["DATABASE_URL"].split(":", 1)[0]
     print(f"first sync: {first} in {first_seconds:.1f}s; database {database}")
-    print(f"second sync (no changes): {second} in {second_seconds:.1f}s")
+    print(f"full sweep (no changes): {second} in {second_seconds:.1f}s")
+    print(f"incremental pass (no changes): {idle} in {idle_seconds:.2f}s")
+    print(f"incremental pass ({CHANGED} versions added): {changed} in {changed_seconds:.2f}s")
+    print(f"webhook single-template sync (alias moved): {one} in {one_seconds:.2f}s")
     print(json.dumps({
+        "templates": TEMPLATES,
         "seconds": round(first_seconds, 2),
         "mlflow_calls": first["mlflow_calls"],
         "versions": first["versions"],
         "changes": first["changes"],
         "second_sync_seconds": round(second_seconds, 2),
         "second_sync_mlflow_calls": second["mlflow_calls"],
+        "incremental_idle_seconds": round(idle_seconds, 3),
+        "incremental_idle_mlflow_calls": idle["mlflow_calls"],
+        "incremental_changed_seconds": round(changed_seconds, 3),
+        "incremental_changed_mlflow_calls": changed["mlflow_calls"],
+        "incremental_changed_templates_read": changed["templates"],
+        "webhook_sync_seconds": round(one_seconds, 3),
+        "webhook_sync_mlflow_calls": one["mlflow_calls"],
         "database": database,
     }))  # fmt: skip
+
+
+def timed(fn):
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
+
+
+def add_versions(count: int) -> None:
+    """One new version in each of ``count`` templates, as another program would add them."""
+    from registry_ui.prompt_model import PromptModel
+
+    PromptModel.register_many(
+        [
+            PromptModel(
+                f"bench/sync/team-{t % 10}/template-{t}",
+                "🔥 {hook_text} - {cta} (new)",
+                "2.0.0",
+                metadata={
+                    "author": "bench",
+                    "purpose": "changed",
+                    "tested_on": "bench",
+                    "performance_metrics": {"engagement_rate": 0.05},
+                },
+            )
+            for t in range(count)
+        ],
+        actor="bench",
+    )
 
 
 if __name__ == "__main__":

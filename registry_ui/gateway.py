@@ -98,6 +98,8 @@ _VERSION_PAGE_SIZE = 10_000
 _MODEL_PAGE_SIZE = 1_000
 # `name IN (...)` filters stay well under URL and SQL limits at this size.
 _NAMES_PER_SEARCH = 100
+# Changed models are listed newest first; an idle registry's pass reads one short page.
+_CHANGED_PAGE_SIZE = 200
 
 _IDEMPOTENT = ("search_", "get_", "set_", "delete_", "transition_")
 
@@ -444,6 +446,7 @@ class MlflowGateway(NativePromptsMixin):
         self._experiment_id: str | None = None
         self.calls = 0  # MLflow calls made through this gateway, for benchmarks and tests
         self.untagged: list[tuple[str, str]] = []  # found by the last scan_all()
+        self.model_stamps: dict[str, int] = {}  # likewise: template -> model's timestamp
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -643,12 +646,81 @@ class MlflowGateway(NativePromptsMixin):
         renamed away from its template's name, text the database cannot store) is returned
         as a problem, with the reason; every other version is read as usual.
         """
+        models = list(self._paged_models(f"tags.`{TAG_KIND}` = '{KIND_PROMPT_TEMPLATE}'"))
+        return self._scan(models, [f"tags.`{TAG_VERSION}` != ''"])
+
+    def models_changed_since(self, since_ms: int) -> list[Any]:
+        """The templates' registered models whose ``last_updated_timestamp`` is ``since_ms``
+        or later, newest first: one small call when little changed.
+
+        MLflow filters registered models by name and tags only, so the search is ordered by
+        the timestamp and read page by page until a model older than ``since_ms``. What
+        moves a model's timestamp (measured on 3.17, docs/mlflow-contract.md): a new
+        version, a version deleted, a legacy stage change, the model's description. Aliases
+        and tags move no timestamp at all: webhooks and the full sweep see those.
+        """
+        found = []
+        token = None
+        while True:
+            page = self._call(
+                "list changed templates",
+                self.client.search_registered_models,
+                filter_string=f"tags.`{TAG_KIND}` = '{KIND_PROMPT_TEMPLATE}'",
+                order_by=["last_updated_timestamp DESC"],
+                max_results=_CHANGED_PAGE_SIZE,
+                page_token=token,
+            )
+            for model in page:
+                if (model.last_updated_timestamp or 0) < since_ms:
+                    return found
+                found.append(model)
+            token = page.token
+            if not token:
+                return found
+
+    def scan_models(
+        self, models: Sequence[Any]
+    ) -> tuple[dict[str, list[VersionRecord]], list[EntryProblem]]:
+        """Like scan_all, for these registered models only (from models_changed_since): their
+        versions in one search per hundred models, with the stages from their alias maps."""
+        names = sorted(model.name for model in models)
+        filters = []
+        for start in range(0, len(names), _NAMES_PER_SEARCH):
+            quoted = ", ".join(f"'{n}'" for n in names[start : start + _NAMES_PER_SEARCH])
+            filters.append(f"name IN ({quoted}) AND tags.`{TAG_VERSION}` != ''")
+        return self._scan(list(models), filters)
+
+    def scan_template(self, name: str) -> tuple[dict[str, list[VersionRecord]], list[EntryProblem]]:
+        """Like scan_all, for one template (a webhook named it): two calls. A template whose
+        registered model is gone comes back with no versions."""
+        registered = to_registered_model_name(name)
+        models = self._call(
+            f"read template {name!r}",
+            self.client.search_registered_models,
+            filter_string=f"name = '{registered}'",
+            max_results=1,
+        )
+        if not models:
+            self.untagged, self.model_stamps = [], {}
+            return {}, []
+        return self.scan_models(models)
+
+    def _scan(
+        self, models: list[Any], version_filters: list[str]
+    ) -> tuple[dict[str, list[VersionRecord]], list[EntryProblem]]:
         by_name: dict[str, list[VersionRecord]] = {}
         problems: list[EntryProblem] = []
         self.untagged: list[tuple[str, str]] = []  # (template, MLflow version) without tags
-        models = list(self._paged_models(f"tags.`{TAG_KIND}` = '{KIND_PROMPT_TEMPLATE}'"))
+        # template -> its registered model's last_updated_timestamp as read (before its
+        # versions): the incremental sync reads a model again only once this moves.
+        self.model_stamps: dict[str, int] = {}
+        for model in models:
+            template = (model.tags or {}).get(TAG_TEMPLATE_NAME) or _template_of(model.name)
+            if template:
+                self.model_stamps[template] = int(model.last_updated_timestamp or 0)
         aliases = {model.name: _alias_map(model) for model in models}
-        for version in self._paged_versions(f"tags.`{TAG_VERSION}` != ''"):
+        versions = (v for f in version_filters for v in self._paged_versions(f))
+        for version in versions:
             try:
                 record = self.to_record(version, alias_map=aliases.get(version.name, {}))
             except UnreadableEntry as error:
@@ -1064,6 +1136,28 @@ class MlflowGateway(NativePromptsMixin):
         query = f"tags.`{TAG_VERSION}` != '' AND tags.`{TAG_TEMPLATE_NAME}` != ''"
         if since_ms:
             query += f" AND attributes.start_time >= {int(since_ms)}"
+        return self._version_runs(experiments, query)
+
+    def version_runs_active(self, *, ended_since_ms: int) -> list[RunMetrics]:
+        """Like version_runs, only the runs whose metrics may have moved: those still
+        running, and those that ended at ``ended_since_ms`` or later (two searches; MLflow's
+        run filter has no OR). A finished run is not read again, however long the history."""
+        experiments = [
+            e.experiment_id for e in self._call("list experiments", self.client.search_experiments)
+        ]
+        if not experiments:
+            return []
+        tagged = f"tags.`{TAG_VERSION}` != '' AND tags.`{TAG_TEMPLATE_NAME}` != ''"
+        found = {}
+        for query in (
+            f"{tagged} AND attributes.status = 'RUNNING'",
+            f"{tagged} AND attributes.end_time >= {int(ended_since_ms)}",
+        ):
+            for run in self._version_runs(experiments, query):
+                found[run.run_id] = run
+        return list(found.values())
+
+    def _version_runs(self, experiments: list[str], query: str) -> list[RunMetrics]:
         found, token = [], None
         while True:
             page = self._call(

@@ -354,7 +354,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Imported by a worker's main process before it forks its pool, so each pool process starts
 # with mlflow loaded instead of its first operation importing it (3-4 s here, each).
 CELERY_IMPORTS = ["registry_ui.gateway"]
-SYNC_INTERVAL_SECONDS = _env_int("SYNC_INTERVAL_SECONDS", 300, minimum=10)
+# The incremental sync: reads only templates whose registered model's timestamp moved.
+SYNC_INTERVAL_SECONDS = _env_int("SYNC_INTERVAL_SECONDS", 60, minimum=10)
+# The full sweep: reads every version, for what moves no MLflow timestamp (aliases and tags
+# edited, a model deleted) when no webhook reported it (docs/mlflow-contract.md).
+SYNC_FULL_SWEEP_SECONDS = _env_int("SYNC_FULL_SWEEP_SECONDS", 600, minimum=60)
 # Outcomes reach MLflow as daily figures per variant, never one call per event; metrics of
 # MLflow runs tagged with a template version are imported on the same beat.
 EXPERIMENT_LOG_INTERVAL_SECONDS = _env_int("EXPERIMENT_LOG_INTERVAL_SECONDS", 300, minimum=10)
@@ -364,8 +368,12 @@ HOLDER_WATCH_SECONDS = _env_int("HOLDER_WATCH_SECONDS", 4, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-operations": {"task": "registry_ui.web.tasks.sweep_operations", "schedule": 15.0},
     "sync-registry": {
-        "task": "registry_ui.web.tasks.sync_registry_task",
+        "task": "registry_ui.web.tasks.sync_changes_task",
         "schedule": float(SYNC_INTERVAL_SECONDS),
+    },
+    "sync-registry-full-sweep": {
+        "task": "registry_ui.web.tasks.sync_registry_task",
+        "schedule": float(SYNC_FULL_SWEEP_SECONDS),
     },
     "log-experiment-metrics": {
         "task": "registry_ui.web.tasks.log_all_experiment_metrics",
@@ -374,6 +382,12 @@ CELERY_BEAT_SCHEDULE = {
     "import-run-metrics": {
         "task": "registry_ui.web.tasks.import_run_metrics",
         "schedule": float(EXPERIMENT_LOG_INTERVAL_SECONDS),
+    },
+    # Metrics logged to a run after it ended: read with every run, as rarely as the sweep.
+    "import-run-metrics-full": {
+        "task": "registry_ui.web.tasks.import_run_metrics",
+        "schedule": float(SYNC_FULL_SWEEP_SECONDS),
+        "kwargs": {"full": True},
     },
 }
 if HOLDER_WATCH_SECONDS:

@@ -97,6 +97,7 @@ TASK_NAMES = {
     "registry_ui.web.tasks.move_native_alias",
     "registry_ui.web.tasks.sync_registry_task",
     "registry_ui.web.tasks.watch_stage_holders",
+    "registry_ui.web.tasks.sync_changes_task",
     "registry_ui.web.tasks.notify_request",
     "registry_ui.web.tasks.send_webhook",
     "registry_ui.web.tasks.publish_experiment",

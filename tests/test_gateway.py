@@ -13,7 +13,7 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 
-from registry_ui import gateway
+from registry_ui import gateway, prompt_model
 from registry_ui.core.errors import RegistryRejectedError, RegistryUnavailableError
 
 
@@ -118,3 +118,50 @@ def test_a_template_registered_into_for_the_first_time_costs_no_version_search(
     [record] = again.versions_to_register_into(name)
     assert (record.version, record.operation_id) == ("1.0.0", "op-1")
     assert again.calls == 2  # the name check finds the model, then one version search
+
+
+def registered_models(tmp_path, count: int):
+    """``count`` templates with one version each, in a registry of the test's own, oldest
+    first; and a gateway on it."""
+    from registry_ui.prompt_model import PromptModel, configure_mlflow_with_registry
+
+    # The library's own configure: it also drops the process's registry (and its client).
+    configure_mlflow_with_registry(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    names = [f"changed/template-{n}" for n in range(count)]
+    for name in names:
+        PromptModel(name, "Hi {who}", "1.0.0").register()
+    return names, gateway.MlflowGateway()
+
+
+def test_models_changed_since_reads_newest_first_and_stops_at_the_first_older_one(
+    tmp_path, monkeypatch, mlflow_sqlite_uri
+):
+    monkeypatch.setattr(gateway, "_CHANGED_PAGE_SIZE", 2)
+    _, mlflow = registered_models(tmp_path, 7)
+    stamps = {
+        m.name: m.last_updated_timestamp
+        for m in mlflow.client.search_registered_models(max_results=100)
+    }
+    newest_three = sorted(stamps, key=stamps.get)[-3:]
+    since = stamps[newest_three[0]]
+
+    found = mlflow.models_changed_since(since)
+
+    assert {m.name for m in found} >= set(newest_three)
+    assert all(m.last_updated_timestamp >= since for m in found)
+    assert mlflow.calls <= 3  # pages of 2, stopped at the first model older than `since`
+    assert mlflow.models_changed_since(max(stamps.values()) + 1) == []
+    prompt_model.configure_mlflow_with_registry(mlflow_sqlite_uri)
+
+
+def test_scan_models_reads_only_the_versions_of_the_models_given(tmp_path, mlflow_sqlite_uri):
+    names, mlflow = registered_models(tmp_path, 5)
+    models = mlflow.client.search_registered_models(filter_string="name = 'changed.template-3'")
+
+    by_name, problems = mlflow.scan_models(models)
+
+    assert list(by_name) == [names[3]] and problems == []
+    assert set(mlflow.model_stamps) == {names[3]}
+    assert mlflow.calls == 1  # one version search for up to a hundred models
+    assert mlflow.scan_template("changed/gone") == ({}, [])  # no model: no versions
+    prompt_model.configure_mlflow_with_registry(mlflow_sqlite_uri)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC
+from datetime import UTC, timedelta
 from itertools import groupby
 
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from registry_ui.prompt_model import get_registry
@@ -79,12 +79,26 @@ def experiments_to_log() -> list[int]:
     )
 
 
-def import_run_metrics() -> dict[str, int]:
+# Runs that ended this long before the last import are read again (clocks of MLflow and of
+# this database may differ a little; a run may end while an import reads).
+IMPORT_OVERLAP = timedelta(minutes=10)
+
+
+def import_run_metrics(*, full: bool = False) -> dict[str, int]:
     """Import the latest metrics of MLflow runs tagged with a template version we mirror.
 
-    Safe to re-run: a run's metric is one row, updated to its latest value.
+    Only the runs whose metrics may have moved since the last import are read: those still
+    running and those that ended since (less IMPORT_OVERLAP); ``full`` (and a first
+    import) reads every tagged run, for metrics logged to a run after it ended. Safe to
+    re-run: a run's metric is one row, updated to its latest value.
     """
-    runs = get_registry().gateway.version_runs()
+    last = None if full else RunMetric.objects.aggregate(last=Max("imported_at"))["last"]
+    gateway = get_registry().gateway
+    if last is None:
+        runs = gateway.version_runs()
+    else:
+        since = last - IMPORT_OVERLAP
+        runs = gateway.version_runs_active(ended_since_ms=int(since.timestamp() * 1000))
     wanted = {(run.template, run.version) for run in runs}
     versions = {
         (row.template.name, row.version): row
@@ -114,4 +128,4 @@ def import_run_metrics() -> dict[str, int]:
         update_fields=["value", "imported_at"],
         batch_size=1000,
     )
-    return {"runs": len(runs), "metrics": len(rows)}
+    return {"runs": len(runs), "metrics": len(rows), "full": int(last is None)}

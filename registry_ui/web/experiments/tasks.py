@@ -47,5 +47,6 @@ def log_all_experiment_metrics() -> int:
     retry_jitter=True,
     max_retries=5,
 )
-def import_run_metrics() -> dict[str, int]:
-    return mlflow_metrics.import_run_metrics()
+def import_run_metrics(full: bool = False) -> dict[str, int]:
+    """Periodic: runs still going or ended since the last import; ``full``: every run."""
+    return mlflow_metrics.import_run_metrics(full=full)

@@ -70,6 +70,12 @@ class AuditEvent(models.Model):
                 name="audit_executed_requests",
                 condition=Q(action="request.executed"),
             ),
+            # The template page's lineage: its own requests' events, by request id.
+            models.Index(
+                fields=["object_id"],
+                name="audit_request_events",
+                condition=Q(object_type="promotion_request"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -23,6 +23,9 @@ class Template(models.Model):
     external_production_change = models.BooleanField(default=False)
     # Counts stage moves of any version: a request filed at an older epoch is stale.
     stage_epoch = models.PositiveIntegerField(default=0)
+    # The registered model's last_updated_timestamp (MLflow's milliseconds) when the sync
+    # last read all of it: the incremental sync reads the template again once it moves.
+    mlflow_updated_ms = models.BigIntegerField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["name"]

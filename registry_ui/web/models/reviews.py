@@ -69,6 +69,11 @@ class PromotionRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # Every page's "waiting for me" count and the inbox read the open requests, not
+            # the whole history of requests.
+            models.Index(fields=["status", "created_at"], name="request_status_created"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["version", "target_stage"],

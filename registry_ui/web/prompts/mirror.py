@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from django.db import DatabaseError, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from registry_ui.core.intents import MarksOutOfStep, marks_out_of_step
@@ -259,7 +260,8 @@ _SYNC_CHUNK = 100
 
 
 def sync_registry() -> dict[str, int]:
-    """Mirror every template in MLflow; differences not made here are audited as external.
+    """Mirror every template in MLflow (the full sweep); differences not made here are
+    audited as external.
 
     Reads all versions with two paged searches and compares sets of version numbers per
     template, so it does not depend on page offsets staying still while it reads. Only
@@ -271,10 +273,87 @@ def sync_registry() -> dict[str, int]:
     gateway = get_registry().gateway
     calls_before = gateway.calls
     by_name, problems = gateway.scan_all()
+    return _sync(gateway, by_name, problems, scope=None, calls_before=calls_before)
+
+
+# A model whose timestamp is this close below the newest one mirrored is listed again (its
+# own stamp then tells whether it changed): a write stamped before another but committed
+# after it is not missed. Once the newest change is older than twice this by our clock, no
+# such write can still be coming, and a pass lists only models stamped after it.
+SYNC_OVERLAP_MS = 60_000
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def sync_changes() -> dict[str, int]:
+    """The incremental pass: read only the templates whose registered model changed since
+    the last pass, and mirror and verify them as the full sweep does.
+
+    A model is changed when its ``last_updated_timestamp`` differs from the one recorded
+    when it was last read in full (``Template.mlflow_updated_ms``). On MLflow 3.17 that
+    timestamp moves with a new version, a deleted version and a legacy stage change; alias
+    moves, tag edits and a deleted model move none (docs/mlflow-contract.md, measured with
+    ``python -m bench.timestamps``): webhooks (``sync_template``) and the full sweep every
+    ``SYNC_FULL_SWEEP_SECONDS`` (``sync_registry``) see those. A mirror never swept in
+    full is swept in full.
+    """
+    since = Template.objects.aggregate(newest=Max("mlflow_updated_ms"))["newest"]
+    if since is None:
+        return {**sync_registry(), "full_sweep": 1}
+    gateway = get_registry().gateway
+    calls_before = gateway.calls
+    if _now_ms() - since > 2 * SYNC_OVERLAP_MS:
+        listed = gateway.models_changed_since(since + 1)  # an idle registry: an empty page
+    else:
+        listed = gateway.models_changed_since(since - SYNC_OVERLAP_MS)
+    known = dict(
+        Template.objects.filter(
+            registered_model_name__in=[model.name for model in listed]
+        ).values_list("registered_model_name", "mlflow_updated_ms")
+    )
+    changed = [m for m in listed if known.get(m.name) != int(m.last_updated_timestamp or 0)]
+    if not changed:
+        return {**_EMPTY, "mlflow_calls": gateway.calls - calls_before}
+    by_name, problems = gateway.scan_models(changed)
+    scope = set(gateway.model_stamps)
+    return _sync(gateway, by_name, problems, scope=scope, calls_before=calls_before)
+
+
+def sync_one(name: str) -> dict[str, int]:
+    """Read one template in full now (a webhook named it) and mirror and verify it as the
+    full sweep does: new, moved, tampered and deleted versions, a deleted model (all its
+    versions marked missing), unreadable entries quarantined."""
+    gateway = get_registry().gateway
+    calls_before = gateway.calls
+    by_name, problems = gateway.scan_template(name)
+    return _sync(gateway, by_name, problems, scope={name}, calls_before=calls_before)
+
+
+_EMPTY = {
+    "templates": 0,
+    "versions": 0,
+    "changed_templates": 0,
+    "changes": 0,
+    "tampered": 0,
+    "deleted": 0,
+    "marks_repaired": 0,
+    "marks_reported": 0,
+    "quarantined": 0,
+}
+
+
+def _sync(gateway, by_name, problems, *, scope: set[str] | None, calls_before: int) -> dict:
+    """Mirror and verify what was read. ``scope``: the templates read (None: all of them,
+    the full sweep); a mirrored template in scope that MLflow no longer has is deleted."""
+    stamps = dict(gateway.model_stamps)
+    untagged = list(gateway.untagged)
     mirrored: dict[str, dict[str, str]] = {}
-    for name, version, stage in TemplateVersion.objects.filter(
-        missing_since__isnull=True
-    ).values_list("template__name", "version", "stage"):
+    rows = TemplateVersion.objects.filter(missing_since__isnull=True)
+    if scope is not None:
+        rows = rows.filter(template__name__in=sorted(scope))
+    for name, version, stage in rows.values_list("template__name", "version", "stage"):
         mirrored.setdefault(name, {})[version] = stage
     changed = [
         name
@@ -309,8 +388,8 @@ def sync_registry() -> dict[str, int]:
     for name in sorted(set(mirrored) - set(by_name) - unread):  # the whole model is gone
         deleted += verify_template(name, [], complete=True)["deleted"]
     tampered = 0
-    for name, records in sorted(by_name.items()):
-        found = verify_template(name, records, complete=name not in unread)
+    for name in _to_verify(by_name, unread, scope):
+        found = verify_template(name, by_name[name], complete=name not in unread)
         tampered, deleted = tampered + found["tampered"], deleted + found["deleted"]
     repaired = reported = 0
     for name, records in sorted(by_name.items()):
@@ -318,7 +397,7 @@ def sync_registry() -> dict[str, int]:
         if out:
             fixed, flagged = reconcile_marks(name, out)
             repaired, reported = repaired + fixed, reported + flagged
-    for name, number in gateway.untagged:
+    for name, number in untagged:
         raise_flag(
             name,
             TemplateFlag.Kind.OUTSIDE_CHANGE,
@@ -329,9 +408,12 @@ def sync_registry() -> dict[str, int]:
             actor="mlflow",
             source=AuditEvent.Source.EXTERNAL,
         )
-    quarantined = record_problems(problems)
-    native_counts = sync_native_prompts(gateway)  # MLflow's own prompts (prompts/native.py)
+    quarantined = record_problems(problems, scope=scope)
+    # MLflow's own prompts (prompts/native.py): two calls, in the full sweep only (their
+    # webhooks sync one prompt; the incremental pass stays one call when nothing changed).
+    native_counts = sync_native_prompts(gateway) if scope is None else {}
     Template.objects.filter(name__in=list(by_name)).update(synced_at=timezone.now())
+    _record_stamps({name: ms for name, ms in stamps.items() if name not in unread})
     return {
         "templates": len(by_name),
         "versions": sum(len(records) for records in by_name.values()),
@@ -347,6 +429,50 @@ def sync_registry() -> dict[str, int]:
     }
 
 
+def _to_verify(by_name, unread: set[str], scope: set[str] | None) -> list[str]:
+    """The templates read whose mirror verify_template would change (a version tampered
+    with or restored, deleted or back): every version read is hashed here, in one pass
+    over the mirror's rows, and only those templates take the audit trail's lock."""
+    canonical = {
+        name: {r.version: r for r in canonical_versions(rs)} for name, rs in by_name.items()
+    }
+    rows = TemplateVersion.objects.all()
+    if scope is not None:
+        rows = rows.filter(template__name__in=sorted(scope))
+    due = set()
+    for name, version, sha, missing, tampered in rows.values_list(
+        "template__name", "version", "content_sha256", "missing_since", "tampered_at"
+    ).iterator(chunk_size=5000):
+        if name not in canonical or name in due:
+            continue
+        record = canonical[name].get(version)
+        if record is None:
+            if missing is None and name not in unread:
+                due.add(name)
+            continue
+        served = content_hash(record.template, record.metadata)
+        if missing is not None or (served != sha) != (tampered is not None):
+            due.add(name)
+    return sorted(due)
+
+
+def _record_stamps(stamps: dict[str, int]) -> None:
+    """Remember each template's model timestamp as read; only the ones that moved are
+    written (an idle full sweep writes none)."""
+    if not stamps:
+        return
+    names = sorted(stamps)
+    moved = []
+    for start in range(0, len(names), 1000):
+        for template in Template.objects.filter(name__in=names[start : start + 1000]).only(
+            "pk", "name", "mlflow_updated_ms"
+        ):
+            if template.mlflow_updated_ms != stamps[template.name]:
+                template.mlflow_updated_ms = stamps[template.name]
+                moved.append(template)
+    Template.objects.bulk_update(moved, ["mlflow_updated_ms"], batch_size=500)
+
+
 def _template_problem(name: str, error: Exception) -> EntryProblem:
     return EntryProblem(
         registered_name=to_registered_model_name(name),
@@ -356,15 +482,19 @@ def _template_problem(name: str, error: Exception) -> EntryProblem:
     )
 
 
-def record_problems(problems: list[EntryProblem]) -> int:
+def record_problems(problems: list[EntryProblem], *, scope: set[str] | None = None) -> int:
     """Keep the list of quarantined entries current: new ones audited once, ones a sync can
-    read again resolved (audited too). Returns how many are open."""
+    read again resolved (audited too). ``scope``: the templates that were read (None: all);
+    open problems of other templates stay as they are. Returns how many are open."""
     now = timezone.now()
     with trail.atomic():
-        open_rows = {
-            (p.registered_model_name, p.mlflow_version): p
-            for p in MlflowProblem.objects.select_for_update().filter(resolved_at__isnull=True)
-        }
+        rows = MlflowProblem.objects.select_for_update().filter(resolved_at__isnull=True)
+        if scope is not None:
+            registered = [to_registered_model_name(name) for name in sorted(scope)]
+            rows = rows.filter(
+                Q(template_name__in=sorted(scope)) | Q(registered_model_name__in=registered)
+            )
+        open_rows = {(p.registered_model_name, p.mlflow_version): p for p in rows}
         seen = set()
         for problem in problems:
             key = (problem.registered_name[:500], problem.mlflow_version or "")

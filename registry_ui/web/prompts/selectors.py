@@ -12,8 +12,8 @@ from datetime import datetime
 from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q, Subquery, Value
-from django.db.models.functions import StrIndex, Substr
+from django.db.models import CharField, Count, Exists, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Cast, StrIndex, Substr
 from django.http import Http404
 
 from registry_ui.core.names import SEPARATOR
@@ -258,13 +258,26 @@ def lineage(template: Template, versions: list[TemplateVersion]) -> list[Lineage
         previous = current
     prefix = f"{template.name}@"
     moves = AuditEvent.objects.filter(
+        _starts_with("object_id", prefix),
         object_type="template_version",
-        object_id__startswith=prefix,
         action="version.stage_changed",
     ).values_list("seq", "at", "actor", "source", "object_id", "before", "after")
-    executed = AuditEvent.objects.filter(
-        action="request.executed", object_type="promotion_request", after__template=template.name
-    ).values_list("seq", "object_id", "after")
+    # The template's own requests' events (an index on object_id), not every executed
+    # request's JSON read to find its template (that grew with the registry's history).
+    requests = (
+        PromotionRequest.objects.filter(template=template)
+        .annotate(key=Cast("pk", CharField()))
+        .values("key")
+    )
+    # The action is tested here, not in SQL: with it there, SQLite prefers the index of every
+    # executed request to this one (a template's requests have a few events each).
+    executed = [
+        (seq, object_id, after)
+        for seq, object_id, action, after in AuditEvent.objects.filter(
+            object_type="promotion_request", object_id__in=requests
+        ).values_list("seq", "object_id", "action", "after")
+        if action == "request.executed"
+    ]
     changes: list[LineageEntry] = []
     for seq, at, actor, source, object_id, before, after in moves:
         changes.append(
@@ -295,6 +308,20 @@ def lineage(template: Template, versions: list[TemplateVersion]) -> list[Lineage
                 break
     entries += changes
     return sorted(entries, key=_timeline_key, reverse=True)
+
+
+def _starts_with(field: str, prefix: str) -> Q:
+    """``field`` starts with ``prefix``, in a form the database's index on it serves.
+
+    PostgreSQL's pattern-ops index serves LIKE 'prefix%'. SQLite's LIKE ignores case, so no
+    index serves it and every row of the table is read; its indexes are in byte order, in
+    which a range from the prefix up to the prefix with its last character incremented is
+    exactly the prefixed values.
+    """
+    if connection.vendor != "sqlite" or not prefix:
+        return Q(**{f"{field}__startswith": prefix})
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return Q(**{f"{field}__gte": prefix, f"{field}__lt": upper})
 
 
 def _stage(value) -> str:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from registry_ui.core.errors import RegistryUnavailableError
-from registry_ui.prompt_model import get_registry
-from registry_ui.web.models import AuditEvent
-from registry_ui.web.prompts.mirror import mirror_template, sync_registry, verify_template
+from registry_ui.web.prompts.mirror import sync_changes, sync_one, sync_registry
 from registry_ui.web.prompts.watch import watch_stage_holders
 
 
@@ -19,13 +17,13 @@ from registry_ui.web.prompts.watch import watch_stage_holders
     max_retries=5,
 )
 def sync_template(name: str) -> int:
-    """Mirror one template now (a webhook said it changed); returns the changes seen."""
-    records = get_registry().gateway.list_versions(name)
-    changes = (
-        len(mirror_template(name, records, source=AuditEvent.Source.EXTERNAL)) if records else 0
-    )
-    found = verify_template(name, records, complete=True)  # tampered or deleted versions
-    return changes + found["tampered"] + found["deleted"]
+    """Mirror one template now (a webhook said it changed); returns the changes seen.
+
+    Read in full and verified as by the full sweep (``mirror.sync_one``): tampered and
+    deleted versions, and a deleted model, are marked, flagged and audited here too.
+    """
+    found = sync_one(name)
+    return found["changes"] + found["tampered"] + found["deleted"]
 
 
 @shared_task(
@@ -58,7 +56,14 @@ def move_native_alias(request_id: int) -> str:
 
 @shared_task(name="registry_ui.web.tasks.sync_registry_task")
 def sync_registry_task() -> dict[str, int]:
+    """The full sweep (every SYNC_FULL_SWEEP_SECONDS)."""
     return sync_registry()
+
+
+@shared_task(name="registry_ui.web.tasks.sync_changes_task")
+def sync_changes_task() -> dict[str, int]:
+    """The periodic incremental pass (every SYNC_INTERVAL_SECONDS)."""
+    return sync_changes()
 
 
 @shared_task(name="registry_ui.web.tasks.watch_stage_holders")

@@ -32,6 +32,7 @@ EVENTS = (
     "model_version_alias.created",
     "model_version_alias.deleted",
     "model_version_tag.set",
+    "model_version_tag.deleted",
 )
 
 

@@ -10,9 +10,10 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from registry_ui.web.audit import trail
-from registry_ui.web.models import AuditEvent, VersionSample
+from registry_ui.web.models import AuditEvent, PromotionRequest, TemplateVersion, VersionSample
 from registry_ui.web.reviews import services as reviews
 from tests.support.mirror_rows import HTMX, signed_in, template, version
+from tests.support.users import member
 
 pytestmark = pytest.mark.django_db
 HOSTILE = "<script>alert(1)</script>{{ request.user }}"
@@ -32,6 +33,20 @@ def move(name, number, before, after, actor="worker", source="worker"):
 
 
 def executed(request_id: int, name: str, number: str, target: str, why: str, approved_by):
+    """The request (carried out) and its "request.executed" event, as the worker leaves them."""
+    row = TemplateVersion.objects.get(template__name=name, version=number)
+    PromotionRequest.objects.create(
+        id=request_id,
+        template=row.template,
+        version=row,
+        content_sha256=row.content_sha256,
+        from_stage="staging",
+        target_stage=target,
+        requester=member(f"requester-{request_id}", "authors"),
+        justification=why,
+        required_approvals=len(approved_by),
+        status="done",
+    )
     return trail.record(
         actor="alice",
         action="request.executed",
