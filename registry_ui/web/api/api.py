@@ -23,7 +23,7 @@ from ninja.parser import Parser
 
 from registry_ui.core.limits import loads_json
 from registry_ui.core.policy import PolicyError
-from registry_ui.web.api import outcomes, read, write
+from registry_ui.web.api import outcomes, read, write  # noqa: F401 - write adds its routes to read.router
 from registry_ui.web.api.auth import TokenAuth, unauthorized
 from registry_ui.web.api.problems import ApiProblem, problem_response
 
@@ -70,7 +70,6 @@ api = NinjaAPI(
     docs=LocalSwagger(),
 )
 api.add_router("", read.router)
-api.add_router("", write.router)
 api.add_router("", outcomes.router)
 
 
@@ -92,7 +91,10 @@ def _invalid(request, exc: ValidationError):
     for error in exc.errors:
         location = [str(part) for part in error.get("loc", ())]
         where = location[0] if location else "body"
-        field = ".".join(location[1:]) or where
+        parts = location[1:]
+        if where == "body" and parts[:1] == ["body"]:
+            parts = parts[1:]  # the view's parameter name, not a field of the body
+        field = ".".join(parts) or where
         errors.append(
             {
                 "field": f"{where}.{field}" if field != where else where,

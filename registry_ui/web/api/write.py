@@ -16,13 +16,14 @@ from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.db import transaction
-from ninja import Header, Router
+from ninja import Header, Status
 
 from registry_ui import config
 from registry_ui.core.errors import BatchRegistrationError, RegistryError
 from registry_ui.core.template_files import SUFFIXES, TemplateScan, scan_templates
 from registry_ui.registry import NewVersion
 from registry_ui.web import permissions
+from registry_ui.web.api import read
 from registry_ui.web.api.auth import need
 from registry_ui.web.api.problems import WRITE, ApiProblem
 from registry_ui.web.api.read import request_detail
@@ -44,7 +45,9 @@ from registry_ui.web.models import ApiToken, AuditEvent, IdempotentCall
 from registry_ui.web.operations import queue
 from registry_ui.web.reviews import services as reviews
 
-router = Router(tags=["write"])
+# One router with the reads: a path both read and written (/requests) is one URL pattern.
+router = read.router
+WRITE_TAGS = ["write"]
 SOURCE = AuditEvent.Source.COMMAND  # a program's call, as the commands' are
 MAX_FILES_SIZE = 20_000_000
 
@@ -161,7 +164,9 @@ def _refused_files(scan) -> ApiProblem:
     )
 
 
-@router.post("/validate", response={200: ValidateOut, **WRITE}, url_name="api_validate")
+@router.post(
+    "/validate", tags=WRITE_TAGS, response={200: ValidateOut, **WRITE}, url_name="api_validate"
+)
 def validate(request, body: FilesIn):
     """Check template files as ``validate_templates`` does, writing nothing. Each problem
     names the file, line and column."""
@@ -184,6 +189,7 @@ def _fingerprint(request) -> str:
 
 @router.post(
     "/batches/register",
+    tags=WRITE_TAGS,
     response={200: RegisterOut, 202: RegisterOut, **WRITE},
     url_name="api_register",
 )
@@ -232,7 +238,7 @@ def register(
                         f"Idempotency-Key {idempotency_key[:60]!r} was used for a different "
                         "call: use a new key for new content",
                     )
-                return earlier.status, earlier.body
+                return Status(earlier.status, earlier.body)
         try:
             batch = queue.batch_register(
                 versions=versions,
@@ -282,7 +288,7 @@ def register(
                 status=status,
                 body=answer,
             )
-    return status, answer
+    return Status(status, answer)
 
 
 # -- requests ----------------------------------------------------------------------------
@@ -307,7 +313,10 @@ def _filed(request, what: str, dry_run: bool, file) -> dict:
 
 
 @router.post(
-    "/requests", response={201: FiledOut, 200: FiledOut, **WRITE}, url_name="api_file_request"
+    "/requests",
+    tags=WRITE_TAGS,
+    response={201: FiledOut, 200: FiledOut, **WRITE},
+    url_name="api_file_request",
 )
 def file_request(request, body: FileRequestIn):
     """File a request to move a version to staging or production. ``dry_run``: check
@@ -326,11 +335,14 @@ def file_request(request, body: FileRequestIn):
             source=SOURCE,
         ),
     )
-    return (200 if body.dry_run else 201), answer
+    return Status(200 if body.dry_run else 201, answer)
 
 
 @router.post(
-    "/rollbacks", response={201: FiledOut, 200: FiledOut, **WRITE}, url_name="api_file_rollback"
+    "/rollbacks",
+    tags=WRITE_TAGS,
+    response={201: FiledOut, 200: FiledOut, **WRITE},
+    url_name="api_file_rollback",
 )
 def file_rollback(request, body: RollbackIn):
     """File a rollback of production to a version that held it before (reviewers only)."""
@@ -347,7 +359,7 @@ def file_rollback(request, body: RollbackIn):
             source=SOURCE,
         ),
     )
-    return (200 if body.dry_run else 201), answer
+    return Status(200 if body.dry_run else 201, answer)
 
 
 def _reviewer(request, verb: str) -> ApiToken:
@@ -365,7 +377,10 @@ def _reviewer(request, verb: str) -> ApiToken:
 
 
 @router.post(
-    "/requests/{int:pk}/approve", response={200: RequestDetail, **WRITE}, url_name="api_approve"
+    "/requests/{int:pk}/approve",
+    tags=WRITE_TAGS,
+    response={200: RequestDetail, **WRITE},
+    url_name="api_approve",
 )
 def approve(request, pk: int, body: ApproveIn):
     """Approve as a reviewer (personal tokens with ``review`` only). Four eyes: never a
@@ -384,7 +399,10 @@ def approve(request, pk: int, body: ApproveIn):
 
 
 @router.post(
-    "/requests/{int:pk}/reject", response={200: RequestDetail, **WRITE}, url_name="api_reject"
+    "/requests/{int:pk}/reject",
+    tags=WRITE_TAGS,
+    response={200: RequestDetail, **WRITE},
+    url_name="api_reject",
 )
 def reject(request, pk: int, body: RejectIn):
     """Reject, saying why (personal tokens with ``review`` only)."""
@@ -395,7 +413,10 @@ def reject(request, pk: int, body: RejectIn):
 
 
 @router.post(
-    "/requests/{int:pk}/comment", response={200: RequestDetail, **WRITE}, url_name="api_comment"
+    "/requests/{int:pk}/comment",
+    tags=WRITE_TAGS,
+    response={200: RequestDetail, **WRITE},
+    url_name="api_comment",
 )
 def comment(request, pk: int, body: CommentIn):
     """Comment on a request (scope ``request`` or ``review``)."""
@@ -407,7 +428,10 @@ def comment(request, pk: int, body: CommentIn):
 
 
 @router.post(
-    "/requests/{int:pk}/withdraw", response={200: RequestDetail, **WRITE}, url_name="api_withdraw"
+    "/requests/{int:pk}/withdraw",
+    tags=WRITE_TAGS,
+    response={200: RequestDetail, **WRITE},
+    url_name="api_withdraw",
 )
 def withdraw(request, pk: int):
     """Withdraw a request you filed."""
