@@ -57,7 +57,7 @@ def test_the_template_list_pages_and_filters(alice, world):
     ("query", "field", "words"),
     [
         ({"stage": "live"}, "stage", "dev, staging, production, archived"),
-        ({"tag": "a\"b"}, "tag", "letters, digits"),
+        ({"tag": 'a"b'}, "tag", "letters, digits"),
         ({"page": "0"}, "page", "1 to"),
         ({"page": "9"}, "page", "past the last page"),
         ({"page": "x"}, "query.page", "a whole number"),

@@ -32,8 +32,7 @@ def fresh_rate_counts():
 
 def template_file(name: str, version: str = "1.0.0", text: str = "Hi {who}", tests="") -> str:
     return (
-        f"name: {name}\nversion: {version}\ntemplate: {text!r}\n"
-        f"metadata:\n  author: alice\n{tests}"
+        f"name: {name}\nversion: {version}\ntemplate: {text!r}\nmetadata:\n  author: alice\n{tests}"
     )
 
 
