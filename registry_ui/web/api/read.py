@@ -262,7 +262,7 @@ def template(request, name: str):
         row = prompt_selectors.get_template(name)
     except Exception:  # Http404
         raise not_found(f"no template {name!r} in the mirror") from None
-    versions = prompt_selectors.versions_of(row)
+    versions = prompt_selectors.versions_of(row)[::-1]  # newest first
     holders = {v.stage: v.version for v in versions if v.stage in (Stage.PRODUCTION, Stage.STAGING)}
     requests = PromotionRequest.objects.filter(
         template=row, status__in=PromotionRequest.ACTIVE
