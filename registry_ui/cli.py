@@ -278,9 +278,7 @@ def cmd_register(args, out: Out) -> int:
     attempts = 3
     for attempt in range(attempts):  # a retry with the same key never files twice
         try:
-            _, answer = api.call(
-                "POST", "/batches/register", body, headers={"Idempotency-Key": key}
-            )
+            _, answer = api.call("POST", "/batches", body, headers={"Idempotency-Key": key})
             break
         except CliError as error:
             if error.code != UNREACHABLE or attempt == attempts - 1:

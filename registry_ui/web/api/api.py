@@ -12,7 +12,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.http import Http404
 from django.shortcuts import render
-from django.urls import URLPattern, reverse
+from django.urls import URLPattern, re_path, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -25,7 +25,7 @@ from registry_ui.core.limits import loads_json
 from registry_ui.core.policy import PolicyError
 from registry_ui.web.api import outcomes, read, write  # noqa: F401 - write adds its routes to read.router
 from registry_ui.web.api.auth import TokenAuth, unauthorized
-from registry_ui.web.api.problems import ApiProblem, problem_response
+from registry_ui.web.api.problems import CONTENT_TYPE, ApiProblem, problem_response
 
 DESCRIPTION = """The HTTP API of registry_ui: read templates, versions, diffs, requests,
 batches and the audit trail; validate and register template files; file, approve and
@@ -60,7 +60,20 @@ class LocalSwagger(DocsBase):
         )
 
 
-api = NinjaAPI(
+class Api(NinjaAPI):
+    def get_openapi_schema(self, *args, **kwargs):
+        """Error answers are documented as what they are: application/problem+json."""
+        schema = super().get_openapi_schema(*args, **kwargs)
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for status, answer in operation.get("responses", {}).items():
+                    content = answer.get("content", {})
+                    if int(status) >= 400 and "application/json" in content:
+                        answer["content"] = {CONTENT_TYPE: content["application/json"]}
+        return schema
+
+
+api = Api(
     title="registry_ui API",
     version="1",
     description=DESCRIPTION,
@@ -114,6 +127,13 @@ def _accepted(error: dict) -> str | None:
     context = error.get("ctx") or {}
     if kind == "missing":
         return "a value (the field is required)"
+    if "expected" in context:
+        return f"one of {context['expected']}"
+    if "ge" in context or "le" in context:
+        low, high = context.get("ge"), context.get("le")
+        if low is not None and high is not None:
+            return f"a whole number from {low} to {high}"
+        return f"at least {low}" if low is not None else f"at most {high}"
     if "max_length" in context:
         return f"at most {context['max_length']} characters or items"
     if kind.startswith("int"):
@@ -161,11 +181,25 @@ def _missing(request, exc):
     )
 
 
+def _no_such_endpoint(request):
+    return problem_response(
+        request,
+        ApiProblem(
+            404,
+            "no-such-endpoint",
+            "No such endpoint",
+            f"{request.method} {request.path[:200]}: no such endpoint; the endpoints are listed "
+            "at /api/v1/docs",
+        ),
+    )
+
+
 @functools.cache
 def urlpatterns() -> tuple[list, str, str]:
     """The API's URLs, open to the token-authenticated: no sign-in, no CSRF (a browser
     never sends the Authorization header on its own), no caching."""
     patterns, app_name, namespace = api.urls
+    patterns = [*patterns, re_path(r"", _no_such_endpoint)]
     for pattern in patterns:
         if isinstance(pattern, URLPattern):
             pattern.callback = never_cache(csrf_exempt(login_not_required(pattern.callback)))

@@ -5,12 +5,14 @@ domains' selectors. Each answers in a fixed number of queries whatever the page 
 
 from __future__ import annotations
 
+from typing import Annotated, Any, Literal
+
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import StreamingHttpResponse
 from django.urls import reverse
-from ninja import Query, Router, Schema
+from ninja import Field, Path, Query, Router, Schema
 
 from registry_ui.core.diff import compare_templates
 from registry_ui.core.names import InvalidNameError, validate_template_name
@@ -41,6 +43,7 @@ from registry_ui.web.audit import selectors as audit_selectors
 from registry_ui.web.checks import services as checks
 from registry_ui.web.models import (
     Approval,
+    AuditEvent,
     Batch,
     Operation,
     PromotionRequest,
@@ -94,13 +97,23 @@ def page_fields(page) -> dict:
 # -- templates ----------------------------------------------------------------------------
 
 
+def choice(values) -> Any:
+    """A query parameter taking one of these values (or none: "")."""
+    return Literal[("", *values)]
+
+
+PageNumber = Field(1, ge=1, le=MAX_PAGE)
+# A row's number in a path: /requests/{pk}.
+Id = Annotated[int, Path(ge=1, le=2**62)]
+
+
 class TemplateQuery(Schema):
-    q: str = ""
-    stage: str = ""
-    author: str = ""
-    tag: str = ""
-    folder: str = ""
-    page: int = 1
+    q: str = Field("", max_length=200)
+    stage: choice(Stage.values) = ""  # type: ignore[valid-type]
+    author: str = Field("", max_length=200)
+    tag: str = Field("", max_length=60)
+    folder: str = Field("", max_length=200)
+    page: int = PageNumber
 
 
 @router.get("/templates", response={200: TemplatePage, **READ}, url_name="api_templates")
@@ -280,10 +293,10 @@ def template(request, name: str):
 
 
 class RequestQuery(Schema):
-    status: str = ""
-    template: str = ""
-    kind: str = ""
-    page: int = 1
+    status: choice(PromotionRequest.Status.values) = ""  # type: ignore[valid-type]
+    template: str = Field("", max_length=200)
+    kind: choice(PromotionRequest.Kind.values) = ""  # type: ignore[valid-type]
+    page: int = PageNumber
 
 
 def _request_item(r: PromotionRequest) -> dict:
@@ -374,8 +387,8 @@ def request_detail(pk: int) -> dict:
     }
 
 
-@router.get("/requests/{int:pk}", response={200: RequestDetail, **READ}, url_name="api_request")
-def request_(request, pk: int):
+@router.get("/requests/{pk}", response={200: RequestDetail, **READ}, url_name="api_request")
+def request_(request, pk: Id):
     """A request with its approvals (and whether each still counts), comments, metric gate
     and checks when filed, and the operation carrying it out."""
     need(request, "read")
@@ -386,8 +399,8 @@ def request_(request, pk: int):
 
 
 class BatchQuery(Schema):
-    status: str = ""
-    page: int = 1
+    status: choice(Batch.Status.values) = ""  # type: ignore[valid-type]
+    page: int = PageNumber
 
 
 def _batch_item(b: Batch) -> dict:
@@ -419,8 +432,8 @@ def batches(request, query: Query[BatchQuery]):
     return {**page_fields(page), "items": [_batch_item(b) for b in page.object_list]}
 
 
-@router.get("/batches/{int:pk}", response={200: BatchDetail, **READ}, url_name="api_batch")
-def batch(request, pk: int):
+@router.get("/batches/{pk}", response={200: BatchDetail, **READ}, url_name="api_batch")
+def batch(request, pk: Id):
     """A batch and each of its operations: status, attempts, the last error."""
     need(request, "read")
     try:
@@ -450,13 +463,13 @@ def batch(request, pk: int):
 
 
 class AuditQuery(Schema):
-    template: str = ""
-    actor: str = ""
-    action: str = ""
-    source: str = ""
-    since: str = ""
-    until: str = ""
-    before: int | None = None
+    template: str = Field("", max_length=200)
+    actor: str = Field("", max_length=150)
+    action: str = Field("", max_length=150)
+    source: choice(AuditEvent.Source.values) = ""  # type: ignore[valid-type]
+    since: str = Field("", max_length=40, description="an ISO 8601 date or date-time")
+    until: str = Field("", max_length=40, description="an ISO 8601 date or date-time")
+    before: int | None = Field(None, ge=1, le=2**62)
 
 
 def _audit_filters(query: AuditQuery) -> dict:

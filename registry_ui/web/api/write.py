@@ -26,7 +26,7 @@ from registry_ui.web import permissions
 from registry_ui.web.api import read
 from registry_ui.web.api.auth import need
 from registry_ui.web.api.problems import WRITE, ApiProblem
-from registry_ui.web.api.read import request_detail
+from registry_ui.web.api.read import Id, request_detail
 from registry_ui.web.api.schemas import (
     ApproveIn,
     CommentIn,
@@ -188,7 +188,7 @@ def _fingerprint(request) -> str:
 
 
 @router.post(
-    "/batches/register",
+    "/batches",
     tags=WRITE_TAGS,
     response={200: RegisterOut, 202: RegisterOut, **WRITE},
     url_name="api_register",
@@ -377,12 +377,12 @@ def _reviewer(request, verb: str) -> ApiToken:
 
 
 @router.post(
-    "/requests/{int:pk}/approve",
+    "/requests/{pk}/approve",
     tags=WRITE_TAGS,
     response={200: RequestDetail, **WRITE},
     url_name="api_approve",
 )
-def approve(request, pk: int, body: ApproveIn):
+def approve(request, pk: Id, body: ApproveIn):
     """Approve as a reviewer (personal tokens with ``review`` only). Four eyes: never a
     request you filed or a version you wrote."""
     token = _reviewer(request, "approve")
@@ -399,12 +399,12 @@ def approve(request, pk: int, body: ApproveIn):
 
 
 @router.post(
-    "/requests/{int:pk}/reject",
+    "/requests/{pk}/reject",
     tags=WRITE_TAGS,
     response={200: RequestDetail, **WRITE},
     url_name="api_reject",
 )
-def reject(request, pk: int, body: RejectIn):
+def reject(request, pk: Id, body: RejectIn):
     """Reject, saying why (personal tokens with ``review`` only)."""
     token = _reviewer(request, "reject")
     with audited(request, "request.reject", str(pk)):
@@ -413,12 +413,12 @@ def reject(request, pk: int, body: RejectIn):
 
 
 @router.post(
-    "/requests/{int:pk}/comment",
+    "/requests/{pk}/comment",
     tags=WRITE_TAGS,
     response={200: RequestDetail, **WRITE},
     url_name="api_comment",
 )
-def comment(request, pk: int, body: CommentIn):
+def comment(request, pk: Id, body: CommentIn):
     """Comment on a request (scope ``request`` or ``review``)."""
     token: ApiToken = request.auth
     need(request, "review" if "review" in token.scopes else "request")
@@ -428,12 +428,12 @@ def comment(request, pk: int, body: CommentIn):
 
 
 @router.post(
-    "/requests/{int:pk}/withdraw",
+    "/requests/{pk}/withdraw",
     tags=WRITE_TAGS,
     response={200: RequestDetail, **WRITE},
     url_name="api_withdraw",
 )
-def withdraw(request, pk: int):
+def withdraw(request, pk: Id):
     """Withdraw a request you filed."""
     token = need(request, "request")
     with audited(request, "request.withdraw", str(pk)):

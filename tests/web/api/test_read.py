@@ -56,9 +56,9 @@ def test_the_template_list_pages_and_filters(alice, world):
 @pytest.mark.parametrize(
     ("query", "field", "words"),
     [
-        ({"stage": "live"}, "stage", "dev, staging, production, archived"),
+        ({"stage": "live"}, "query.stage", "'dev', 'staging', 'production' or 'archived'"),
         ({"tag": 'a"b'}, "tag", "letters, digits"),
-        ({"page": "0"}, "page", "1 to"),
+        ({"page": "0"}, "query.page", "at least 1"),
         ({"page": "9"}, "page", "past the last page"),
         ({"page": "x"}, "query.page", "a whole number"),
     ],
@@ -180,7 +180,7 @@ def test_requests_list_filter_and_detail(erin, bob, world):
     assert detail["requester"] == "erin" and detail["required_approvals"] >= 1
     assert detail["comments"][0]["text"] == "looks fine" and detail["approvals"] == []
     assert detail["url"] == f"/requests/{request.pk}/"
-    assert bad.status_code == 400 and "open, executing" in bad.json()["errors"][0]["accepted"]
+    assert bad.status_code == 422 and "'open', 'executing'" in bad.json()["errors"][0]["accepted"]
     assert api.get("/requests/999999").status_code == 404
 
 
@@ -235,7 +235,7 @@ def test_the_audit_trail_pages_by_event_number_and_filters(alice, bob, world):
     assert second["next_before"] is None
     seqs = [e["seq"] for e in first["items"] + second["items"]]
     assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == 60
-    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "source"
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.source"
 
 
 def test_the_audit_csv_needs_the_export_permission(alice, bob, world):

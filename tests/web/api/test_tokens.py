@@ -114,7 +114,7 @@ def test_a_deactivated_account_s_token_is_refused(alice, world):
 def test_a_token_without_the_scope_gets_403_naming_it(alice, world):
     reader = personal(alice, ["read"])
 
-    response = reader.post("/batches/register", {"files": []})
+    response = reader.post("/batches", {"files": []})
 
     assert response.status_code == 403
     assert response["Content-Type"] == PROBLEM

@@ -72,10 +72,10 @@ def test_register_files_a_batch_and_a_retry_with_the_key_gets_the_same_answer(al
     api = personal(alice, ["register"])
     body = {"files": [{"path": "t.yaml", "content": template_file(name)}], "reason": "ci"}
 
-    first = api.post("/batches/register", body, headers={"Idempotency-Key": "run-1"})
-    again = api.post("/batches/register", body, headers={"Idempotency-Key": "run-1"})
+    first = api.post("/batches", body, headers={"Idempotency-Key": "run-1"})
+    again = api.post("/batches", body, headers={"Idempotency-Key": "run-1"})
     other = api.post(
-        "/batches/register",
+        "/batches",
         {**body, "reason": "changed"},
         headers={"Idempotency-Key": "run-1"},
     )
@@ -94,7 +94,7 @@ def test_register_files_a_batch_and_a_retry_with_the_key_gets_the_same_answer(al
 
 def test_register_refuses_invalid_files_naming_line_and_column(alice):
     response = personal(alice, ["register"]).post(
-        "/batches/register",
+        "/batches",
         {"files": [{"path": "bad.yaml", "content": "name: team/x\nversion: one\n"}]},
     )
 
@@ -107,8 +107,8 @@ def test_register_refuses_invalid_files_naming_line_and_column(alice):
 def test_register_needs_an_author_account(dave, ci_bot, service_api, unique_name):
     body = {"files": [{"path": "t.yaml", "content": template_file(unique_name())}]}
 
-    analyst = personal(dave, ["register"]).post("/batches/register", body)
-    pipeline = service_api.post("/batches/register", body)
+    analyst = personal(dave, ["register"]).post("/batches", body)
+    pipeline = service_api.post("/batches", body)
 
     assert analyst.status_code == 403 and "register_version" in analyst.json()["detail"]
     assert pipeline.status_code == 202
@@ -127,7 +127,7 @@ def test_a_version_registered_already_files_nothing(alice, unique_name):
     content = f"name: {name}\nversion: 1.0.0\ntemplate: 'Hi {{who}}'\nmetadata:\n  author: a\n"
 
     response = personal(alice, ["register"]).post(
-        "/batches/register", {"files": [{"path": "t.yaml", "content": content}]}
+        "/batches", {"files": [{"path": "t.yaml", "content": content}]}
     )
 
     assert response.status_code == 200, response.content
