@@ -324,6 +324,11 @@ def cmd_request(args, out: Out) -> int:
         raise CliError(USAGE, "give TEMPLATE VERSION, or --files PATH for every version in files")
     results, code = [], OK
     for name, version in targets:
+        stage = _stage_of(api, name, version)
+        if stage == args.to or (args.to == "staging" and stage == "production"):
+            out.line(f"{name} {version} -> {args.to}: already {stage}")
+            results.append({"template": name, "version": version, "already": stage})
+            continue
         body = {
             "template": name,
             "version": version,
@@ -350,6 +355,17 @@ def cmd_request(args, out: Out) -> int:
         results.append({"template": name, "version": version, "request": request})
     out.data(results)
     return code
+
+
+def _stage_of(api: Api, name: str, version: str) -> str | None:
+    """The version's stage, so a re-run counts a version in (or past) the target as done."""
+    try:
+        _, row = api.call("GET", f"/templates/{_quoted(name)}/-/versions/{version}")
+    except CliError as error:
+        if str(error).startswith("404"):
+            return None  # the request's refusal says so
+        raise
+    return row["stage"]
 
 
 def _already(error: CliError) -> bool:

@@ -66,6 +66,8 @@ def test_validate_register_request_approve_wait(
     assert PromotionRequest.objects.get(pk=request_id).status == "done"
     assert TemplateVersion.objects.get(template__name=name, version="1.0.0").stage == "staging"
     assert ApiToken.objects.get().last_used_at is not None
+    rerun = cli("request", "--files", path, "--to", "staging", "--justification", "x", env=env)
+    assert rerun.code == 0 and "already staging" in rerun.out, rerun
 
 
 def test_a_service_token_cannot_approve_and_the_cli_says_refused(
