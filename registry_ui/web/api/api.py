@@ -25,7 +25,12 @@ from registry_ui.core.limits import loads_json
 from registry_ui.core.policy import PolicyError
 from registry_ui.web.api import outcomes, read, write  # noqa: F401 - write adds its routes to read.router
 from registry_ui.web.api.auth import TokenAuth, unauthorized
-from registry_ui.web.api.problems import CONTENT_TYPE, ApiProblem, problem_response
+from registry_ui.web.api.problems import (
+    CONTENT_TYPE,
+    ApiProblem,
+    problem_response,
+    refuse_nul_in,
+)
 
 DESCRIPTION = """The HTTP API of registry_ui: read templates, versions, diffs, requests,
 batches and the audit trail; validate and register template files; file, approve and
@@ -38,7 +43,7 @@ class BoundedParser(Parser):
 
     def parse_body(self, request):
         try:
-            return loads_json(request.body)
+            parsed = loads_json(request.body)
         except (UnicodeDecodeError, ValueError) as error:
             raise ApiProblem(
                 400,
@@ -47,6 +52,8 @@ class BoundedParser(Parser):
                 f"body: not JSON ({error})",
                 errors=[{"field": "body", "message": str(error), "accepted": "a JSON object"}],
             ) from None
+        refuse_nul_in(parsed)
+        return parsed
 
 
 class LocalSwagger(DocsBase):
@@ -147,6 +154,8 @@ def _accepted(error: dict) -> str | None:
 
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
+    if isinstance(exc.__cause__, ApiProblem):  # the body parser's, wrapped by ninja
+        return problem_response(request, exc.__cause__)
     return problem_response(request, ApiProblem(exc.status_code, "http-error", "Refused", str(exc)))
 
 

@@ -15,7 +15,7 @@ from ninja.security import HttpBearer
 
 from registry_ui import config
 from registry_ui.web.api import tokens
-from registry_ui.web.api.problems import ApiProblem
+from registry_ui.web.api.problems import ApiProblem, refuse_nul_in_url
 from registry_ui.web.models import ApiToken
 
 RATE_VARIABLE = "REGISTRY_UI_API_RATE_PER_MINUTE"
@@ -38,6 +38,7 @@ class TokenAuth(HttpBearer):
     """``Authorization: Bearer rui_api_...``: a personal or service API token."""
 
     def __call__(self, request):
+        refuse_nul_in_url(request)
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():

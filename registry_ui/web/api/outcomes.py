@@ -19,7 +19,13 @@ from ninja.security import HttpBearer
 from registry_ui.core.limits import loads_json
 from registry_ui.web.api import tokens as api_tokens
 from registry_ui.web.api.auth import REALM, limit
-from registry_ui.web.api.problems import COMMON, ApiProblem, Problem
+from registry_ui.web.api.problems import (
+    COMMON,
+    ApiProblem,
+    Problem,
+    refuse_nul_in,
+    refuse_nul_in_url,
+)
 from registry_ui.web.api.schemas import OutcomesOut
 from registry_ui.web.experiments import ingestion
 from registry_ui.web.experiments import tokens as service_tokens
@@ -63,6 +69,7 @@ def _service_of(row: ApiToken) -> ServiceToken:
 
 class OutcomeAuth(HttpBearer):
     def __call__(self, request):
+        refuse_nul_in_url(request)
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         token = token.strip()
@@ -121,6 +128,10 @@ def outcomes(request):
         payload = loads_json(request.body)
     except (UnicodeDecodeError, ValueError) as error:
         raise refused(f"body: not JSON ({error})") from None
+    try:
+        refuse_nul_in(payload)
+    except ApiProblem as problem:
+        raise refused(problem.detail) from None
     try:
         result = ingestion.record_outcomes(request.auth, payload)
     except ingestion.OutcomeRejected as error:

@@ -85,3 +85,39 @@ def problem_response(request, problem: ApiProblem) -> JsonResponse:
 COMMON = {401: Problem, 403: Problem, 429: Problem}
 READ = {**COMMON, 400: Problem, 404: Problem, 422: Problem}
 WRITE = {**READ, 409: Problem}
+
+
+def nul_problem(where: str) -> ApiProblem:
+    return ApiProblem(
+        400,
+        "nul-character",
+        "A NUL character",
+        f"{where}: contains a NUL character (\\u0000), which no text here may hold",
+        errors=[
+            {"field": where, "message": "contains a NUL character", "accepted": "text without NUL"}
+        ],
+    )
+
+
+def refuse_nul_in_url(request) -> None:
+    """PostgreSQL text holds no NUL: refuse it in the path and query before any query."""
+    if "\x00" in request.path:
+        raise nul_problem("path")
+    for key, values in request.GET.lists():
+        if "\x00" in key or any("\x00" in value for value in values):
+            raise nul_problem(f"query.{key.replace(chr(0), '')[:60]}")
+
+
+def refuse_nul_in(value, where: str = "body") -> None:
+    """Walk parsed JSON: a string (or key) holding NUL is refused, naming where it is."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise nul_problem(where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                raise nul_problem(where)
+            refuse_nul_in(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            refuse_nul_in(item, f"{where}[{index}]")

@@ -264,3 +264,22 @@ def test_read_needs_no_dashboard_session_and_is_never_cached(alice, world):
 
     assert "no-cache" in response["Cache-Control"] or "no-store" in response["Cache-Control"]
     assert ApiToken.objects.get().last_used_at is not None
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda api: api.get("/templates", {"q": "a\x00b"}), "query.q"),
+        (lambda api: api.get("/templates/team/greeting/-/versions/1.0.0%00"), "path"),
+        (
+            lambda api: api.post("/validate", {"files": [{"path": "a.yaml", "content": "\x00"}]}),
+            "body.files[0].content",
+        ),
+    ],
+)
+def test_a_nul_character_is_refused_before_any_query(alice, world, call, field):
+    # PostgreSQL text holds no NUL: found by the fuzz test on PostgreSQL (a 500 before).
+    response = call(personal(alice, ["read"]))
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == field
