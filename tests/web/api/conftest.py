@@ -9,6 +9,9 @@ from django.test import Client
 from registry_ui.web.api import tokens
 from registry_ui.web.auth.roles import AUTHORS
 from registry_ui.web.models import API_SCOPES, ApiToken
+
+# The browser fixtures of tests/browser, for test_pages_in_chromium.py (Chromium from the OS).
+from tests.browser.conftest import browser, chromium_path, new_page, screenshot  # noqa: F401
 from tests.support import mirror_rows
 from tests.support.users import member
 
