@@ -85,6 +85,7 @@ ALLOWED = {
         f"{WEB}.operations.queue",  # register a batch
         f"{WEB}.reviews.services",  # file, approve, reject, comment, withdraw
         f"{WEB}.experiments.ingestion",  # the outcomes endpoint, moved here
+        f"{WEB}.experiments.results",  # an experiment's results
         f"{WEB}.experiments.tokens",  # and its service tokens
         *LIBRARY,
         "registry_ui.config",

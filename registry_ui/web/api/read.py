@@ -5,6 +5,8 @@ domains' selectors. Each answers in a fixed number of queries whatever the page 
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
@@ -29,6 +31,7 @@ from registry_ui.web.api.schemas import (
     BatchDetail,
     BatchPage,
     DiffOut,
+    ExperimentOut,
     RenderIn,
     RenderOut,
     RequestDetail,
@@ -41,10 +44,12 @@ from registry_ui.web.audit import export as audit_export
 from registry_ui.web.audit import filters as audit_filters
 from registry_ui.web.audit import selectors as audit_selectors
 from registry_ui.web.checks import services as checks
+from registry_ui.web.experiments import results as experiment_results
 from registry_ui.web.models import (
     Approval,
     AuditEvent,
     Batch,
+    Experiment,
     Operation,
     PromotionRequest,
     RequestComment,
@@ -455,6 +460,60 @@ def batch(request, pk: Id):
                 "last_error": op.last_error,
             }
             for op in operations
+        ],
+    }
+
+
+# -- experiments ---------------------------------------------------------------------------
+
+
+def _finite(value):
+    """Plain JSON: dataclasses as objects, NaN and infinities (no data yet) as null."""
+    if dataclasses.is_dataclass(value):
+        return {k: _finite(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class ExperimentQuery(Schema):
+    metric: str = Field("", max_length=100)
+
+
+@router.get("/experiments/{key}", response={200: ExperimentOut, **READ}, url_name="api_experiment")
+def experiment(request, key: Annotated[str, Path(max_length=100)], query: Query[ExperimentQuery]):
+    """An A/B experiment's results: per variant n, the estimate with its interval, and each
+    treatment against the control (needs the view_metrics permission: analysts, reviewers)."""
+    token = need(request, "read")
+    permissions.require(token.user, "view_metrics", "reading experiment results")
+    try:
+        row = Experiment.objects.select_related("template").get(key=key)
+    except Experiment.DoesNotExist:
+        raise not_found(f"no experiment {key[:100]!r}") from None
+    result = experiment_results.results(row, query.metric or None)
+    return {
+        "key": row.key,
+        "template": row.template.name,
+        "status": row.state(),
+        "metric": result.metric,
+        "kind": result.kind,
+        "metrics": result.metrics,
+        "min_samples": row.min_samples,
+        "enough": result.enough,
+        "variants": [
+            {
+                "name": v.variant.name,
+                "version": v.variant.version.version,
+                "n": v.sample.n,
+                "estimate": _finite(v.estimate),
+                "comparison": _finite(v.comparison) if v.comparison else None,
+                "enough": v.enough,
+            }
+            for v in result.variants
         ],
     }
 

@@ -262,3 +262,24 @@ class OutcomesOut(Schema):
     received: int
     accepted: int
     duplicates: int
+
+
+class VariantOut(Schema):
+    name: str
+    version: str
+    n: int
+    estimate: dict[str, Any]
+    comparison: dict[str, Any] | None = None
+    enough: bool
+
+
+class ExperimentOut(Schema):
+    key: str
+    template: str
+    status: str
+    metric: str
+    kind: str
+    metrics: list[str]
+    min_samples: int
+    enough: bool
+    variants: list[VariantOut]
