@@ -109,10 +109,21 @@ def refuse_nul_in_url(request) -> None:
 
 
 def refuse_nul_in(value, where: str = "body") -> None:
-    """Walk parsed JSON: a string (or key) holding NUL is refused, naming where it is."""
+    """Walk parsed JSON: a string (or key) holding NUL, or a lone surrogate, is refused,
+    naming where it is."""
     if isinstance(value, str):
         if "\x00" in value:
             raise nul_problem(where)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone UTF-16 surrogate ("\ud800" in the JSON)
+            raise ApiProblem(
+                400,
+                "not-text",
+                "Not text",
+                f"{where}: holds a lone UTF-16 surrogate, which is not text",
+                errors=[{"field": where, "message": "not UTF-8 text", "accepted": "UTF-8 text"}],
+            ) from None
     elif isinstance(value, dict):
         for key, item in value.items():
             if "\x00" in str(key):

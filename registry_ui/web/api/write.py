@@ -95,8 +95,30 @@ def _scan(files, *, policy) -> TemplateScan:
                 raise _file_field(index, f"{relative}: given twice", "each path once")
             seen.add(relative)
             target = Path(root, *PurePosixPath(relative).parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(each.content, encoding="utf-8")
+            try:
+                content = each.content.encode("utf-8")
+            except UnicodeEncodeError as error:  # a lone surrogate from a JSON escape
+                raise ApiProblem(
+                    400,
+                    "bad-file-content",
+                    "Not text",
+                    f"files[{index}].content: character {error.start + 1} is not text "
+                    "(a lone UTF-16 surrogate)",
+                    errors=[
+                        {
+                            "field": f"files[{index}].content",
+                            "message": "not UTF-8 text",
+                            "accepted": "UTF-8 text",
+                        }
+                    ],
+                ) from None
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+            except (OSError, ValueError):  # a name too long for a file system, say
+                raise _file_field(
+                    index, f"{relative[:100]!r} cannot be used as a file path", SHORT_PATH
+                ) from None
         if not files:
             raise ApiProblem(
                 400,
@@ -132,8 +154,11 @@ def _file_field(index: int, message: str, accepted: str) -> ApiProblem:
     )
 
 
+SHORT_PATH = "a relative path such as prompts/greeting.yaml, ending in .yaml or .yml"
+
+
 def _safe_path(path: str, index: int) -> str:
-    accepted = "a relative path such as prompts/greeting.yaml, ending in .yaml or .yml"
+    accepted = SHORT_PATH
     text = path.replace("\\", "/").strip()
     parts = PurePosixPath(text).parts
     if (
@@ -141,6 +166,8 @@ def _safe_path(path: str, index: int) -> str:
         or text.startswith("/")
         or any(part in ("..", ".") or part.startswith(".") for part in parts)
         or "\x00" in text
+        or not text.isprintable()
+        or any(len(part.encode("utf-8", "replace")) > 200 for part in parts)
         or not text.lower().endswith(SUFFIXES)
     ):
         raise _file_field(index, f"{path[:100]!r} is not accepted", accepted)

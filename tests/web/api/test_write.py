@@ -274,3 +274,34 @@ def test_a_rollback_is_filed_by_a_reviewer(bob, erin, world):
     assert refused.status_code == 403 and "rollback_production" in refused.json()["detail"]
     assert filed.status_code == 201
     assert PromotionRequest.objects.filter(kind="rollback").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("file", "field"),
+    [
+        ({"path": "a.yaml", "content": "name: \ud800"}, "body.files[0].content"),
+        ({"path": "x" * 300 + ".yaml", "content": "x"}, "files[0].path"),
+        ({"path": "a\nb.yaml", "content": "x"}, "files[0].path"),
+    ],
+)
+def test_files_that_cannot_be_written_are_refused_naming_them(alice, file, field):
+    response = personal(alice, ["read"]).post("/validate", {"files": [file]})
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == field
+
+
+def test_a_lone_surrogate_in_any_text_is_refused(erin, world):
+    response = personal(erin, ["request"]).post(
+        "/requests",
+        {
+            "template": "team/greeting",
+            "version": "1.2.0",
+            "target": "staging",
+            "justification": "ok \ud800",
+        },
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "body.justification"
+    assert not PromotionRequest.objects.exists()
