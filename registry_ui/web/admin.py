@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from registry_ui.core.policy import PolicyError
 from registry_ui.web.experiments.tokens import service_token_create, service_token_revoke
 from registry_ui.web.models import (
+    ApiToken,
     Approval,
     AuditEvent,
     Batch,
@@ -19,6 +20,7 @@ from registry_ui.web.models import (
     CheckRun,
     Experiment,
     ExperimentVariant,
+    IdempotentCall,
     MlflowProblem,
     Operation,
     OutcomeAggregate,
@@ -240,3 +242,16 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     """MLflow webhook deliveries of the last few minutes: a replay of one is refused."""
 
     list_display = ("delivery_id", "received_at")
+
+
+# API tokens are made and revoked on the API tokens page (/api/tokens/), which audits both;
+# here they are only read. Their hashes are not shown.
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    list_display = ("name", "kind", "user", "prefix", "expires_at", "revoked_at", "last_used_at")
+    exclude = ("token_sha256",)
+
+
+@admin.register(IdempotentCall)
+class IdempotentCallAdmin(ReadOnlyAdmin):
+    list_display = ("key", "token", "status", "created_at")
