@@ -108,12 +108,14 @@ def refuse_nul_in_url(request) -> None:
             raise nul_problem(f"query.{key.replace(chr(0), '')[:60]}")
 
 
-def refuse_nul_in(value, where: str = "body") -> None:
+def refuse_nul_in(value, where: str = "body", *, surrogates: bool = True) -> None:
     """Walk parsed JSON: a string (or key) holding NUL, or a lone surrogate, is refused,
     naming where it is."""
     if isinstance(value, str):
         if "\x00" in value:
             raise nul_problem(where)
+        if not surrogates:
+            return
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:  # a lone UTF-16 surrogate ("\ud800" in the JSON)
@@ -128,7 +130,7 @@ def refuse_nul_in(value, where: str = "body") -> None:
         for key, item in value.items():
             if "\x00" in str(key):
                 raise nul_problem(where)
-            refuse_nul_in(item, f"{where}.{key}")
+            refuse_nul_in(item, f"{where}.{key}", surrogates=surrogates)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            refuse_nul_in(item, f"{where}[{index}]")
+            refuse_nul_in(item, f"{where}[{index}]", surrogates=surrogates)

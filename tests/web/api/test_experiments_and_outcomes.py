@@ -62,3 +62,14 @@ def test_an_api_token_with_the_outcomes_scope_reports_outcomes(dave, hook):
     assert again.json() == {"received": 2, "accepted": 0, "duplicates": 2}
     assert refused.status_code == 403 and refused.json()["scope"] == "outcomes"
     assert OutcomeEvent.objects.count() == 2
+
+
+def test_a_nul_in_an_outcome_event_is_refused_in_the_old_shape_too(dave, hook):
+    _, raw = tokens.token_create(dave, name="service", scopes=["outcomes"])
+
+    response = ApiClient(raw).post("/outcomes", {"events": [event(1) | {"unit_id": "a\x00"}]})
+
+    assert response.status_code == 400
+    body = response.json()
+    assert "body.events[0].unit_id" in body["error"] and body["error"] == body["detail"]
+    assert not OutcomeEvent.objects.exists()
