@@ -75,6 +75,22 @@ ALLOWED = {
         f"{WEB}.experiments.signals",  # the gate is evaluated again when an experiment changes
         *LIBRARY,
     },
+    # The HTTP API: a thin layer over the domains' selectors and services (no rule of its own).
+    f"{WEB}.api": {
+        f"{WEB}.models",
+        f"{WEB}.permissions",
+        f"{WEB}.http",
+        f"{WEB}.audit",
+        f"{WEB}.checks.services",  # a version's latest check run
+        f"{WEB}.prompts.selectors",  # the template list
+        f"{WEB}.operations.queue",  # register a batch
+        f"{WEB}.reviews.services",  # file, approve, reject, comment, withdraw
+        f"{WEB}.experiments.ingestion",  # the outcomes endpoint, moved here
+        f"{WEB}.experiments.results",  # an experiment's results
+        f"{WEB}.experiments.tokens",  # and its service tokens
+        *LIBRARY,
+        "registry_ui.config",
+    },
 }
 # The pieces that wire the domains together: they may import any of them.
 WIRING = {

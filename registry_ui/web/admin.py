@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from registry_ui.core.policy import PolicyError
 from registry_ui.web.experiments.tokens import service_token_create, service_token_revoke
 from registry_ui.web.models import (
+    ApiToken,
     Approval,
     AuditEvent,
     Batch,
@@ -19,6 +20,7 @@ from registry_ui.web.models import (
     CheckRun,
     Experiment,
     ExperimentVariant,
+    IdempotentCall,
     MlflowProblem,
     NativeAliasRequest,
     NativePrompt,
@@ -266,3 +268,16 @@ class NativePromptVersionAdmin(ReadOnlyAdmin):
 class NativeAliasRequestAdmin(ReadOnlyAdmin):
     list_display = ("prompt", "alias", "semver", "state", "requested_by", "created_at")
     list_select_related = ("prompt",)
+
+
+# API tokens are made and revoked on the API tokens page (/api/tokens/), which audits both;
+# here they are only read. Their hashes are not shown.
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    list_display = ("name", "kind", "user", "prefix", "expires_at", "revoked_at", "last_used_at")
+    exclude = ("token_sha256",)
+
+
+@admin.register(IdempotentCall)
+class IdempotentCallAdmin(ReadOnlyAdmin):
+    list_display = ("key", "token", "status", "created_at")

@@ -2,10 +2,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from registry_ui.web import health
+from registry_ui.web.api import api as web_api
+from registry_ui.web.api import views as api_views
 from registry_ui.web.audit import views as audit_views
 from registry_ui.web.auth import signin
 from registry_ui.web.checks import views as check_views
-from registry_ui.web.experiments import api as outcome_api
 from registry_ui.web.experiments import views as experiment_views
 from registry_ui.web.operations import views as operation_views
 from registry_ui.web.prompts import draft_views, native_views, webhooks
@@ -36,7 +37,11 @@ urlpatterns = [
     path("experiments/compare", experiment_views.version_compare, name="version_compare"),
     path("experiments/<slug:key>/", experiment_views.experiment_detail, name="experiment_detail"),
     path("experiments/<slug:key>/stop", experiment_views.experiment_stop, name="experiment_stop"),
-    path("api/v1/outcomes", outcome_api.outcomes, name="outcomes_api"),
+    # The outcomes endpoint of the API (registry_ui/urls.py includes the rest under api/v1/),
+    # named as before it moved onto the API.
+    path("api/v1/outcomes", web_api.outcomes_view(), name="outcomes_api"),
+    path("api/tokens/", api_views.token_list, name="api_tokens"),
+    path("api/tokens/<int:pk>/revoke", api_views.token_revoke, name="api_token_revoke"),
     # Dashboard pages. "-" cannot be a segment of a template name, so "/-/" ends the name.
     path("templates/<path:name>/-/diff", prompt_views.template_diff, name="template_diff"),
     path(

@@ -34,6 +34,8 @@ OPEN_WITHOUT_SIGN_IN = {
     "/admin/login/": "the admin's own sign-in page",
 }
 STATIC_PREFIX = "/static/"  # WhiteNoise answers before any view (no URL pattern)
+# The HTTP API: bearer tokens, never a session (tests/web/api covers every endpoint).
+API_PREFIX = "/api/v1/"
 # The admin's pages send anonymous visitors to the admin's own sign-in page.
 SIGN_IN_PAGES = ("/accounts/login/?next=", "/admin/login/?next=")
 
@@ -107,7 +109,9 @@ def test_the_url_walk_reaches_every_page_and_the_open_ones():
 def test_every_page_sends_anonymous_visitors_to_sign_in(client):
     walked = sorted(set(every_url()) - set(OPEN_WITHOUT_SIGN_IN))
 
-    answers = {url: client.get(url) for url in walked if not url.startswith(STATIC_PREFIX)}
+    answers = {
+        url: client.get(url) for url in walked if not url.startswith((STATIC_PREFIX, API_PREFIX))
+    }
 
     open_pages = {
         url: response.status_code

@@ -22,7 +22,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from registry_ui.web.api import tokens as api_tokens
 from registry_ui.web.models import (
+    ApiToken,
     Approval,
     AuditEvent,
     CheckRun,
@@ -47,8 +49,9 @@ REFUSED = "400"  # the service's PolicyError, shown in the form
 UNAUTHENTICATED = "401"  # no valid bearer token (the outcome API signs in no one)
 # Views that are not ours to test here: the admin site (it has its own permission
 # system), static files and the sign-in page (tests/web/test_security.py covers both).
-SKIPPED_NAMESPACES = {"admin"}
+SKIPPED_NAMESPACES = {"admin", "api"}  # the API: tests/web/api, every endpoint x scope
 SKIPPED_NAMES = {"login"}
+RITAS = "rita's laptop"  # the requester's API token
 
 
 # --- the cast and the world they act on ----------------------------------------------------
@@ -135,6 +138,7 @@ def world(cast) -> World:
         template=opened, kind="outside_change", message="production moved in MLflow"
     )
     native_prompt(cast["requester"])
+    api_tokens.token_create(cast["requester"], name=RITAS, scopes=["read"])
     return World(filed, "t/open", "t/rolled", "t/released")
 
 
@@ -412,6 +416,23 @@ EXPECTED: dict[str, Row] = {
         done=lambda u, w, r: u.username in native_request(alias="staging").get().approvals,
         message="four eyes",
         page=lambda w: "/native-prompts/np-open",
+    ),
+    # Anyone signed in makes personal API tokens (shown once on the page).
+    "api_tokens": Row(
+        "post",
+        lambda w: "/api/tokens/",
+        lambda w: {"name": "ci", "scopes": ["read"], "days": "30"},
+        by_role(SIGN_IN, ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED),
+        lambda u, w, r: ApiToken.objects.filter(user=u, name="ci").exists(),
+        page=lambda w: "/api/tokens/",
+    ),
+    # A token is revoked by its owner (rita, the requester) or an administrator.
+    "api_token_revoke": Row(
+        "post",
+        lambda w: f"/api/tokens/{ApiToken.objects.get(name=RITAS).pk}/revoke",
+        expect=by_role(SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, ALLOWED, ALLOWED),
+        done=lambda u, w, r: ApiToken.objects.get(name=RITAS).revoked_at is not None,
+        page=lambda w: "/api/tokens/",
     ),
     # A read, but of the whole audit trail: only holders of export_auditevent.
     "audit_export": Row(

@@ -26,6 +26,8 @@ ADDRESSES = [
     ("experiment_detail", {"key": "hook-cta"}, "/experiments/hook-cta/"),
     ("experiment_stop", {"key": "hook-cta"}, "/experiments/hook-cta/stop"),
     ("outcomes_api", {}, "/api/v1/outcomes"),
+    ("api_tokens", {}, "/api/tokens/"),
+    ("api_token_revoke", {"pk": 7}, "/api/tokens/7/revoke"),
     ("template_diff", {"name": "a/b"}, "/templates/a/b/-/diff"),
     ("template_detail", {"name": "a/b"}, "/templates/a/b"),
     ("version_detail", {"name": "a/b", "version": "1.2.0"}, "/templates/a/b/-/versions/1.2.0"),

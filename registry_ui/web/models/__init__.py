@@ -4,6 +4,8 @@ The app label, table names and migration history are those of the single models.
 package replaced: Django finds every model through this package.
 """
 
+from registry_ui.web.models.api import SCOPES as API_SCOPES
+from registry_ui.web.models.api import ApiToken, IdempotentCall
 from registry_ui.web.models.audit import AppendOnlyError, AuditEvent, AuditEventQuerySet
 from registry_ui.web.models.checks import CheckComparison, CheckRun
 from registry_ui.web.models.experiments import (
@@ -28,6 +30,8 @@ from registry_ui.web.models.reviews import Approval, PromotionRequest, RequestCo
 from registry_ui.web.models.webhooks import WebhookDelivery
 
 __all__ = [
+    "API_SCOPES",
+    "ApiToken",
     "AppendOnlyError",
     "Approval",
     "AuditEvent",
@@ -37,6 +41,7 @@ __all__ = [
     "CheckRun",
     "Experiment",
     "ExperimentVariant",
+    "IdempotentCall",
     "MlflowProblem",
     "NativeAliasRequest",
     "NativePrompt",
