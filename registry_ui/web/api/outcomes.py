@@ -29,7 +29,7 @@ from registry_ui.web.api.problems import (
 from registry_ui.web.api.schemas import OutcomesOut
 from registry_ui.web.experiments import ingestion
 from registry_ui.web.experiments import tokens as service_tokens
-from registry_ui.web.models import ApiToken, ServiceToken
+from registry_ui.web.models import ApiToken, Experiment, ServiceToken
 
 router = Router(tags=["outcomes"])
 
@@ -64,6 +64,11 @@ def _service_of(row: ApiToken) -> ServiceToken:
             )
     except IntegrityError:
         service = ServiceToken.objects.get(token_sha256=unusable)
+    # Service tokens report only the experiments they are given. An API token takes its
+    # account's say: one who may define experiments (an analyst, who could name any service
+    # on an experiment anyway) reports them all; anyone else none until one names it.
+    if row.user.has_perm("registry_web.define_experiment"):
+        service.experiments.add(*Experiment.objects.exclude(reporting_services=service))
     return service
 
 

@@ -73,3 +73,15 @@ def test_a_nul_in_an_outcome_event_is_refused_in_the_old_shape_too(dave, hook):
     body = response.json()
     assert "body.events[0].unit_id" in body["error"] and body["error"] == body["detail"]
     assert not OutcomeEvent.objects.exists()
+
+
+def test_an_api_token_reports_only_experiments_its_account_may_name(alice, hook):
+    """Issue 16 finding 4: outcomes are scoped to experiments. An API token of an account
+    that cannot define experiments reports none until an analyst names its service."""
+    _, raw = tokens.token_create(alice, name="service", scopes=["outcomes"])
+
+    response = ApiClient(raw).post("/outcomes", {"events": [event(1)]})
+
+    assert response.status_code == 403
+    assert "may not report outcomes for experiment" in response.json()["detail"]
+    assert not OutcomeEvent.objects.exists()
