@@ -58,6 +58,8 @@ TAG_STAGE = "registry_ui.stage"
 TAG_CONTENT_SHA256 = "registry_ui.content_sha256"
 TAG_OPERATION_ID = "registry_ui.operation_id"
 TAG_REGISTERED_BY = "registry_ui.registered_by"
+# Set when a CI account registered the version: the person who asked for it.
+TAG_REQUESTED_BY = "registry_ui.requested_by"
 TAG_REASON = "registry_ui.reason"
 REGISTRATION_EXPERIMENT = "registry_ui-registrations"
 # Runs of A/B experiments' metrics: one run per variant, tagged with template and version.
@@ -593,6 +595,7 @@ class MlflowGateway:
         run_id: str,
         actor: str,
         operation_id: str,
+        requested_by: str = "",
     ) -> VersionRecord:
         registered = self.ensure_registered_model(name)
         tags = {
@@ -604,6 +607,8 @@ class MlflowGateway:
             TAG_STAGE: ModelStage.DEV.value,
             TAG_REGISTERED_BY: actor,
         }
+        if requested_by:
+            tags[TAG_REQUESTED_BY] = requested_by
 
         def create():
             return self._call(
@@ -881,6 +886,7 @@ class MlflowGateway:
             source=version.source,
             operation_id=tags.get(TAG_OPERATION_ID),
             registered_by=tags.get(TAG_REGISTERED_BY),
+            requested_by=tags.get(TAG_REQUESTED_BY),
             aliases=aliases,
             stage_tag=tags.get(TAG_STAGE),
             legacy_stage=getattr(version, "current_stage", None),

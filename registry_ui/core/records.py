@@ -42,6 +42,8 @@ class VersionRecord:
     # MLflow's legacy stage. ``stage`` is what the aliases say; the marks should follow it.
     stage_tag: str | None = field(default=None, compare=False)
     legacy_stage: str | None = field(default=None, compare=False)
+    # A CI account's registration: the person who asked for it (an author of the version).
+    requested_by: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
