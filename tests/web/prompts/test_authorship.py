@@ -87,6 +87,25 @@ def test_a_name_mapped_to_an_account_makes_that_account_an_author(
     assert request.version_authors == ",bob,ci-bot,erin,"
 
 
+def test_the_findings_robert_may_not_approve_what_he_registered_through_ci(
+    tmp_path, unique_name, settings, bob, carol
+):
+    """The finding as it happened: `author: Robert` through `--stage staging --user ci-bot`
+    (a pipeline account set up as an author, as the docs once said), and bob approved."""
+    member("ci-bot", AUTHORS)
+    settings.AUTHOR_ALIASES = {"robert": "bob"}
+    name = unique_name()
+    write(tmp_path, name, "Robert")
+    register(tmp_path, "--stage", "staging", "--user", "ci-bot")
+    request = PromotionRequest.objects.get(template__name=name)
+
+    with pytest.raises(PolicyError, match="you are an author of the version"):
+        reviews.approve(bob, request.pk)
+    reviews.approve(carol, request.pk)
+
+    assert request.version_authors == ",bob,ci-bot,"
+
+
 def test_a_ci_registration_records_the_ci_account_not_the_machine_user(
     tmp_path, unique_name, alice
 ):
