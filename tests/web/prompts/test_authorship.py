@@ -259,3 +259,30 @@ def test_an_outside_version_naming_several_is_kept_and_none_of_them_may_approve(
             reviews.approve(reviewer, request.pk)
 
     assert (version.author, version.author_unresolved) == ("bob, carol", True)
+
+
+# -- versions mirrored before authorship was checked ---------------------------------------------
+
+
+def test_the_migration_marks_stored_authors_naming_no_account_unresolved(alice):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from tests.support.mirror_rows import template, version
+
+    migration = import_module("registry_ui.web.migrations.0016_authorship")
+    row = template("t/before")
+    for number, author in [("1.0.0", "Alice"), ("1.0.1", "Robert"), ("1.0.2", "bob,carol")]:
+        version(row, number, author=author)
+    version(row, "1.0.3", metadata={}, author="")
+
+    migration.mark_unresolved_authors(apps, None)
+
+    stored = TemplateVersion.objects.filter(template=row).order_by("patch")
+    assert list(stored.values_list("author", "author_unresolved")) == [
+        ("Alice", False),
+        ("Robert", True),
+        ("bob,carol", True),
+        ("", False),
+    ]
