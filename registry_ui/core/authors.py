@@ -126,7 +126,9 @@ def written_author(metadata: Mapping[str, object], directory: Directory) -> Writ
         return WrittenAuthor(" ".join(str(value).split())[:150], resolved=False)
     username = directory.resolve(name)
     if username is None:
-        return WrittenAuthor(name[:150], resolved=False)
+        # Mapped to a username with no account (yet): keep that username, so whoever
+        # later holds it is refused too.
+        return WrittenAuthor(directory.aliases.get(name, name)[:150], resolved=False)
     return WrittenAuthor(username, resolved=True)
 
 

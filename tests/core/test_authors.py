@@ -100,6 +100,12 @@ def test_a_stored_author_naming_no_account_is_kept_as_written_unresolved():
     )
 
 
+def test_a_stored_author_mapped_to_a_username_with_no_account_keeps_that_username():
+    directory = Directory(["carol"], {"robert": "bob"})
+
+    assert written_author({"author": "Robert"}, directory) == WrittenAuthor("bob", False)
+
+
 def test_every_part_of_an_unresolved_author_is_refused_as_a_reviewer():
     assert refused_names(" Bob ") == {"bob"}
     assert refused_names("bob,carol") == {"bob", "carol"}
