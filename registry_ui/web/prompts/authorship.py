@@ -90,12 +90,16 @@ def _normalised_or_none(metadata) -> str | None:
 
 def refused_reviewers(version) -> set[str]:
     """Every name that may not approve this version: its registrant, the person a CI
-    account registered it for, and its author (each part of an unresolved one)."""
-    names = {n.strip() for n in (version.registered_by, version.requested_by) if n.strip()}
-    if version.author:
-        names |= refused_names(version.author)
-        if not version.author_unresolved and not set(version.author) & SEPARATORS:
-            names.add(version.author.strip())  # the username as spelled: the CHECK compares it
+    account registered it for, and its author. Each as spelled (the CHECK on approvals
+    compares the username as spelled) and normalised, every part of one holding several
+    names (an outside version's, written by anyone) included: on the safe side."""
+    names: set[str] = set()
+    for written in (version.registered_by, version.requested_by, version.author):
+        if not written or not written.strip():
+            continue
+        names |= refused_names(written)
+        if not set(written) & SEPARATORS:
+            names.add(written.strip())
     return names
 
 

@@ -244,7 +244,7 @@ def test_an_outside_version_naming_no_account_is_kept_and_that_name_may_not_appr
     assert (version.author, version.author_unresolved) == ("robert", True)
     client.force_login(erin)
     page = client.get(display.version_url(name, "1.0.0")).content.decode()
-    assert "names no account here" in page
+    assert "no account has this name" in page
 
 
 def test_an_outside_version_naming_several_is_kept_and_none_of_them_may_approve(
