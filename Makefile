@@ -15,10 +15,13 @@ $(INSTALLED): pyproject.toml requirements.lock
 
 install: $(INSTALLED)
 
+# A short summary, each line once: the set-up steps log warnings only (the server says the
+# rest), and the demo's review emails go to var/mail/outbox.txt, not the console.
 run: install
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_demo_data
-	$(PY) manage.py runserver 127.0.0.1:8000
+	@LOG_LEVEL=WARNING MLFLOW_LOGGING_LEVEL=WARNING $(PY) manage.py migrate --noinput -v 0
+	@LOG_LEVEL=WARNING MLFLOW_LOGGING_LEVEL=WARNING $(PY) manage.py load_demo_data
+	@echo "Open http://127.0.0.1:8000/ and sign in as one of the users above (Ctrl+C stops it)."
+	@MLFLOW_LOGGING_LEVEL=WARNING $(PY) manage.py runserver 127.0.0.1:8000
 
 test: install
 	$(PY) -m ruff check .

@@ -9,7 +9,10 @@ BENCH_DRIFT_CHANGES (default 10) templates, twice over:
   is timed, and every flag is then checked on its page as a reviewer sees it; a change shows
   within one interval plus this;
 - with MLflow's webhook pointed at the dashboard: for each change, the time from the
-  outside write until the template page, polled as a signed-in reviewer, shows the flag.
+  outside write until the template page, polled as a signed-in reviewer, shows the flag;
+- a production version deleted (MLflow sends no webhook for that): one holder-watch tick
+  (beat runs it every HOLDER_WATCH_SECONDS) until the flag is on the page, and the cost of
+  a tick that finds nothing.
 Prints one JSON object last.
 """
 
@@ -186,7 +189,26 @@ def run(mlflow_url: str, dashboard: str, changes: int) -> dict:
             time.sleep(0.05)
         delays.append(time.monotonic() - started)
     delays.sort()
+
+    # Deletions (no MLflow webhook): the holder watch's tick, then the flag on the page.
+    from registry_ui.web.prompts.tasks import watch_stage_holders_task
+
+    gone = f"drift/deleted-{changes}"
+    deleted = template(gone)
+    sync_registry()
+    started = time.monotonic()
+    watch_stage_holders_task()
+    idle_tick = time.monotonic() - started
+    client.delete_model_version(deleted, "1")  # the production version
+    started = time.monotonic()
+    watch_stage_holders_task()
+    page = session.get(f"{dashboard}/templates/{urllib.parse.quote(gone)}", timeout=10)
+    assert "deleted in MLflow" in page.text, "the watch did not flag the deletion"
+    deletion_seconds = time.monotonic() - started
     return {
+        "watch_tick_seconds_nothing_changed": round(idle_tick, 3),
+        "deletion_tick_to_flag_seconds": round(deletion_seconds, 2),
+        "holder_watch_interval_seconds": int(os.environ.get("HOLDER_WATCH_SECONDS", "4")),
         "changes": changes,
         "webhook_seconds_median": round(delays[len(delays) // 2], 2),
         "webhook_seconds_max": round(delays[-1], 2),

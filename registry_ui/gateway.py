@@ -457,6 +457,18 @@ class MlflowGateway:
             if not token:
                 return
 
+    def stage_tag_holders(self) -> set[tuple[str, str]]:
+        """(registered model, MLflow version) of every version tagged staging or production.
+
+        Two paged searches whatever the registry's size: what the holder watch compares with
+        the mirror to see deletions and renames, which MLflow sends no webhook for.
+        """
+        found = set()
+        for stage in (ModelStage.STAGING, ModelStage.PRODUCTION):
+            for version in self._paged_versions(f"tags.`{TAG_STAGE}` = '{stage.value}'"):
+                found.add((version.name, str(version.version)))
+        return found
+
     def get_by_stage(self, name: str, stage: ModelStage) -> VersionRecord:
         alias = ModelStage.parse(stage).alias
         if alias is None:

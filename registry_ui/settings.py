@@ -358,6 +358,9 @@ SYNC_INTERVAL_SECONDS = _env_int("SYNC_INTERVAL_SECONDS", 300, minimum=10)
 # Outcomes reach MLflow as daily figures per variant, never one call per event; metrics of
 # MLflow runs tagged with a template version are imported on the same beat.
 EXPERIMENT_LOG_INTERVAL_SECONDS = _env_int("EXPERIMENT_LOG_INTERVAL_SECONDS", 300, minimum=10)
+# Staging and production versions deleted (or their model renamed) in MLflow, which sends no
+# webhook for that: two MLflow searches this often (0: off, the sync alone sees them).
+HOLDER_WATCH_SECONDS = _env_int("HOLDER_WATCH_SECONDS", 4, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-operations": {"task": "registry_ui.web.tasks.sweep_operations", "schedule": 15.0},
     "sync-registry": {
@@ -373,6 +376,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(EXPERIMENT_LOG_INTERVAL_SECONDS),
     },
 }
+if HOLDER_WATCH_SECONDS:
+    CELERY_BEAT_SCHEDULE["watch-stage-holders"] = {
+        "task": "registry_ui.web.tasks.watch_stage_holders",
+        "schedule": float(HOLDER_WATCH_SECONDS),
+    }
 # PromptModel.promote_*() in a process of this deployment files a request for review (as the
 # account REGISTRY_UI_LIBRARY_USER) instead of moving the stage; false: moves as before.
 GOVERN_LIBRARY_PROMOTIONS = _env_bool("GOVERN_LIBRARY_PROMOTIONS", True)
@@ -424,13 +432,15 @@ AUTHOR_ALIASES = _env("REGISTRY_UI_AUTHOR_ALIASES", _author_aliases)
 # Where the dashboard is reached, for links in emails and webhooks.
 SITE_URL = _env_http_url("SITE_URL", "http://127.0.0.1:8000")
 
-# Email through Django's backend: printed to the console in development, SMTP otherwise.
+# Email through Django's backend: in development, written to a file (EMAIL_FILE_PATH, one
+# readable message after another, registry_ui/web/management/outbox.py); SMTP otherwise.
 EMAIL_BACKEND = _env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.console.EmailBackend"
+    "registry_ui.web.management.outbox.EmailBackend"
     if DEBUG
     else "django.core.mail.backends.smtp.EmailBackend",
 )
+EMAIL_FILE_PATH = _env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail" / "outbox.txt"))
 EMAIL_HOST = _env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = _env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = _env_str("EMAIL_HOST_USER")

@@ -73,6 +73,7 @@ ALLOWED = {
         f"{WEB}.operations.tasks",
         f"{WEB}.operations.selectors",  # a request's page shows its operation's progress
         f"{WEB}.experiments.results",  # the metric gate
+        f"{WEB}.experiments.signals",  # the gate is evaluated again when an experiment changes
         *LIBRARY,
     },
 }
@@ -94,6 +95,7 @@ TASK_NAMES = {
     "registry_ui.web.tasks.sweep_operations",
     "registry_ui.web.tasks.sync_template",
     "registry_ui.web.tasks.sync_registry_task",
+    "registry_ui.web.tasks.watch_stage_holders",
     "registry_ui.web.tasks.notify_request",
     "registry_ui.web.tasks.send_webhook",
     "registry_ui.web.tasks.publish_experiment",

@@ -266,6 +266,41 @@ def evaluate_gate(
     return GateResult("pass", f"{verdict}: {observation.figures()}")
 
 
+def evaluate_gate_across(
+    metadata: Mapping, observations: Sequence[MetricObservation], *, min_samples: int = 100
+) -> GateResult:
+    """The gate over every experiment that served the version (newest first).
+
+    One failing experiment fails the gate, whatever came after it: stopping an experiment
+    that fails and defining a newer, emptier one must not turn "fail" into "no data". With
+    no failure, one passing experiment passes; otherwise the newest experiment's verdict
+    (no data, no target) stands.
+    """
+    if not observations:
+        return evaluate_gate(metadata, None, min_samples=min_samples)
+    results = [
+        (observation, evaluate_gate(metadata, observation, min_samples=min_samples))
+        for observation in observations
+    ]
+    if len(results) == 1:
+        return results[0][1]
+    for wanted in ("fail", "pass"):
+        found = [(o, r) for o, r in results if r.status == wanted]
+        if found:
+            observation, result = found[0]
+            others = ", ".join(
+                f"{o.experiment}: {r.status.replace('_', ' ')}"
+                for o, r in results
+                if o is not observation
+            )
+            return GateResult(
+                wanted,
+                f"experiment {observation.experiment}: {result.detail} (the gate reads all "
+                f"{len(results)} experiments that served this version; the others: {others})",
+            )
+    return results[0][1]
+
+
 # -- the dry run of a release ----------------------------------------------------------------
 
 

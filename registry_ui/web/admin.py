@@ -180,7 +180,7 @@ class ServiceTokenAdmin(admin.ModelAdmin):
     """
 
     list_display = ("name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at")
-    fields = ("name",)
+    fields = ("name", "experiments")  # the experiments whose outcomes it may report
     actions = ["revoke"]
 
     def has_add_permission(self, request):
@@ -209,7 +209,11 @@ class ServiceTokenAdmin(admin.ModelAdmin):
         if change:
             raise PermissionDenied("service tokens cannot be changed: revoke it and add another")
         try:
-            row, token = service_token_create(request.user, name=form.cleaned_data["name"])
+            row, token = service_token_create(
+                request.user,
+                name=form.cleaned_data["name"],
+                experiments=[e.key for e in form.cleaned_data["experiments"]],
+            )
         except PolicyError as error:
             raise PermissionDenied(str(error)) from None
         obj.pk = row.pk

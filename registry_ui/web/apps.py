@@ -22,9 +22,11 @@ class WebConfig(AppConfig):
         from registry_ui.web.audit import keys  # noqa: F401
         from registry_ui.web.auth import changes, signin
 
-        # Open requests go stale when the mirror moves their template's stages (its
-        # stages_moved signal); importing the module connects the receiver.
-        from registry_ui.web.reviews import staleness  # noqa: F401
+        # Importing these modules connects their receivers: open requests go stale when
+        # the mirror moves their template's stages (stages_moved), and open production
+        # requests get their metric gate evaluated again when an experiment on their
+        # version is defined or stopped (experiment_changed).
+        from registry_ui.web.reviews import gates, staleness  # noqa: F401
 
         signin.connect_signals()
         # Users, groups and permissions: audited wherever they change (the admin, the shell).
@@ -39,10 +41,26 @@ class WebConfig(AppConfig):
         # The role groups follow every migrate (and every test-database flush).
         post_migrate.connect(_sync_role_groups, sender=self)
 
-        if settings.CELERY_TASK_ALWAYS_EAGER:
+        if _reloader_parent():
+            pass  # runserver's reloading parent: its child says it (each line once)
+        elif settings.CELERY_TASK_ALWAYS_EAGER:
             logger.info("REDIS_URL is unset: background tasks run in-process (no Celery worker)")
         else:
             logger.info("background tasks go to Celery on %s", redact(settings.REDIS_URL))
+
+
+def _reloader_parent() -> bool:
+    """The process runserver's autoreloader watches files from (it starts the server in a
+    child process, with RUN_MAIN set, which loads the apps again)."""
+    import os
+    import sys
+
+    return (
+        len(sys.argv) > 1
+        and sys.argv[1] == "runserver"
+        and "--noreload" not in sys.argv
+        and os.environ.get("RUN_MAIN") != "true"
+    )
 
 
 def _sync_role_groups(sender, **kwargs) -> None:

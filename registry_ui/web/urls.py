@@ -54,6 +54,7 @@ urlpatterns = [
     path("mlflow-problems/", prompt_views.mlflow_problems, name="mlflow_problems"),
     path("versions/new", draft_views.version_create, name="version_create"),
     path("versions/validate", draft_views.version_validate, name="version_validate"),
+    path("versions/filed/<int:pk>", draft_views.version_filed, name="version_filed"),
     path("operations/", operation_views.operation_list, name="operation_list"),
     path("operations/retry", operation_views.operation_retry, name="operation_retry"),
     path("operations/batches/<int:pk>", operation_views.batch_detail, name="batch_detail"),

@@ -93,3 +93,39 @@ def screenshot():
         return path
 
     return take
+
+
+# axe-core, vendored from the npm registry (tests/browser/vendor/, MPL-2.0): the page's own
+# Content-Security-Policy does not apply to Playwright's evaluate, so nothing is relaxed.
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core-4.14.1" / "axe.min.js"
+AXE_RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
+
+
+def axe_violations(page) -> list[str]:
+    """Every axe-core violation on the page, one line each: rule, impact, first targets."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text())
+    found = page.evaluate(
+        "rules => axe.run(document, {runOnly: {type: 'tag', values: rules}})"
+        ".then(r => r.violations.map(v => [v.id, v.impact, v.help,"
+        " v.nodes.slice(0, 3).map(n => n.target.join(' '))]))",
+        AXE_RULES,
+    )
+    return [
+        f"{rule} ({impact}): {text} at {', '.join(targets)}"
+        for rule, impact, text, targets in found
+    ]
+
+
+def sideways_scroll(page) -> str:
+    """Empty when the page fits its width; else how far it runs over and the widest parts."""
+    return page.evaluate(
+        """() => {
+          const width = document.documentElement.clientWidth;
+          if (document.documentElement.scrollWidth <= width) return "";
+          const over = [...document.querySelectorAll("body *")]
+            .filter(e => e.getBoundingClientRect().right > width + 1)
+            .slice(0, 4).map(e => e.tagName.toLowerCase() + (e.className ? "." + e.className : ""));
+          return `${document.documentElement.scrollWidth} px wide in ${width} px: ${over}`;
+        }"""
+    )

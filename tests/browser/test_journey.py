@@ -115,19 +115,23 @@ def test_author_to_production_through_the_inbox(new_page, screenshot, start_work
     author.goto(f"/templates/{name}")
     author.get_by_role("link", name="New version", exact=True).click()
     expect(author.get_by_label("Version")).to_have_value("1.0.1")  # suggested
-    expect(author.get_by_label("Template text")).to_have_value(OLD_TEXT)
-    author.get_by_label("Template text").fill(NEW_TEXT)
+    # The text in the code editor (CodeMirror over the form's textarea, kept in step).
+    expect(author.locator("textarea#version-template")).to_have_value(OLD_TEXT)
+    author.locator(".template-editor .CodeMirror-code").click()
+    author.keyboard.press("Control+A")
+    author.keyboard.type(NEW_TEXT)
     check = author.locator("#version-check")
     expect(check).to_contain_text("No problems found against 1.0.0")  # live, as typed
     expect(check).to_contain_text("Suggested version: 1.0.1")
     author.get_by_label("Reason").fill("clearer wording")
     screenshot(author, "new-version")
     author.get_by_role("button", name="File this version").click()
-    author.wait_for_url(re.compile(r"/operations/batches/\d+$"))
-    expect(author.locator("#batch-detail .status").first).to_have_text(
-        "Succeeded", timeout=WORKER_TIMEOUT_MS
+    # The page after filing follows the worker, then offers the version and staging.
+    author.wait_for_url(re.compile(r"/versions/filed/\d+$"))
+    expect(author.locator("#filing")).to_contain_text(
+        f"{name} 1.0.1 is registered, in dev", timeout=WORKER_TIMEOUT_MS
     )
-    expect(author.locator("#batch-detail")).to_contain_text("1 of 1 done")
+    expect(author.get_by_role("link", name="Request staging")).to_be_visible()
     screenshot(author, "batch")
     assert Batch.objects.get().status == "succeeded"
     assert get_registry().gateway.get_version(name, "1.0.1").stage.value == "dev"
@@ -136,7 +140,7 @@ def test_author_to_production_through_the_inbox(new_page, screenshot, start_work
     author.goto(f"/templates/{name}/-/versions/1.0.1")
     author.get_by_role("link", name="Compare with 1.0.0").click()
     author.wait_for_url(re.compile(r"/-/diff\?from=1\.0\.0&to=1\.0\.1"))
-    expect(author.locator("table.diff ins")).to_contain_text("today")
+    expect(author.locator("table.diff:not(.narrow-only) ins")).to_contain_text("today")
     expect(author.locator("p.breaks")).to_contain_text("Does not break callers")
     screenshot(author, "diff")
 

@@ -182,10 +182,15 @@ def test_payloads_run_nothing_on_any_page(new_page, live_server, hostile, screen
 
     # The editor keeps the payloads as the text of its fields, and its live check shows them.
     page.goto(f"/versions/new?template={quote(hostile['name'])}")
-    assert SCRIPT in page.get_by_label("Template text").input_value()
-    metadata = json.loads(page.get_by_label("Metadata (JSON object)").input_value())
+    # The form's textarea under the code editor, and the metadata's JSON view.
+    assert SCRIPT in page.locator("textarea#version-template").input_value()
+    metadata = json.loads(page.locator("textarea#version-metadata").input_value())
     assert metadata[f"note {SCRIPT}"] == LINK
-    page.get_by_label("Template text").fill(TEXT_NEW + " {" + SCRIPT)  # an error naming it
+    keys = page.locator('input[name="extra_key"]').evaluate_all("all => all.map(i => i.value)")
+    assert f"note {SCRIPT}" in keys  # and as a field, its value text
+    page.locator(".template-editor .CodeMirror-code").click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(TEXT_NEW + " {" + SCRIPT)  # an error naming it
     page.locator("#version-check").get_by_text("problem").wait_for()
     page.wait_for_timeout(300)
     assert page.evaluate("window.__xss") is None

@@ -17,6 +17,7 @@ from registry_ui.core.policy import (
     check_request_path,
     check_reviewer,
     evaluate_gate,
+    evaluate_gate_across,
     execution_problems,
     plan_release,
     stale_reason,
@@ -178,3 +179,29 @@ def test_release_plan_flags_open_requests():
     )
     assert plan.problems == ("a 1.0.0: a request to move it to staging is open already",)
     assert plan.replaces is None
+
+
+# -- the gate over every experiment that served a version -------------------------------------
+
+FAILING = MetricObservation(0.03, 500, experiment="old-one")
+PASSING = MetricObservation(0.09, 500, ci_low=0.07, experiment="second")
+EMPTY = MetricObservation(0.0, 0, experiment="newest")
+
+
+def test_one_failing_experiment_fails_the_gate_whatever_came_after_it():
+    result = evaluate_gate_across({"engagement_target": 0.05}, [EMPTY, PASSING, FAILING])
+
+    assert result.status == "fail"
+    assert result.detail.startswith("experiment old-one: below the target 0.05")
+    assert "newest: no data, second: pass" in result.detail
+
+
+def test_without_a_failure_one_passing_experiment_passes():
+    assert evaluate_gate_across({"engagement_target": 0.05}, [EMPTY, PASSING]).status == "pass"
+
+
+def test_the_newest_verdict_stands_when_none_passes_or_fails_and_one_reads_as_before():
+    metadata = {"engagement_target": 0.05}
+    assert evaluate_gate_across(metadata, [EMPTY, EMPTY]).status == "no_data"
+    assert evaluate_gate_across(metadata, []) == evaluate_gate(metadata, None)
+    assert evaluate_gate_across(metadata, [FAILING]) == evaluate_gate(metadata, FAILING)

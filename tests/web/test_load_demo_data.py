@@ -1,11 +1,13 @@
 import pytest
 from django.contrib.auth.models import User
+from django.core.mail import send_mail
 from django.core.management import call_command
 
 from registry_ui import prompt_model
 from registry_ui.core.stages import ModelStage
+from registry_ui.web.management import outbox as development_mail
 from registry_ui.web.management.commands import load_demo_data
-from registry_ui.web.models import PromotionRequest, TemplateVersion
+from registry_ui.web.models import AuditEvent, PromotionRequest, TemplateFlag, TemplateVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -50,8 +52,46 @@ def test_it_loads_templates_in_every_stage_and_users_whose_passwords_it_prints(
         ("1.2.0", "production"),
         ("2.0.0", "staging"),
     ]
-    assert "Demo requests waiting for bob and carol: #" in printed
+    assert "waiting for bob and carol: #" in printed
     assert TemplateVersion.objects.count() == sum(len(v) for v in versions.values())
+
+
+def test_the_history_is_made_through_requests_and_approvals(fresh_registry, capsys, settings):
+    settings.EMAIL_BACKEND = "registry_ui.web.management.outbox.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(fresh_registry / "mail" / "outbox.txt")
+
+    call_command("load_demo_data")
+
+    printed = capsys.readouterr().out
+    # Nothing greets a newcomer with "changed outside the dashboard".
+    assert not TemplateFlag.objects.exists()
+    # Versions are registered from code (PromptModel, as authors do); every move is reviewed.
+    outside = AuditEvent.objects.filter(source=AuditEvent.Source.EXTERNAL)
+    assert set(outside.values_list("action", flat=True)) == {"version.registered"}
+    done = PromotionRequest.objects.filter(status="done")
+    assert done.count() == 11
+    hook = "persona/entrepreneur/hook-generator"
+    production = done.filter(target_stage="production", template__name=hook).first()
+    assert sorted(production.approvals.values_list("reviewer_username", flat=True)) == [
+        "bob",
+        "carol",
+    ]
+    assert "Content-Transfer-Encoding" not in printed  # no MIME on the console
+
+
+def test_development_mail_goes_to_a_readable_file_with_the_subject_on_one_line(tmp_path, settings):
+    settings.EMAIL_BACKEND = "registry_ui.web.management.outbox.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "mail" / "outbox.txt")
+    subject = "[registry_ui] Review needed: #1 persona/entrepreneur/hook-generator 1.0.0 -> staging"
+
+    send_mail(subject, "Review it: http://127.0.0.1:8000/requests/1/", None, ["bob@example.com"])
+    send_mail("Done", "It is done.", None, ["alice@example.com", "carol@example.com"])
+
+    outbox = (tmp_path / "mail" / "outbox.txt").read_text()
+    assert f"To: bob@example.com\nFrom: registry_ui@localhost\nSubject: {subject}\n\n" in outbox
+    assert "To: alice@example.com, carol@example.com\n" in outbox
+    assert "MIME" not in outbox
+    assert development_mail.count() == 2
 
 
 def test_a_second_run_changes_nothing(fresh_registry, capsys):

@@ -38,6 +38,7 @@ ADDRESSES = [
     ("mlflow_problems", {}, "/mlflow-problems/"),
     ("version_create", {}, "/versions/new"),
     ("version_validate", {}, "/versions/validate"),
+    ("version_filed", {"pk": 4}, "/versions/filed/4"),
     ("operation_list", {}, "/operations/"),
     ("operation_retry", {}, "/operations/retry"),
     ("batch_detail", {"pk": 4}, "/operations/batches/4"),

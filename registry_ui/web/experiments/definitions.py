@@ -15,11 +15,13 @@ from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.policy import PolicyError
 from registry_ui.web import permissions
 from registry_ui.web.audit import trail
+from registry_ui.web.experiments.signals import experiment_changed
 from registry_ui.web.experiments.tasks import publish_experiment
 from registry_ui.web.models import (
     AuditEvent,
     Experiment,
     ExperimentVariant,
+    ServiceToken,
     Template,
     TemplateVersion,
 )
@@ -60,9 +62,13 @@ def experiment_define(
     stop_at: datetime,
     target: float | None = None,
     hypothesis: str = "",
+    reporting_services: Sequence[str] = (),
     source: str = AuditEvent.Source.DASHBOARD,
 ) -> Experiment:
-    """Define an experiment; it is published to MLflow once the transaction commits."""
+    """Define an experiment; it is published to MLflow once the transaction commits.
+
+    ``reporting_services``: the names of the service tokens that may report its outcomes
+    (no other token may)."""
     permissions.require(user, "define_experiment", "defining an experiment")
     return create_experiment(
         actor=user.get_username(),
@@ -78,6 +84,7 @@ def experiment_define(
         stop_at=stop_at,
         target=target,
         hypothesis=hypothesis,
+        reporting_services=reporting_services,
         source=source,
     )
 
@@ -97,6 +104,7 @@ def create_experiment(
     stop_at: datetime,
     target: float | None = None,
     hypothesis: str = "",
+    reporting_services: Sequence[str] = (),
     source: str = AuditEvent.Source.DASHBOARD,
 ) -> Experiment:
     """experiment_define without the permission check (the demo loader and tests)."""
@@ -168,6 +176,16 @@ def create_experiment(
                 )
         except IntegrityError:
             raise PolicyError(f"an experiment with key {key!r} exists already") from None
+        services = list(
+            ServiceToken.objects.filter(name__in=list(reporting_services), revoked_at__isnull=True)
+        )
+        unknown = sorted(set(reporting_services) - {service.name for service in services})
+        if unknown:
+            raise PolicyError(
+                f"no active service token named {', '.join(map(repr, unknown))}: an admin "
+                "creates service tokens"
+            )
+        experiment.reporting_services.set(services)
         ExperimentVariant.objects.bulk_create(
             ExperimentVariant(
                 experiment=experiment,
@@ -179,6 +197,9 @@ def create_experiment(
             for position, line in enumerate(variants)
         )
         audit_change(actor, "experiment.defined", "experiment", key, _describe(experiment), source)
+        experiment_changed.send(
+            Experiment, experiment=experiment, change="defined", actor=actor, source=source
+        )
         _publish_after_commit(experiment)
         return experiment
 
@@ -212,12 +233,20 @@ def experiment_stop(
             {"reason": reason},
             source,
         )
+        experiment_changed.send(
+            Experiment,
+            experiment=experiment,
+            change="stopped",
+            actor=user.get_username(),
+            source=source,
+        )
         _publish_after_commit(experiment)
         return experiment
 
 
 def _describe(experiment: Experiment) -> dict:
     return {
+        "reporting_services": sorted(experiment.reporting_services.values_list("name", flat=True)),
         "template": experiment.template.name,
         "title": experiment.title,
         "metric": experiment.metric,

@@ -11,6 +11,7 @@ from registry_ui.core.experiments import KEY_RE, METRIC_RE, VARIANT_RE
 from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.semver import InvalidVersionError, SemVer
 from registry_ui.web.experiments.definitions import VariantLine
+from registry_ui.web.models import ServiceToken
 
 VARIANTS_EXAMPLE = "control 1.1.0 50\ntreatment 1.2.0 50"
 
@@ -85,6 +86,18 @@ class ExperimentForm(forms.Form):
         input_formats=TIME_FORMATS,
         error_messages=_messages("Stop", "e.g. 2026-12-13 09:00"),
     )
+
+    reporting_services = forms.MultipleChoiceField(
+        label="Services that report its outcomes (only these tokens may post them)",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages=_messages("Services that report its outcomes"),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        names = ServiceToken.objects.filter(revoked_at__isnull=True).values_list("name", flat=True)
+        self.fields["reporting_services"].choices = [(name, name) for name in names]
 
     def clean_key(self) -> str:
         key = self.cleaned_data["key"].strip()

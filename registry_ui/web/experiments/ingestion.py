@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from registry_ui.core.experiments import METRIC_RE
-from registry_ui.web.models import ExperimentVariant, ServiceToken
+from registry_ui.web.models import Experiment, ExperimentVariant, ServiceToken
 
 MAX_BATCH = 1000
 
@@ -56,6 +56,7 @@ def record_outcomes(service: ServiceToken, payload) -> IngestResult:
     rows = _validate(payload)
     if not rows:
         return IngestResult(0, 0, 0)
+    _check_scope(service, payload, rows)
     received = len(payload["events"])
     with transaction.atomic():
         if connection.vendor == "postgresql":
@@ -63,6 +64,24 @@ def record_outcomes(service: ServiceToken, payload) -> IngestResult:
         else:
             accepted = _insert_generic(service.pk, rows)
     return IngestResult(received, accepted, received - accepted)
+
+
+def _check_scope(service: ServiceToken, payload, rows: list[tuple]) -> None:
+    """Refuse the whole batch when it names an experiment this service may not report."""
+    allowed = set(service.experiments.values_list("pk", flat=True))
+    if all(row[1] in allowed for row in rows):
+        return
+    for index, event in enumerate(payload["events"]):
+        key = event["experiment"]
+        experiment = Experiment.objects.filter(key=key).values_list("pk", flat=True).first()
+        if experiment not in allowed:
+            raise OutcomeRejected(
+                f"events[{index}].experiment: the token of service {service.name!r} may not "
+                f"report outcomes for experiment {key!r}; the experiments it may report are "
+                "chosen when an experiment is defined (Services that report its outcomes) or "
+                "when an admin creates the token. Nothing of this batch was stored",
+                status=403,
+            )
 
 
 def _validate(payload) -> list[tuple]:
@@ -128,9 +147,9 @@ def _validate(payload) -> list[tuple]:
         event_id = event["event_id"]
         if type(event_id) is not str or not 0 < len(event_id) <= 100 or not _encodable(event_id):
             raise OutcomeRejected(f"{where}.event_id: must be a string of 1 to 100 characters")
-        if event_id in seen:
+        if (target.experiment_id, event_id) in seen:
             continue  # the same event twice in one batch counts once
-        seen.add(event_id)
+        seen.add((target.experiment_id, event_id))
         rows.append(
             (event_id, target.experiment_id, variant_id, unit_id, metric, float(value), occurred_at)
         )
@@ -194,7 +213,7 @@ def _targets(keys: set) -> dict[str, _Target]:
     return targets
 
 
-# One statement: insert the events, skipping event ids this service sent before, and add
+# One statement: insert the events, skipping event ids the experiment has already, and add
 # only the rows actually inserted (RETURNING) to the day's aggregates. Concurrent batches
 # with the same event id cannot both count it: the second waits on the unique index and
 # then skips it. Aggregate rows are upserted in key order, so two batches lock them in the
@@ -207,7 +226,7 @@ WITH new AS (
     SELECT %s, e.i, e.x, e.v, e.u, e.m, e.n, e.t, %s
     FROM json_to_recordset(%s::json)
          AS e(i text, x bigint, v bigint, u text, m text, n float8, t timestamptz)
-    ON CONFLICT (service_id, event_id) DO NOTHING
+    ON CONFLICT (experiment_id, event_id) DO NOTHING
     RETURNING experiment_id, variant_id, metric, occurred_at, value
 ), added AS (
     INSERT INTO registry_web_outcomeaggregate
@@ -246,7 +265,7 @@ def _insert_generic(service_id: int, rows: list[tuple]) -> int:
     write transactions are serialised, so the aggregates cannot race."""
     ops = connection.ops
     received = ops.adapt_datetimefield_value(timezone.now())
-    by_id = {row[0]: row for row in rows}
+    by_id = {(row[1], row[0]): row for row in rows}  # (experiment, event id)
     inserted: list[str] = []
     # SQLite binds at most 32,766 parameters per statement: 9 per row, 500 rows a chunk.
     with connection.cursor() as cursor:
@@ -269,13 +288,14 @@ def _insert_generic(service_id: int, rows: list[tuple]) -> int:
             cursor.execute(
                 "INSERT INTO registry_web_outcomeevent (service_id, event_id, experiment_id, "
                 "variant_id, unit_id, metric, value, occurred_at, received_at) VALUES "
-                f"{values} ON CONFLICT (service_id, event_id) DO NOTHING RETURNING event_id",
+                f"{values} ON CONFLICT (experiment_id, event_id) DO NOTHING "
+                "RETURNING experiment_id, event_id",
                 params,
             )
-            inserted += [row[0] for row in cursor.fetchall()]
+            inserted += [(row[0], row[1]) for row in cursor.fetchall()]
         sums: dict[tuple, list] = {}
-        for event_id in inserted:
-            _, experiment_id, variant_id, _, metric, value, at = by_id[event_id]
+        for key in inserted:
+            _, experiment_id, variant_id, _, metric, value, at = by_id[key]
             key = (experiment_id, variant_id, metric, at.astimezone(UTC).date())
             total = sums.setdefault(key, [0, 0.0, 0.0])
             total[0] += 1

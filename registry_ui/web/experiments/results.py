@@ -116,14 +116,27 @@ def observation_for(version: TemplateVersion) -> MetricObservation | None:
 
     None when no experiment has a variant serving it: the gate then reads "no data".
     """
+    found = observations_for(version, limit=1)
+    return found[0] if found else None
+
+
+def observations_for(
+    version: TemplateVersion, *, limit: int | None = None
+) -> list[MetricObservation]:
+    """What every experiment that served this version measured, newest first.
+
+    Stopped and finished experiments count: the gate reads them all, so a failing result is
+    never hidden by a newer one (core.policy.evaluate_gate_across).
+    """
     mine = (
         ExperimentVariant.objects.filter(version=version)
         .select_related("experiment")
         .order_by("-experiment__start_at", "-experiment_id")
-        .first()
     )
-    if mine is None:
-        return None
+    return [_observation(version, variant) for variant in mine[:limit]]
+
+
+def _observation(version: TemplateVersion, mine: ExperimentVariant) -> MetricObservation:
     experiment = mine.experiment
     variants = list(experiment.variants.select_related("version").order_by("position"))
     others = [v for v in variants if v.pk != mine.pk]

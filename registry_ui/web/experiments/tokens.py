@@ -14,19 +14,28 @@ from registry_ui.core.policy import PolicyError
 from registry_ui.web import permissions
 from registry_ui.web.audit import trail
 from registry_ui.web.experiments.definitions import audit_change
-from registry_ui.web.models import AuditEvent, ServiceToken
+from registry_ui.web.models import AuditEvent, Experiment, ServiceToken
 
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def service_token_create(user, *, name: str) -> tuple[ServiceToken, str]:
-    """A new token for a calling service; the token itself is returned once, never stored."""
+def service_token_create(
+    user, *, name: str, experiments: Iterable[str] = ()
+) -> tuple[ServiceToken, str]:
+    """A new token for a calling service, allowed to report the outcomes of the experiments
+    named by key (more are granted when an experiment is defined); the token itself is
+    returned once, never stored."""
     permissions.require_superuser(user, "creates service tokens")
     name = (name or "").strip()
     if not name:
         raise PolicyError("a name is required: name the service that will use the token")
+    keys = sorted(set(experiments))
+    scope = list(Experiment.objects.filter(key__in=keys))
+    unknown = sorted(set(keys) - {e.key for e in scope})
+    if unknown:
+        raise PolicyError(f"no experiment with key {', '.join(map(repr, unknown))}")
     token = "rui_" + secrets.token_urlsafe(32)
     with trail.atomic():
         try:
@@ -39,12 +48,13 @@ def service_token_create(user, *, name: str) -> tuple[ServiceToken, str]:
                 )
         except IntegrityError:
             raise PolicyError(f"a service token named {name!r} exists already") from None
+        row.experiments.set(scope)
         audit_change(
             user.get_username(),
             "service_token.created",
             "service_token",
             name,
-            {"prefix": row.prefix},
+            {"prefix": row.prefix, "experiments": keys},
             AuditEvent.Source.DASHBOARD,
         )
     return row, token

@@ -189,6 +189,7 @@ def experiment_create(request):
                 target=data["target"],
                 start_at=data["start_at"],
                 stop_at=data["stop_at"],
+                reporting_services=data["reporting_services"],
             )
         except PolicyError as error:
             form.add_error(None, str(error))

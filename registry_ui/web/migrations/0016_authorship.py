@@ -31,7 +31,7 @@ def mark_unresolved_authors(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
-        ("registry_web", "0010_check_comparisons"),
+        ("registry_web", "0011_outcome_scopes"),
     ]
 
     operations = [

@@ -102,6 +102,8 @@ class ServiceToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # The experiments whose outcomes this service may report; none other (issue 16).
+    experiments = models.ManyToManyField(Experiment, related_name="reporting_services", blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -111,7 +113,8 @@ class ServiceToken(models.Model):
 
 
 class OutcomeEvent(models.Model):
-    """One outcome reported by a service; ``event_id`` makes a re-sent batch count once.
+    """One outcome reported by a service; ``event_id`` (unique per experiment) makes a
+    re-sent batch count once.
 
     Written only by registry_ui.web.experiments.ingestion.record_outcomes (raw SQL, to learn which
     rows were new). Pages read OutcomeAggregate, never this table, so its only indexes are
@@ -141,8 +144,10 @@ class OutcomeEvent(models.Model):
 
     class Meta:
         constraints = [
+            # Per experiment, whichever service sends it: two services (or two tokens of
+            # one) cannot count one outcome twice.
             models.UniqueConstraint(
-                fields=["service", "event_id"], name="one_outcome_per_service_event_id"
+                fields=["experiment", "event_id"], name="one_outcome_per_experiment_event_id"
             ),
         ]
 

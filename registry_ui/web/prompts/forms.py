@@ -24,7 +24,7 @@ from registry_ui.core.semver import (
 )
 from registry_ui.core.template import TemplateError, validate_template
 from registry_ui.web.models import TemplateVersion
-from registry_ui.web.prompts import selectors
+from registry_ui.web.prompts import metadata_fields, selectors
 
 METADATA_EXAMPLE = '{"author": "alice"}'
 
@@ -51,7 +51,7 @@ class NewVersionForm(forms.Form):
     reason = _as_typed()
     reason_max_length = MAX_TEXT  # the page's maxlength, checked again in clean()
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, starting: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         # add_error takes a refused field out of cleaned_data; the page still shows it.
         self.draft: dict[str, str] = {}
@@ -62,6 +62,31 @@ class NewVersionForm(forms.Form):
         self.latest: TemplateVersion | None = None
         self.comparison: dict[str, Any] | None = None
         self.suggested_version = ""
+        # The metadata as fields (metadata_fields.py); the JSON text is the advanced view.
+        self.policy = settings.REQUIRED_METADATA
+        # The JSON text is the metadata when the advanced view's box is ticked or no field
+        # was posted; a starting draft (JSON from the latest version) still shows as fields.
+        self.metadata_from_json = self.is_bound and metadata_fields.wants_json(self.data)
+        self.metadata_as_json = self.metadata_from_json and not starting
+        self.meta_fields: metadata_fields.MetadataFields | None = None
+
+    @property
+    def is_new_template(self) -> bool:
+        return self.latest is None
+
+    @property
+    def metadata_view(self) -> metadata_fields.MetadataFields:
+        """The fields as the page shows them: as typed, or read from the JSON text."""
+        if self.meta_fields is not None and not self.metadata_as_json:
+            return self.meta_fields
+        return metadata_fields.fields_of(self.parsed_metadata, self.policy)
+
+    @property
+    def metadata_json(self) -> str:
+        """The JSON text the advanced view shows: as typed, or written from the fields."""
+        if self.metadata_as_json or self.parsed_metadata is None:
+            return self.draft.get("metadata", "{}")
+        return json.dumps(self.parsed_metadata, ensure_ascii=False, indent=2)
 
     @property
     def problem_count(self) -> int:
@@ -77,6 +102,9 @@ class NewVersionForm(forms.Form):
         return self.cleaned_data["template"].replace("\r\n", "\n")
 
     def clean_metadata(self) -> str:
+        if not self.metadata_from_json:
+            self.meta_fields = metadata_fields.metadata_from_fields(self.data, self.policy)
+            return json.dumps(self.meta_fields.metadata, ensure_ascii=False)
         return self.cleaned_data["metadata"].replace("\r\n", "\n") or "{}"
 
     def clean(self) -> dict[str, Any]:
@@ -143,7 +171,27 @@ class NewVersionForm(forms.Form):
             self.add_error("metadata", f"metadata must be a JSON object, e.g. {METADATA_EXAMPLE}")
             return
         self.parsed_metadata = metadata
-        for problem in registration_problems(metadata, settings.REQUIRED_METADATA):
+        if self.meta_fields is None:
+            problems = metadata_fields.json_problems(metadata, self.policy)
+            problems += registration_problems(metadata, None)
+        else:
+            # Said about the fields, as they are typed (the policy's hints are about JSON).
+            problems = [message for _, message in self.meta_fields.problems]
+            said_already = {key for key, _ in self.meta_fields.problems}
+            for missing in self.policy.check(metadata):
+                if missing.key in said_already:
+                    continue  # its field's own problem (a row that is not a number) says it
+                label, help_text = metadata_fields.LABELS.get(missing.key, (missing.key, ""))
+                entry = next(f for f in self.meta_fields.required if f.key == missing.key)
+                said = f"{label} is required: {help_text}" if help_text else missing.message
+                entry.problems.append(said)
+                problems.append(said)
+            for key, message in self.meta_fields.problems:
+                entry = next((f for f in self.meta_fields.required if f.key == key), None)
+                if entry is not None:
+                    entry.problems.append(message)
+            problems += registration_problems(metadata, None)
+        for problem in problems:
             self.add_error("metadata", problem)
 
     def _check_version(self) -> None:

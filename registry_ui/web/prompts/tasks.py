@@ -8,6 +8,7 @@ from registry_ui.core.errors import RegistryUnavailableError
 from registry_ui.prompt_model import get_registry
 from registry_ui.web.models import AuditEvent
 from registry_ui.web.prompts.mirror import mirror_template, sync_registry, verify_template
+from registry_ui.web.prompts.watch import watch_stage_holders
 
 
 @shared_task(
@@ -30,3 +31,9 @@ def sync_template(name: str) -> int:
 @shared_task(name="registry_ui.web.tasks.sync_registry_task")
 def sync_registry_task() -> dict[str, int]:
     return sync_registry()
+
+
+@shared_task(name="registry_ui.web.tasks.watch_stage_holders")
+def watch_stage_holders_task() -> dict[str, int]:
+    """Beat, every HOLDER_WATCH_SECONDS: staging and production versions deleted in MLflow."""
+    return watch_stage_holders(send=sync_template.delay)

@@ -22,7 +22,7 @@ from registry_ui.core.policy import (
     PolicyError,
     check_request_path,
     check_reviewer,
-    evaluate_gate,
+    evaluate_gate_across,
 )
 from registry_ui.core.stages import ModelStage
 from registry_ui.web import permissions
@@ -75,9 +75,49 @@ def authors_in(field: str) -> list[str]:
 
 
 def gate_for(version: TemplateVersion) -> GateResult:
-    """The metric gate of a version going to production (no data until experiments exist)."""
-    observation = experiment_results.observation_for(version)
-    return evaluate_gate(version.metadata, observation, min_samples=settings.GATE_MIN_SAMPLES)
+    """The metric gate of a version going to production, over every experiment that served
+    it (no data until one has)."""
+    observations = experiment_results.observations_for(version)
+    return evaluate_gate_across(
+        version.metadata, observations, min_samples=settings.GATE_MIN_SAMPLES
+    )
+
+
+def refresh_gate(
+    request: PromotionRequest, *, actor: str, cause: str, source: str, always_audit: bool = False
+) -> list[PromotionRequest]:
+    """Evaluate the metric gate of an open production request again (each production item
+    of a release), store it, and audit it when it changed (or always, when asked).
+
+    Returns the requests (the request itself or release items) whose gate now fails.
+    """
+    rows = list(request.items.all()) if request.kind == Kind.RELEASE else [request]
+    failing = []
+    for row in rows:
+        if row.target_stage != ModelStage.PRODUCTION or row.version_id is None:
+            continue
+        gate = gate_for(row.version)
+        now = {"status": gate.status, "detail": gate.detail}
+        before = row.gate or {}
+        if now != before:
+            row.gate = now
+            row.save(update_fields=["gate"])
+        if now != before or always_audit:
+            audit_request(
+                actor,
+                "request.gate_reevaluated",
+                row,
+                {
+                    "cause": cause,
+                    "before": before or None,
+                    "after": now,
+                    "changed": now.get("status") != before.get("status"),
+                },
+                source,
+            )
+        if gate.failing:
+            failing.append(row)
+    return failing
 
 
 def file_request(
@@ -222,6 +262,12 @@ def approve(
         checks_reason, "the reason for overriding the checks", required=False
     )
     refresh_staleness(request_id)
+    # The gate as it is now (outcomes counted, experiments changed since filing), stored and
+    # audited in its own transaction: it stands even when this approval is refused.
+    with trail.atomic():
+        request = locked_request(request_id)
+        if request.status == Status.OPEN:
+            refresh_gate(request, actor=user.get_username(), cause="approval", source=source)
     with trail.atomic():
         request = locked_request(request_id)
         username = user.get_username()
@@ -234,10 +280,21 @@ def approve(
             authors=authors_in(request.version_authors),
             label=request.label,
         )
-        if request.gate.get("status") == "fail" and not gate_reason:
+        failing_gates = [
+            row
+            for row in (request.items.all() if request.kind == Kind.RELEASE else [request])
+            if (row.gate or {}).get("status") == "fail"
+        ]
+        if failing_gates and not gate_reason:
+            detail = "; ".join(
+                f"{row.label}: {row.gate.get('detail')}"
+                if row is not request
+                else str(row.gate.get("detail"))
+                for row in failing_gates
+            )
             raise PolicyError(
-                f"{request.label}: the metric gate fails ({request.gate.get('detail')}): "
-                "approving anyway needs a written reason"
+                f"{request.label}: the metric gate fails ({detail}): approving anyway needs "
+                "a written reason"
             )
         failing = version_checks.failing_cases(request)
         if failing and not checks_reason:

@@ -95,8 +95,10 @@ def hook(db):
 
 
 @pytest.fixture
-def token(cast):
-    _, raw = tokens.service_token_create(cast["root"], name="content-service")
+def token(cast, hook):
+    _, raw = tokens.service_token_create(
+        cast["root"], name="content-service", experiments=["hook-test"]
+    )
     return raw
 
 
@@ -134,6 +136,7 @@ def ingest(events, service_name="seed"):
     service = ServiceToken.objects.filter(name=service_name).first() or ServiceToken.objects.create(
         name=service_name, token_sha256=service_name.ljust(64, "0"), prefix="x", created_by="t"
     )
+    service.experiments.add(*Experiment.objects.all())  # the seed reports every experiment
     for first in range(0, len(events), 1000):
         ingestion.record_outcomes(service, {"events": events[first : first + 1000]})
 
@@ -197,14 +200,69 @@ def test_a_batch_sent_again_counts_once(client, hook, token):
     assert OutcomeEvent.objects.count() == 11
 
 
-def test_the_same_event_id_from_another_service_is_another_event(client, hook, token, cast):
-    _, other = tokens.service_token_create(cast["root"], name="mobile-app")
+def test_the_same_event_id_from_another_service_counts_once(client, hook, token, cast):
+    """Finding 4: duplicate event ids were caught only within one service."""
+    _, other = tokens.service_token_create(
+        cast["root"], name="mobile-app", experiments=["hook-test"]
+    )
 
     post(client, [event(1)], token)
     response = post(client, [event(1)], other)
 
-    assert response.json()["accepted"] == 1
-    assert OutcomeAggregate.objects.get().count == 2
+    assert response.json() == {"received": 1, "accepted": 0, "duplicates": 1}
+    assert OutcomeAggregate.objects.get().count == 1
+
+
+def test_the_same_event_id_in_two_experiments_is_two_events(client, hook, cast):
+    mirror("t/other", {"1.0.0": "production", "1.1.0": "staging"})
+    define(
+        key="other-test",
+        template="t/other",
+        variants=[VariantLine("control", "1.0.0", 50), VariantLine("treatment", "1.1.0", 50)],
+    )
+    _, raw = tokens.service_token_create(
+        cast["root"], name="both", experiments=["hook-test", "other-test"]
+    )
+
+    response = post(client, [event(1), event(1, key="other-test")], raw)
+
+    assert response.json()["accepted"] == 2
+
+
+def test_a_token_reports_only_the_experiments_it_was_given(client, hook, cast):
+    """Finding 4: any service token could post outcomes for any experiment."""
+    mirror("t/other", {"1.0.0": "production", "1.1.0": "staging"})
+    define(
+        key="other-test",
+        template="t/other",
+        variants=[VariantLine("control", "1.0.0", 50), VariantLine("treatment", "1.1.0", 50)],
+    )
+    _, raw = tokens.service_token_create(
+        cast["root"], name="other-only", experiments=["other-test"]
+    )
+
+    refused = post(client, [event(1, key="other-test"), event(2)], raw)
+
+    assert refused.status_code == 403
+    assert "events[1].experiment" in refused.text and "'hook-test'" in refused.text
+    assert not OutcomeEvent.objects.exists()  # nothing of the batch stored
+    assert post(client, [event(1, key="other-test")], raw).json()["accepted"] == 1
+
+
+def test_an_experiment_names_the_services_that_report_it(client, db, cast):
+    mirror("t/hook", {"1.1.0": "production", "1.2.0": "staging"})
+    tokens.service_token_create(cast["root"], name="web-app")
+    signed_in(client, cast["dave"])
+
+    page = client.get("/experiments/new")
+    response = client.post("/experiments/new", form(reporting_services=["web-app"]))
+
+    assert "Services that report its outcomes" in page.text and "web-app" in page.text
+    assert response.status_code == 303, response.text
+    experiment = Experiment.objects.get()
+    assert [s.name for s in experiment.reporting_services.all()] == ["web-app"]
+    event = AuditEvent.objects.get(action="experiment.defined")
+    assert event.after["reporting_services"] == ["web-app"]
 
 
 @pytest.mark.parametrize(
@@ -700,7 +758,9 @@ def test_metrics_logged_to_runs_tagged_with_a_version_are_imported(client, regis
 
 def test_the_admin_adds_a_token_shown_once_and_revokes_it(admin_client, hook):
     response = admin_client.post(
-        "/admin/registry_web/servicetoken/add/", {"name": "newsletter"}, follow=True
+        "/admin/registry_web/servicetoken/add/",
+        {"name": "newsletter", "experiments": [hook.pk]},
+        follow=True,
     )
 
     shown = [str(m) for m in response.context["messages"]]
@@ -708,7 +768,9 @@ def test_the_admin_adds_a_token_shown_once_and_revokes_it(admin_client, hook):
     row = ServiceToken.objects.get(name="newsletter")
     assert token not in str(list(ServiceToken.objects.values()))  # only its hash is kept
     assert row.token_sha256 == __import__("hashlib").sha256(token.encode()).hexdigest()
-    assert AuditEvent.objects.filter(action="service_token.created").exists()
+    created = AuditEvent.objects.get(action="service_token.created")
+    assert created.after["experiments"] == ["hook-test"]
+    assert [e.key for e in row.experiments.all()] == ["hook-test"]
     assert post(admin_client.__class__(), [event(1)], token).status_code == 200
 
     admin_client.post(
@@ -791,3 +853,70 @@ def test_an_experiments_state_follows_its_window_unless_stopped(
     )
 
     assert experiment.state(now) == state
+
+
+# -- the gate reads every experiment that served the version (issue 16, finding 4) -------------
+
+
+def test_a_failing_experiment_is_not_hidden_by_stopping_it_and_defining_an_emptier_one(
+    db, cast, settings
+):
+    """The finding: stop the failing experiment, define one starting in 40 days; the next
+    request read "no data" and two reviewers approved it without a gate reason."""
+    settings.GATE_MIN_SAMPLES = 100
+    mirror("t/hook", {"1.1.0": "production", "1.2.0": "staging"}, target=0.01)
+    define(min_samples=1000)
+    ingest(outcomes("control", 120, 1000) + outcomes("treatment", 60, 1000))
+    definitions.experiment_stop(cast["dave"], "hook-test", reason="not looking good")
+    later = START + timedelta(days=40)
+    define(key="fresh-start", start_at=later, stop_at=later + timedelta(days=14))
+
+    request = production_request(cast)
+
+    assert request.gate["status"] == "fail", request.gate
+    assert "experiment hook-test" in request.gate["detail"]
+    assert "fresh-start: no data" in request.gate["detail"]
+
+
+def test_defining_or_stopping_an_experiment_re_evaluates_open_production_gates(db, cast, settings):
+    settings.GATE_MIN_SAMPLES = 100
+    mirror("t/hook", {"1.1.0": "production", "1.2.0": "staging"}, target=0.01)
+    request = production_request(cast)
+    assert request.gate["status"] == "no_data"
+
+    define(min_samples=1000)  # the analyst's change reaches the open request, audited
+    events = AuditEvent.objects.filter(action="request.gate_reevaluated", object_id=str(request.pk))
+    assert events.count() == 1
+    assert events.get().after["cause"] == "experiment hook-test defined"
+    assert events.get().after["changed"] is False  # no data yet either way
+
+    ingest(outcomes("control", 120, 1000) + outcomes("treatment", 60, 1000))
+    definitions.experiment_stop(cast["dave"], "hook-test", reason="looks bad")
+
+    request.refresh_from_db()
+    assert request.gate["status"] == "fail"
+    stopped = events.order_by("-pk").first()
+    assert stopped.after["cause"] == "experiment hook-test stopped"
+    assert stopped.after["before"]["status"] == "no_data" and stopped.after["changed"] is True
+
+
+def test_approving_reads_the_gate_as_it_is_now_not_as_it_was_when_filed(db, cast, settings, carol):
+    settings.GATE_MIN_SAMPLES = 100
+    mirror("t/hook", {"1.1.0": "production", "1.2.0": "staging"}, target=0.01)
+    define(min_samples=1000)
+    request = production_request(cast)
+    assert request.gate["status"] == "no_data"
+    # Outcomes counted after filing turn the gate to "fail": no signal, so approval reads it.
+    ingest(outcomes("control", 120, 1000) + outcomes("treatment", 60, 1000))
+
+    with pytest.raises(PolicyError, match="the metric gate fails"):
+        reviews.approve(cast["bob"], request.pk)
+
+    request.refresh_from_db()
+    assert request.gate["status"] == "fail"
+    assert not request.approvals.exists()
+    reviews.approve(cast["bob"], request.pk, gate_reason="accepted: the drop is seasonal")
+    assert request.approvals.get().gate_override_reason == "accepted: the drop is seasonal"
+    event = AuditEvent.objects.get(action="request.approved", object_id=str(request.pk))
+    assert event.after["gate_override_reason"] == "accepted: the drop is seasonal"
+    assert event.after["gate"]["status"] == "fail"

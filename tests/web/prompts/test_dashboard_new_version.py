@@ -201,7 +201,7 @@ def test_an_author_files_a_one_version_batch_that_registers_it(unique_name):
 
     batch = Batch.objects.get()
     assert response.status_code == 303
-    assert response["Location"] == f"/operations/batches/{batch.pk}"
+    assert response["Location"] == f"/versions/filed/{batch.pk}"
     batch.refresh_from_db()
     assert (batch.actor, batch.reason, batch.total, batch.status) == (
         "alice",

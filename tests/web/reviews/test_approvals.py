@@ -402,23 +402,8 @@ def test_with_no_approval_required_a_rollback_runs_at_once(users, unique_name, s
     assert mlflow_stages(name)["1.0.0"] == "production"
 
 
-def test_approving_despite_a_failing_gate_needs_a_reason(users, unique_name):
-    name = unique_name()
-    template(name, V[:1], [("1.0.0", "staging")])
-    request = reviews.file_request(
-        users["erin"], template_name=name, version="1.0.0", target="production", justification="j"
-    )
-    # Experiments fill the gate; until they land it reads "no data", so set a failing one.
-    PromotionRequest.objects.filter(pk=request.pk).update(
-        gate={"status": "fail", "detail": "0.03 is below 0.05"}
-    )
-    with pytest.raises(PolicyError, match=r"gate fails \(0.03 is below 0.05\).*written reason"):
-        reviews.approve(users["bob"], request.pk)
-    reviews.approve(users["bob"], request.pk, gate_reason="seasonal dip, accepted by PM")
-    approval = Approval.objects.get(request=request)
-    assert approval.gate_override_reason == "seasonal dip, accepted by PM"
-    event = AuditEvent.objects.get(action="request.approved", object_id=str(request.pk))
-    assert event.after["gate_override_reason"] == "seasonal dip, accepted by PM"
+# Approving despite a failing gate: tests/web/experiments/test_experiments.py (a real gate,
+# evaluated again at approval).
 
 
 def two_templates(unique_name):

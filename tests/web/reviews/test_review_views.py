@@ -352,19 +352,23 @@ def test_the_page_shows_the_forms_the_user_may_use(users):
     assert forms(users["dave"]) == []
 
 
-def test_a_failing_gate_asks_for_a_reason_to_approve_anyway(users):
-    template("t/a", ("1.0.0", "staging"))
-    request = file(users["erin"], "t/a", target="production")
-    PromotionRequest.objects.filter(pk=request.pk).update(
-        gate={"status": "fail", "detail": "0.03 is below 0.05"}
-    )
+def test_a_failing_gate_asks_for_a_reason_to_approve_anyway(users, settings):
+    # A real failing gate: approving evaluates the gate again, so a stored verdict alone
+    # would not survive it (tests/web/experiments/test_experiments.py covers the gate).
+    from tests.web.experiments.test_experiments import define, ingest, mirror, outcomes
+
+    settings.GATE_MIN_SAMPLES = 100
+    mirror("t/hook", {"1.1.0": "production", "1.2.0": "staging"}, target=0.01)
+    define(min_samples=1000)
+    ingest(outcomes("control", 120, 1000) + outcomes("treatment", 60, 1000))
+    request = file(users["erin"], "t/hook", version="1.2.0", target="production")
     bob = as_user(users["bob"])
 
     page = bob.get(f"/requests/{request.pk}/")
     refused = bob.post(f"/requests/{request.pk}/approve")
     accepted = bob.post(f"/requests/{request.pk}/approve", {"gate_reason": "seasonal dip"})
 
-    assert '<span class="gate fail">fail</span>: 0.03 is below 0.05' in page.text
+    assert '<span class="gate fail">fail</span>: significantly worse than production' in page.text
     assert "Reason for approving although the metric gate fails" in page.text
     assert refused.status_code == 400
     assert "approving anyway needs a written reason" in refused.text

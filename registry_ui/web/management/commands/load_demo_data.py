@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from contextlib import contextmanager
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -11,15 +13,31 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from registry_ui.core.errors import RegistryError
-from registry_ui.prompt_model import ModelStage, PromptModel, get_registry
+from registry_ui.prompt_model import PromptModel
 from registry_ui.web.experiments import definitions, ingestion, mlflow_metrics, publishing
 from registry_ui.web.experiments.definitions import VariantLine
+from registry_ui.web.management import outbox
 from registry_ui.web.management.demo import DEMO_TEMPLATES, DEMO_USERS
-from registry_ui.web.models import AuditEvent, Experiment, PromotionRequest, ServiceToken
-from registry_ui.web.prompts.mirror import mirror_template, sync_registry
+from registry_ui.web.models import (
+    Experiment,
+    Operation,
+    PromotionRequest,
+    ServiceToken,
+    TemplateVersion,
+)
+from registry_ui.web.operations.tasks import run_operation
+from registry_ui.web.prompts.mirror import sync_registry
 from registry_ui.web.reviews import services as reviews
 
 CREDENTIALS_FILE = settings.VAR_DIR / "demo-credentials.txt"
+
+
+def _shown(path) -> str:
+    """A path as a newcomer reads it: relative to where make run runs, when it is inside."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 class Command(BaseCommand):
@@ -32,34 +50,39 @@ class Command(BaseCommand):
 
     def handle(self, *args, force: bool = False, **options):
         User = get_user_model()
-        if not force and User.objects.filter(username=DEMO_USERS[0][0]).exists():
+        loaded = CREDENTIALS_FILE.exists()
+        if not force and loaded and User.objects.filter(username=DEMO_USERS[0][0]).exists():
             self.stdout.write(
-                f"Demo data already loaded; the demo sign-ins are in {CREDENTIALS_FILE}"
+                f"Demo data already loaded; the demo sign-ins are in {_shown(CREDENTIALS_FILE)}"
             )
             return
+        # Users first: the demo's history is made by them (alice asks, bob and carol
+        # approve); their sign-ins, saved last, mark a completed first run.
+        credentials = self._create_users(User)
+        mail_before = outbox.count()
         try:
             counts = load_demo_templates()
             experiment = load_demo_experiment()
+            requests = load_demo_requests()  # after the experiment: their gate reads it
         except RegistryError as error:
             raise CommandError(f"could not register the demo templates: {error}") from error
-        # Users last: their existence marks a completed first run.
-        credentials = self._create_users(User)
         self._save_credentials(credentials)
-        requests = load_demo_requests()
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo data: {counts['templates']} templates, {counts['versions']} versions in "
-                "dev, staging, production and archived."
+                f"Demo data: {counts['templates']} templates, {counts['versions']} versions; "
+                f"{counts['moves']} stage moves made through requests and approvals."
             )
         )
         self.stdout.write(
-            f"Demo experiment {experiment['key']}: {experiment['events']:,} outcomes over "
-            f"{experiment['days']} days (Experiments page)."
+            f"  experiment {experiment['key']}: {experiment['events']:,} outcomes over "
+            f"{experiment['days']} days"
         )
-        self.stdout.write(
-            f"Demo requests waiting for bob and carol: {', '.join(requests)} (Requests page)."
-        )
-        self.stdout.write(f"Demo sign-ins (also saved in {CREDENTIALS_FILE}):")
+        self.stdout.write(f"  waiting for bob and carol: {', '.join(requests)}")
+        mails = outbox.count() - mail_before
+        if mails:
+            where = _shown(outbox.path())
+            self.stdout.write(f"  {mails} emails from the demo's requests written to {where}")
+        self.stdout.write(f"Sign in as (also in {_shown(CREDENTIALS_FILE)}):")
         for username, role, password in credentials:
             self.stdout.write(f"  {username:<8} {password:<16} {role}")
 
@@ -85,37 +108,73 @@ class Command(BaseCommand):
 
 
 def load_demo_templates() -> dict[str, int]:
-    """Register the demo versions and walk them to their stages; safe to run again."""
+    """Register the demo versions, then walk them to their stages as the team would: alice
+    asks, reviewers approve, the worker carries the change out (in this process). The
+    lineage reads like real use, and nothing shows as changed outside the dashboard. Safe to
+    run again: a run that stopped half way resumes with the moves still ahead."""
+    User = get_user_model()
+    alice = User.objects.get(username="alice")
+    reviewers = list(User.objects.filter(username__in=("bob", "carol", "admin")).order_by("pk"))
     models = [
         PromptModel(name, template, version, metadata=metadata)
         for name, versions in DEMO_TEMPLATES.items()
         for version, template, metadata, _ in versions
     ]
-    PromptModel.register_many(models, actor="demo-loader", reason="demo data")
-    stages_by_key = {
-        (name, version): path
-        for name, versions in DEMO_TEMPLATES.items()
-        for version, _, _, path in versions
-    }
-    for model in models:
-        stage = model.stage
-        for target in stages_by_key[(model.name, model.version)]:
-            # A run that stopped half way resumes: only moves still ahead are made. The demo
-            # sets up a history, so it moves stages itself rather than filing requests.
-            if (target, stage) in (("staging", ModelStage.DEV), ("production", ModelStage.STAGING)):
-                stage = get_registry().promote(model.name, model.version, target).stage
-            else:
-                continue
-            # The dashboard reads the mirror; it sees each move, as the sync would, so it
-            # knows which versions once held production (a rollback may bring them back).
-            mirror_template(
-                model.name,
-                get_registry().gateway.list_versions(model.name),
-                source=AuditEvent.Source.EXTERNAL,
-                actor="demo-loader",
-            )
-    sync_registry()  # versions that never moved
-    return {"templates": len(DEMO_TEMPLATES), "versions": len(models)}
+    PromptModel.register_many(models, actor="alice", reason="first versions of the demo")
+    sync_registry()  # the dashboard sees the new versions, as its sync would
+    moves = 0
+    with _workers_in_process():
+        for name, versions in DEMO_TEMPLATES.items():
+            for version, _, metadata, path in versions:
+                for target in path:
+                    moves += _move_through_review(
+                        name, version, target, alice, reviewers, author=metadata["author"]
+                    )
+    return {"templates": len(DEMO_TEMPLATES), "versions": len(models), "moves": moves}
+
+
+# Where each stage sits on the way to production (archived: it was there and was replaced).
+_REACHED = {"dev": 0, "staging": 1, "production": 2, "archived": 3}
+
+
+def _move_through_review(name, version, target, requester, reviewers, *, author) -> int:
+    row = TemplateVersion.objects.get(template__name=name, version=version)
+    if _REACHED[row.stage] >= _REACHED[target]:
+        return 0
+    request = PromotionRequest.objects.filter(
+        version=row, target_stage=target, status__in=PromotionRequest.ACTIVE
+    ).first() or reviews.file_request(
+        requester,
+        template_name=name,
+        version=version,
+        target=target,
+        justification=f"{version} is ready for {target}: checked on Threads.",
+    )
+    approvers = [user for user in reviewers if user.get_username() != author]
+    for reviewer in approvers[: request.required_approvals]:
+        reviews.approve(reviewer, request.pk, comment="Reads well; approved.")
+    # The last approval sent the operation after its commit; inside an outer transaction
+    # (a test's) that commit has not come yet, so the worker's code is run here instead.
+    for operation in Operation.objects.filter(request=request, status=Operation.Status.PENDING):
+        run_operation(str(operation.pk))
+    row.refresh_from_db()
+    if row.stage != target:
+        raise CommandError(f"{name} {version} did not reach {target}: see request #{request.pk}")
+    return 1
+
+
+@contextmanager
+def _workers_in_process():
+    """The workers' own code carries out the approved changes, here, even with REDIS_URL
+    set (no Celery worker needs to run while the demo loads)."""
+    from registry_ui.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = previous
 
 
 # (template, version, target, justification): filed by alice, waiting for the reviewers.
@@ -194,6 +253,7 @@ def load_demo_experiment(*, units: int = 6000, days: int = 14, seed: int = 7) ->
             "created_by": "demo-loader",
         },
     )
+    service.experiments.add(experiment)  # a token reports only the experiments it is given
     rng = random.Random(seed)
     engagement = {"control": 0.061, "treatment": 0.069}
     events = []
