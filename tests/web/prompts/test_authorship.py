@@ -11,7 +11,7 @@ from registry_ui.core.policy import PolicyError
 from registry_ui.prompt_model import PromptModel, get_registry
 from registry_ui.web import display
 from registry_ui.web.auth.roles import AUTHORS, CI, REVIEWERS
-from registry_ui.web.models import AuditEvent, PromotionRequest, TemplateVersion
+from registry_ui.web.models import AuditEvent, Batch, PromotionRequest, TemplateVersion
 from registry_ui.web.prompts import drafts
 from registry_ui.web.prompts.mirror import mirror_template
 from registry_ui.web.reviews import services as reviews
@@ -213,6 +213,22 @@ def test_the_dashboard_refuses_an_unknown_author_on_the_metadata_field(unique_na
     [(field, message)] = refused.value.problems
     assert field == "metadata"
     assert "metadata author 'robert' names no author's account" in message
+
+
+def test_the_editor_shows_the_refusal_and_files_nothing(unique_name, alice, client):
+    client.force_login(alice)
+    draft = {
+        "name": unique_name(),
+        "version": "1.0.0",
+        "template": "Hi {who}",
+        "metadata": '{"author": "bob,carol"}',
+    }
+
+    response = client.post("/versions/new", draft)
+
+    assert response.status_code == 400
+    assert "metadata author &#x27;bob,carol&#x27; holds &#x27;,&#x27;" in response.text
+    assert not Batch.objects.exists()
 
 
 # -- versions written into MLflow from outside --------------------------------------------------
