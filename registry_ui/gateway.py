@@ -59,6 +59,8 @@ TAG_STAGE = "registry_ui.stage"
 TAG_CONTENT_SHA256 = "registry_ui.content_sha256"
 TAG_OPERATION_ID = "registry_ui.operation_id"
 TAG_REGISTERED_BY = "registry_ui.registered_by"
+# Set when a CI account registered the version: the person who asked for it.
+TAG_REQUESTED_BY = "registry_ui.requested_by"
 TAG_REASON = "registry_ui.reason"
 # A chat template's messages, model configuration and response format (JSON), when present.
 TAG_EXTRA = {
@@ -922,6 +924,7 @@ class MlflowGateway(NativePromptsMixin):
         actor: str,
         operation_id: str,
         extra: dict[str, Any] | None = None,
+        requested_by: str = "",
     ) -> VersionRecord:
         registered = self.ensure_registered_model(name)
         tags = {
@@ -937,6 +940,8 @@ class MlflowGateway(NativePromptsMixin):
             TAG_STAGE: ModelStage.DEV.value,
             TAG_REGISTERED_BY: actor,
         }
+        if requested_by:
+            tags[TAG_REQUESTED_BY] = requested_by
 
         def create():
             return self._call(
@@ -1236,6 +1241,7 @@ class MlflowGateway(NativePromptsMixin):
             source=version.source,
             operation_id=tags.get(TAG_OPERATION_ID),
             registered_by=tags.get(TAG_REGISTERED_BY),
+            requested_by=tags.get(TAG_REQUESTED_BY),
             aliases=aliases,
             stage_tag=tags.get(TAG_STAGE),
             legacy_stage=getattr(version, "current_stage", None),

@@ -163,6 +163,7 @@ class TemplateRegistry:
         run_id_for_batch: Callable[[], str],
         may_exist: bool,
         known: list[VersionRecord] | None = None,
+        requested_by: str = "",
     ) -> VersionRecord:
         """Register one version of a worker's operation; re-running it records, not repeats.
 
@@ -182,11 +183,15 @@ class TemplateRegistry:
         [(_, found)] = plan
         if found is not None:
             return found
-        record = self._create(new, run_id=run_id_for_batch(), actor=actor)
+        record = self._create(
+            new, run_id=run_id_for_batch(), actor=actor, requested_by=requested_by
+        )
         self.invalidate(new.name)
         return record
 
-    def _create(self, new: NewVersion, *, run_id: str, actor: str) -> VersionRecord:
+    def _create(
+        self, new: NewVersion, *, run_id: str, actor: str, requested_by: str = ""
+    ) -> VersionRecord:
         return self.gateway.create_version(
             name=new.name,
             version=new.version,
@@ -197,6 +202,7 @@ class TemplateRegistry:
             actor=actor,
             operation_id=new.operation_id or uuid.uuid4().hex,
             **({"extra": new.extra} if new.extra else {}),
+            requested_by=requested_by,
         )
 
     # -- stages -----------------------------------------------------------------------------

@@ -428,6 +428,20 @@ APPROVALS_REQUIRED = {
 GATE_MIN_SAMPLES = _env_int("GATE_MIN_SAMPLES", 100, minimum=1)
 
 
+def _author_aliases(name: str) -> dict[str, str]:
+    from registry_ui.core.authors import AuthorError, parse_aliases
+
+    try:
+        return parse_aliases(os.environ.get(name, "").strip())
+    except AuthorError as error:
+        raise config.ConfigurationError(f"{name}: {error}") from None
+
+
+# Names written as a version's metadata author that stand for an account (docs/security.md,
+# "Authorship"): {"Robert": "bob"}. A name that is no username and no alias is refused.
+AUTHOR_ALIASES = _env("REGISTRY_UI_AUTHOR_ALIASES", _author_aliases)
+
+
 # -- notifications (registry_ui.web.reviews.notifications) ----------------------------------
 # Where the dashboard is reached, for links in emails and webhooks.
 SITE_URL = _env_http_url("SITE_URL", "http://127.0.0.1:8000")

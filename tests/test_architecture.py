@@ -49,6 +49,7 @@ ALLOWED = {
         f"{WEB}.checks",
         f"{WEB}.prompts.mirror",  # a worker mirrors what it wrote
         f"{WEB}.prompts.flags",  # and flags a template when a write is refused
+        f"{WEB}.prompts.authorship",  # a registration's authors are checked when filed
         f"{WEB}.reviews.execution",  # a worker carries out approved requests
         *LIBRARY,
     },

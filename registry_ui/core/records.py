@@ -54,6 +54,8 @@ class VersionRecord:
     # A chat template's messages, its model configuration and response format, those present
     # (core/messages.py); {} for a plain text template.
     extra: dict[str, Any] = field(default_factory=dict)
+    # A CI account's registration: the person who asked for it (an author of the version).
+    requested_by: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

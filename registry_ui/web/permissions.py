@@ -27,6 +27,7 @@ ROLE_OF = {
     "rollback_production": "reviewers",
     "comment_request": "authors or reviewers",
     "define_experiment": "the analysts group",
+    "register_on_behalf": "the ci group",
 }
 # Authors and reviewers both save preview samples and retry failed operations.
 AUTHOR_OR_REVIEWER = ("register_version", "approve_promotion")
@@ -63,6 +64,12 @@ def require_any(user, codenames: tuple[str, ...], action: str) -> None:
 def require_superuser(user, action: str) -> None:
     if not (user and user.is_active and user.is_superuser):
         raise PermissionDenied(f"only an administrator {action}")
+
+
+def is_ci_account(user) -> bool:
+    """A pipeline's account (the ci group): it registers only on behalf of a person. A
+    superuser holds every permission and is a person, never a CI account."""
+    return has(user, "register_on_behalf") and not user.is_superuser
 
 
 def _require_signed_in(user, action: str) -> None:

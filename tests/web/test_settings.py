@@ -49,6 +49,8 @@ def start_django(**env) -> subprocess.CompletedProcess:
         ({"GATE_MIN_SAMPLES": "lots"}, "GATE_MIN_SAMPLES='lots'"),
         ({"REGISTRY_UI_REQUIRED_METADATA": "author:colour"}, "REGISTRY_UI_REQUIRED_METADATA="),
         ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL='verbose'"),
+        ({"REGISTRY_UI_AUTHOR_ALIASES": '{"Robert": "bob'}, "REGISTRY_UI_AUTHOR_ALIASES"),
+        ({"REGISTRY_UI_AUTHOR_ALIASES": '{"bob,carol": "bob"}'}, "REGISTRY_UI_AUTHOR_ALIASES"),
         ({"CLIENT_IP_HEADER": "X Real IP"}, "CLIENT_IP_HEADER='X Real IP'"),
         ({"SITE_URL": "ftp://example"}, "SITE_URL='ftp://example'"),
         ({"EMAIL_PORT": "0"}, "EMAIL_PORT='0'"),

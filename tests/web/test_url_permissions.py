@@ -374,7 +374,7 @@ EXPECTED: dict[str, Row] = {
             "name": "t/filed",
             "version": "1.0.0",
             "template": "Hi {who}",
-            "metadata": '{"author": "writer"}',
+            "metadata": "{}",  # no metadata author: the one filing is its author
         },
         by_role(SIGN_IN, ALLOWED, FORBIDDEN, FORBIDDEN, ALLOWED, ALLOWED),
         lambda u, w, r: Operation.objects.filter(

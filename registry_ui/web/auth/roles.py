@@ -18,6 +18,11 @@ ANALYSTS = "analysts"
 ADMINS = "admins"
 
 
+# Accounts a pipeline signs in as, not people: what they register names the person who
+# asked for it (registry_ui.web.prompts.authorship).
+CI = "ci"
+
+
 _READ = [
     "registry_web.view_template",
     "registry_web.view_templateversion",
@@ -49,6 +54,13 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
     ],
     # View and compare metrics, define experiments.
     ANALYSTS: [*_READ, "registry_web.view_metrics", "registry_web.define_experiment"],
+    # A pipeline's account: registers and files requests, always on behalf of a person.
+    CI: [
+        *_READ,
+        "registry_web.register_version",
+        "registry_web.request_promotion",
+        "registry_web.register_on_behalf",
+    ],
     ADMINS: [
         *_READ,
         "registry_web.register_version",

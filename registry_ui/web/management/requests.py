@@ -32,6 +32,29 @@ def requesting_user(username: str | None):
     return user
 
 
+def registering_user(username: str | None):
+    """The account a registration is recorded as: it must exist, be active and hold
+    register_version (the authors or ci group). It is an author of every version it writes."""
+    if not username:
+        raise CommandError(
+            "--user is required: the account that registers (its name is recorded as an "
+            "author of every version, and may not approve them); a pipeline uses its CI "
+            "account with --on-behalf-of the person who asked"
+        )
+    try:
+        user = get_user_model().objects.get(username=username)
+    except get_user_model().DoesNotExist:
+        raise CommandError(
+            f"--user {username!r}: no such user; create it and add it to the authors group "
+            "(a person) or the ci group (a pipeline)"
+        ) from None
+    try:
+        permissions.require(user, "register_version", "registering versions")
+    except PermissionDenied as error:
+        raise CommandError(f"--user {username!r}: {error}") from None
+    return user
+
+
 def file_one(user, name: str, version: str, target: str, justification: str) -> tuple[str, str]:
     """File one request; returns (outcome, line) with outcome filed, open or refused.
 

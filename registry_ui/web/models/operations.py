@@ -22,6 +22,8 @@ class Batch(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     actor = models.CharField(max_length=150)
+    # A CI account's batch: the person who asked for it (an author of its versions).
+    on_behalf_of = models.CharField(max_length=150, blank=True)
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -133,8 +133,14 @@ class TemplateVersion(models.Model):
     text = models.TextField()
     variables = models.JSONField(default=list)
     metadata = models.JSONField(default=dict)
+    # Its authors, who may not approve it (registry_ui.web.prompts.authorship): the metadata's
+    # author as the account it resolved to, else as written (author_unresolved: from outside
+    # MLflow, naming no account); the account that registered it; and, when that was a CI
+    # account, the person who asked for it.
     author = models.CharField(max_length=150, blank=True)
+    author_unresolved = models.BooleanField(default=False)
     registered_by = models.CharField(max_length=150, blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
     content_sha256 = models.CharField(max_length=64)
     mlflow_version = models.CharField(max_length=20)
     run_id = models.CharField(max_length=64, blank=True)

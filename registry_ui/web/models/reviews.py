@@ -95,6 +95,8 @@ class PromotionRequest(models.Model):
             ("rollback_production", "Can roll production back"),
             ("comment_request", "Can comment on promotion requests"),
             ("register_version", "Can register template versions"),
+            # A CI account: registers only on behalf of a person, who counts as an author.
+            ("register_on_behalf", "Registers versions on behalf of a person (CI accounts)"),
         ]
 
     def __str__(self) -> str:

@@ -23,6 +23,7 @@ from registry_ui.web.models import AuditEvent, Batch, Operation, TemplateVersion
 from registry_ui.web.models.prompts import OLDEST_FIRST
 from registry_ui.web.operations import tasks
 from registry_ui.web.operations.worker import close_batch_if_done
+from registry_ui.web.prompts import authorship
 
 
 def batch_register(
@@ -33,8 +34,14 @@ def batch_register(
     user=None,
     source: str = AuditEvent.Source.COMMAND,
     against_mirror: bool = False,
+    on_behalf_of: str = "",
 ) -> Batch | None:
     """File a batch registering these versions; None when every one is registered already.
+
+    Filed by an account (``user``: the dashboard, register_templates), the account is the
+    registrant and the versions' authors are checked first (registry_ui.web.prompts.
+    authorship): a metadata author naming no author's account is refused, and a CI account
+    names the person who asked (``on_behalf_of``), recorded with every version.
 
     The whole batch is checked against the registry first, so a refused version refuses
     the batch and nothing is half applied. ``against_mirror``: checked against the
@@ -42,6 +49,14 @@ def batch_register(
     while MLflow is down or slow; the worker checks each version against MLflow before it
     writes, and a refusal shows on the batch's page.
     """
+    requested_by, authors = "", None
+    if user is not None:
+        actor = user.get_username()
+        requested_by, authors = authorship.registration_authors(
+            user, on_behalf_of=on_behalf_of, versions=versions
+        )
+    elif on_behalf_of:
+        raise PolicyError("on_behalf_of is for a CI account's batch: give the account (user)")
     registry = get_registry()
     existing = _mirrored({v.name for v in versions}) if against_mirror else None
     to_register = registry.plan_registrations(versions, existing=existing)  # may refuse
@@ -49,7 +64,11 @@ def batch_register(
         return None
     with trail.atomic():
         batch = Batch.objects.create(
-            actor=actor, reason=reason, created_by=user, total=len(to_register)
+            actor=actor,
+            on_behalf_of=requested_by,
+            reason=reason,
+            created_by=user,
+            total=len(to_register),
         )
         operations = Operation.objects.bulk_create(
             Operation(
@@ -64,7 +83,7 @@ def batch_register(
             )
             for position, new in enumerate(to_register)
         )
-        _audit_batch(batch, "batch.registration_filed", source, operations)
+        _audit_batch(batch, "batch.registration_filed", source, operations, authors=authors)
         tasks.send_after_commit(_firsts_first(operations))
     return batch
 
@@ -137,25 +156,41 @@ def _firsts_first(operations: list[Operation]) -> list[uuid.UUID]:
     return [operation_id for _, _, operation_id in sorted(ranked)]
 
 
-def _audit_batch(batch: Batch, action: str, source: str, operations: list[Operation]) -> None:
+def _audit_batch(
+    batch: Batch,
+    action: str,
+    source: str,
+    operations: list[Operation],
+    *,
+    authors: dict[tuple[str, str], str] | None = None,
+) -> None:
+    after = {
+        "reason": batch.reason,
+        "operations": [
+            {
+                "id": str(op.id),
+                "template": op.template_name,
+                "version": op.version,
+                "target_stage": op.target_stage or None,
+                # Registrations: the account the metadata author resolved to ("" for none).
+                **(
+                    {"author": authors.get((op.template_name, op.version), "")}
+                    if authors is not None
+                    else {}
+                ),
+            }
+            for op in operations
+        ],
+    }
+    if batch.on_behalf_of:
+        after["on_behalf_of"] = batch.on_behalf_of
     trail.record(
         actor=batch.actor,
         action=action,
         object_type="batch",
         object_id=str(batch.pk),
         before=None,
-        after={
-            "reason": batch.reason,
-            "operations": [
-                {
-                    "id": str(op.id),
-                    "template": op.template_name,
-                    "version": op.version,
-                    "target_stage": op.target_stage or None,
-                }
-                for op in operations
-            ],
-        },
+        after=after,
         source=source,
     )
 

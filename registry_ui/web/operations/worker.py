@@ -406,6 +406,7 @@ def _write_registration(operation: Operation, known, registry):
             extra=operation.payload.get("extra") or {},
         ),
         actor=operation.batch.actor,
+        requested_by=operation.batch.on_behalf_of,
         reason=operation.batch.reason,
         run_id_for_batch=lambda: _batch_run_id(operation.batch, registry),
         may_exist=operation.attempts > 1,

@@ -12,6 +12,7 @@ from registry_ui.registry import NewVersion
 from registry_ui.web import permissions
 from registry_ui.web.models import AuditEvent, Batch
 from registry_ui.web.operations import queue
+from registry_ui.web.prompts import authorship
 
 
 class DraftRefused(PolicyError):
@@ -44,8 +45,12 @@ def version_file(
             source=AuditEvent.Source.DASHBOARD,
             against_mirror=True,
         )
+    except authorship.MetadataAuthorRefused as error:
+        raise DraftRefused([("metadata", problem) for problem in error.errors]) from None
     except BatchRegistrationError as error:
         raise DraftRefused([(None, problem) for problem in error.errors]) from None
+    except PolicyError as error:  # a CI account signed in: it registers only for a person
+        raise DraftRefused([(None, str(error))]) from None
     if batch is None:
         filed = f"{name} {version} is registered already with this content: nothing to file"
         raise DraftRefused([("version", filed)])

@@ -33,6 +33,7 @@ from registry_ui.web.models import (
     TemplateFlag,
     TemplateVersion,
 )
+from registry_ui.web.prompts.authorship import bind_authors
 from registry_ui.web.prompts.flags import raise_flag
 from registry_ui.web.prompts.native import sync_native_prompts
 from registry_ui.web.prompts.signals import stages_moved
@@ -94,6 +95,7 @@ def _mirror_template(name, records, *, source, actor):
         events.append(_move(template, row, stage, actor, source))
     swapping = [row for row, _ in entering if row.stage in _HELD_STAGES]
     TemplateVersion.objects.filter(pk__in=[row.pk for row in swapping]).update(stage=Stage.DEV)
+    bind_authors(new_rows)
     TemplateVersion.objects.bulk_create(new_rows)
     record_registration_runs(new_rows, actor=actor)
     for row, stage in entering:
@@ -191,6 +193,7 @@ def _new_row(template: Template, record: VersionRecord) -> TemplateVersion:
         metadata=record.metadata,
         author=str(record.metadata.get("author", ""))[:150],
         registered_by=(record.registered_by or "")[:150],
+        requested_by=(record.requested_by or "")[:150],
         content_sha256=record.content_sha256,
         mlflow_version=record.mlflow_version,
         run_id=record.run_id or "",
@@ -240,6 +243,7 @@ def _write_new_templates(by_name: dict[str, list[VersionRecord]]) -> int:
         for record in records
         if (name, record.version) not in taken
     ]
+    bind_authors(rows)
     TemplateVersion.objects.bulk_create(rows, batch_size=1000)
     record_registration_runs(rows, actor="mlflow")
     events = [

@@ -40,6 +40,7 @@ from registry_ui.web.models import (
     TemplateVersion,
 )
 from registry_ui.web.operations.tasks import send_after_commit
+from registry_ui.web.prompts import authorship
 from registry_ui.web.reviews.selectors import locked_request, version_row
 from registry_ui.web.reviews.staleness import refresh_staleness
 from registry_ui.web.reviews.trail import announce, audit_request, close, describe
@@ -64,7 +65,8 @@ def clean_text(value: str | None, field: str, *, required: bool) -> str:
 
 
 def authors_field(versions: Iterable[TemplateVersion]) -> str:
-    names = sorted({n for v in versions for n in (v.author, v.registered_by) if n})
+    """ ",alice,ci-bot," : every name that may not approve these versions (authorship)."""
+    names = sorted({n for v in versions for n in authorship.refused_reviewers(v)})
     return "," + "".join(f"{n}," for n in names)
 
 

@@ -175,14 +175,14 @@ def test_register_templates_reports_policy_problems_in_the_file_and_registers_no
     assert get_registry().gateway.list_versions(name) == []
 
 
-def test_register_templates_registers_a_files_tests_with_the_version(tmp_path, unique_name):
+def test_register_templates_registers_a_files_tests_with_the_version(tmp_path, unique_name, alice):
     name = unique_name()
     (tmp_path / "a.yaml").write_text(
         f"name: {name}\nversion: 1.0.0\ntemplate: Hi {{who}}\n"
         "tests:\n  - name: greets\n    values: {who: Ada}\n    expected: Hi Ada\n"
     )
 
-    call_command("register_templates", str(tmp_path))
+    call_command("register_templates", str(tmp_path), "--user", "alice")
 
     [record] = get_registry().gateway.list_versions(name)
     assert record.metadata == {

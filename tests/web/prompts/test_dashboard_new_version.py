@@ -17,6 +17,8 @@ from tests.support.mirror_rows import HTMX, METADATA, member, signed_in, templat
 
 pytestmark = pytest.mark.django_db
 BROKEN = "Hello {name\nYour {0} balance is {balance:.2f}}"
+# What alice files: she is its author (a metadata author must name an author's account).
+BY_ALICE = {**METADATA, "author": "alice"}
 
 
 def draft(name="t/new", number="1.0.0", text="Hello {name}", metadata=None, **extra) -> dict:
@@ -193,7 +195,8 @@ def test_an_author_files_a_one_version_batch_that_registers_it(unique_name):
 
     with transaction.atomic():  # as a request would be: the batch is sent after commit
         response = signed_in(alice).post(
-            "/versions/new", draft(name, "1.0.0", "Hello {name}", reason="first cut")
+            "/versions/new",
+            draft(name, "1.0.0", "Hello {name}", metadata=BY_ALICE, reason="first cut"),
         )
 
     batch = Batch.objects.get()
@@ -228,7 +231,9 @@ def test_the_editor_files_while_mlflow_is_down_and_the_worker_registers_later(
     configure_mlflow_with_registry(f"http://127.0.0.1:{free_port()}")  # nothing listens
     try:
         with transaction.atomic():
-            response = signed_in(alice).post("/versions/new", draft(name, "1.0.0", "Hi {x}"))
+            response = signed_in(alice).post(
+                "/versions/new", draft(name, "1.0.0", "Hi {x}", metadata=BY_ALICE)
+            )
         batch = Batch.objects.get()
         operation = Operation.objects.get(batch=batch)
         page = signed_in(alice).get(f"/operations/batches/{batch.pk}")
@@ -260,7 +265,9 @@ def test_a_refusal_only_mlflow_knows_of_shows_on_the_batch_page(unique_name):
     PromptModel.register_many([PromptModel(name, "Other {x}", "1.0.0", metadata={})])
 
     with transaction.atomic():
-        response = signed_in(alice).post("/versions/new", draft(name, "1.0.0", "Mine {x}"))
+        response = signed_in(alice).post(
+            "/versions/new", draft(name, "1.0.0", "Mine {x}", metadata=BY_ALICE)
+        )
 
     batch = Batch.objects.get()
     assert response.status_code == 303

@@ -19,8 +19,8 @@ pytestmark = [
 
 
 @pytest.fixture
-def ci_user(db):
-    """The account CI files requests as: an author."""
+def ci_user(db, alice):
+    """The account CI files requests as: an author (alice, the files' author, exists)."""
     return member("ci-bot", AUTHORS)
 
 
@@ -51,7 +51,7 @@ def test_register_with_stage_files_requests_and_a_rerun_files_nothing_new(
 def test_register_with_stage_refuses_an_account_that_cannot_request(tmp_path, unique_name, dave):
     name = unique_name()
     write(tmp_path, name, "1.0.0", "Hi {who}")
-    with pytest.raises(CommandError, match="request_promotion permission"):
+    with pytest.raises(CommandError, match="register_version permission"):
         call_command("register_templates", str(tmp_path), "--stage", "staging", "--user", "dave")
     with pytest.raises(CommandError, match="no such user"):
         call_command("register_templates", str(tmp_path), "--stage", "staging", "--user", "x")

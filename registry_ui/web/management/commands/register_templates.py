@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import time
 from pathlib import Path
 
@@ -10,10 +9,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from registry_ui.core.errors import RegistryError
+from registry_ui.core.policy import PolicyError
 from registry_ui.core.template_files import scan_templates
 from registry_ui.registry import NewVersion
 from registry_ui.web.management.commands.validate_templates import metadata_policy
-from registry_ui.web.management.requests import file_one, requesting_user
+from registry_ui.web.management.requests import file_one, registering_user, requesting_user
 from registry_ui.web.models import AuditEvent, Batch, Operation
 from registry_ui.web.operations import queue
 
@@ -25,7 +25,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("path", help="a template file or a directory of them")
-        parser.add_argument("--actor", default=None, help="who registers (default: $USER)")
+        parser.add_argument(
+            "--user",
+            help="the account that registers (an author of every version it writes); "
+            "with --stage it files the requests too",
+        )
+        parser.add_argument(
+            "--on-behalf-of",
+            default="",
+            help="a CI account's run: the username of the person who asked (an author too)",
+        )
         parser.add_argument("--reason", default="", help="why, for the audit trail")
         parser.add_argument(
             "--timeout", type=float, default=600, help="seconds to wait for the workers"
@@ -36,14 +45,10 @@ class Command(BaseCommand):
             choices=["staging", "production"],
             help="then file promotion requests for these versions (reviewers approve them)",
         )
-        parser.add_argument("--user", help="with --stage: the account filing the requests")
 
-    def handle(self, *args, path, actor, reason, timeout, no_wait, stage, user, **options):
-        account = None
-        if stage:
-            if no_wait:
-                raise CommandError("--stage needs the versions registered: drop --no-wait")
-            account = requesting_user(user)  # refused before anything is registered
+    def handle(self, *args, path, reason, timeout, no_wait, stage, user, on_behalf_of, **options):
+        if stage and no_wait:
+            raise CommandError("--stage needs the versions registered: drop --no-wait")
         try:
             scan = scan_templates(
                 Path(path), policy=metadata_policy(), limits=settings.INPUT_LIMITS
@@ -54,6 +59,9 @@ class Command(BaseCommand):
             self.stdout.write(str(problem))
         if scan.problems:
             raise CommandError(f"{len(scan.problems)} problem(s): nothing was registered")
+        # Who registers, and who files: refused before anything is registered.
+        registrant = registering_user(user)
+        account = requesting_user(user) if stage else None
         # A file's tests are registered in the version's metadata, under test_cases.
         versions = [
             NewVersion(
@@ -64,11 +72,13 @@ class Command(BaseCommand):
         try:
             batch = queue.batch_register(
                 versions=versions,
-                actor=actor or getpass.getuser(),
+                actor=registrant.get_username(),
+                user=registrant,
+                on_behalf_of=on_behalf_of,
                 reason=reason or f"register_templates {path}",
                 source=AuditEvent.Source.COMMAND,
             )
-        except (RegistryError, ValueError) as error:
+        except (RegistryError, PolicyError, ValueError) as error:
             raise CommandError(str(error)) from error
         if batch is None:
             self.stdout.write(
