@@ -24,8 +24,9 @@ def template_file(name: str, version: str, text: str) -> str:
 
 
 def test_validate_register_request_approve_wait(
-    cli, live_server, tmp_path, unique_name, root, ci_bot, bob, carol, settings
+    cli, live_server, tmp_path, unique_name, root, ci_bot, alice, bob, carol, settings
 ):
+    # alice: the template's metadata author, an author's account (issue 16, finding 8).
     settings.APPROVALS_REQUIRED = {**settings.APPROVALS_REQUIRED, "staging": 2}
     name = unique_name()
     (tmp_path / "greeting.yaml").write_text(template_file(name, "1.0.0", "Hi {who}"))

@@ -104,14 +104,15 @@ def test_register_refuses_invalid_files_naming_line_and_column(alice):
     assert not Batch.objects.exists()
 
 
-def test_register_needs_an_author_account(dave, ci_bot, service_api, unique_name):
+def test_register_needs_an_author_account(dave, alice, ci_bot, service_api, unique_name):
+    # alice: the metadata author must name an author's account (issue 16, finding 8).
     body = {"files": [{"path": "t.yaml", "content": template_file(unique_name())}]}
 
     analyst = personal(dave, ["register"]).post("/batches", body)
     pipeline = service_api.post("/batches", body)
 
     assert analyst.status_code == 403 and "register_version" in analyst.json()["detail"]
-    assert pipeline.status_code == 202
+    assert pipeline.status_code == 202, pipeline.json()
     assert Batch.objects.get().actor == "ci-bot"
 
 
@@ -119,12 +120,14 @@ def test_a_version_registered_already_files_nothing(alice, unique_name):
     name = unique_name()
     from registry_ui.prompt_model import PromptModel
 
-    PromptModel.register_many([PromptModel(name, "Hi {who}", "1.0.0", metadata={"author": "a"})])
+    PromptModel.register_many(
+        [PromptModel(name, "Hi {who}", "1.0.0", metadata={"author": "alice"})]
+    )
     from registry_ui.prompt_model import get_registry
     from registry_ui.web.prompts.mirror import mirror_template
 
     mirror_template(name, get_registry().gateway.list_versions(name), source="external")
-    content = f"name: {name}\nversion: 1.0.0\ntemplate: 'Hi {{who}}'\nmetadata:\n  author: a\n"
+    content = f"name: {name}\nversion: 1.0.0\ntemplate: 'Hi {{who}}'\nmetadata:\n  author: alice\n"
 
     response = personal(alice, ["register"]).post(
         "/batches", {"files": [{"path": "t.yaml", "content": content}]}

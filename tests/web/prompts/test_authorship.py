@@ -287,7 +287,7 @@ def test_the_migration_marks_stored_authors_naming_no_account_unresolved(alice):
 
     from tests.support.mirror_rows import template, version
 
-    migration = import_module("registry_ui.web.migrations.0016_authorship")
+    migration = import_module("registry_ui.web.migrations.0015_authorship")
     row = template("t/before")
     for number, author in [("1.0.0", "Alice"), ("1.0.1", "Robert"), ("1.0.2", "bob,carol")]:
         version(row, number, author=author)

@@ -143,7 +143,10 @@ def test_after_filing_the_page_links_to_the_version_and_to_staging(unique_name):
     client = signed_in(alice)
 
     with transaction.atomic():  # as a request would be: the batch is sent after commit
-        filed = client.post("/versions/new", fields(name, "1.0.0", "Hello {name}"))
+        # The metadata author names an author's account (issue 16, finding 8).
+        filed = client.post(
+            "/versions/new", fields(name, "1.0.0", "Hello {name}", **{"meta:author": "alice"})
+        )
     batch = Batch.objects.get()
     page = client.get(filed["Location"])
 
