@@ -201,6 +201,11 @@ class LineageEntry:
     request_id: int | None = None
     approved_by: list[str] = field(default_factory=list)
     seq: int = 0
+    request_kind: str = ""  # promote, rollback or release: the request that made the move
+
+    @property
+    def rollback(self) -> bool:
+        return self.request_kind == "rollback" and self.to_stage == Stage.PRODUCTION
 
 
 def get_template(name: str) -> Template:
@@ -292,6 +297,7 @@ def lineage(template: Template, versions: list[TemplateVersion]) -> list[Lineage
                 change.request_id = int(object_id) if object_id.isdigit() else None
                 change.why = str(after.get("justification") or "")
                 change.approved_by = [str(name) for name in after.get("approved_by") or []]
+                change.request_kind = str(after.get("kind") or "")
                 break
     entries += changes
     return sorted(entries, key=_timeline_key, reverse=True)

@@ -159,13 +159,22 @@ def _version_row(name: str, version: TemplateVersion) -> dict:
 
 
 def timeline_rows(template, versions: list[TemplateVersion]) -> list[dict]:
-    """The lineage as template.html#timeline shows it, newest first."""
-    return [_timeline_row(template.name, entry) for entry in selectors.lineage(template, versions)]
+    """The lineage as template.html#timeline shows it, newest first; entries close together
+    in time show their seconds."""
+    entries = selectors.lineage(template, versions)
+    close = display.close_together([entry.at for entry in entries])
+    return [
+        _timeline_row(template.name, entry, seconds=near)
+        for entry, near in zip(entries, close, strict=True)
+    ]
 
 
-def _timeline_row(name: str, entry: selectors.LineageEntry) -> dict:
-    at_iso, at = display.moment(entry.at)
+def _timeline_row(name: str, entry: selectors.LineageEntry, *, seconds: bool = False) -> dict:
+    at_iso, at = display.moment(entry.at, seconds=seconds)
+    _, exact = display.moment(entry.at, seconds=True)
     return {
+        "exact": exact,
+        "precision": "seconds" if seconds else "minutes",
         "entry": entry,
         "at_iso": at_iso,
         "at": at,

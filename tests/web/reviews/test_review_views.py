@@ -364,7 +364,7 @@ def test_a_failing_gate_asks_for_a_reason_to_approve_anyway(users):
     refused = bob.post(f"/requests/{request.pk}/approve")
     accepted = bob.post(f"/requests/{request.pk}/approve", {"gate_reason": "seasonal dip"})
 
-    assert '<span class="gate fail">fail</span>: 0.03 is below 0.05' in page.text
+    assert '<span class="gate fail">Metric gate fails: 0.03 is below 0.05</span>' in page.text
     assert "Reason for approving although the metric gate fails" in page.text
     assert refused.status_code == 400
     assert "approving anyway needs a written reason" in refused.text
