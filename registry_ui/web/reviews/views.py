@@ -86,6 +86,8 @@ def request_list(request):
         "tab_label": TABS[tab],
         "page": page,
         "can_review": can_review,
+        "can_request": permissions.may_file(request.user, "promote"),
+        "can_roll_back": permissions.may_roll_back(request.user),
     }
     if tab == "waiting":
         # The header's badge counts the same requests: the page's COUNT answers it too.

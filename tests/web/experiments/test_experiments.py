@@ -754,13 +754,17 @@ def test_the_demo_has_a_running_experiment_with_believable_data(tmp_path, mlflow
     assert not math.isnan(result.variants[1].comparison.p_value)
 
 
-def test_the_template_page_lists_its_experiments(client, hook, cast):
+def test_the_template_page_lists_its_experiments(client, hook, cast, reader):
     page = signed_in(client, cast["dave"]).get("/templates/t/hook")
-    hidden = signed_in(client, cast["alice"]).get("/templates/t/hook")
+    author = signed_in(client, cast["alice"]).get("/templates/t/hook")
+    hidden = signed_in(client, reader).get("/templates/t/hook")
 
     assert page.status_code == 200
     assert 'href="/experiments/hook-test/"' in page.text and "running" in page.text
     assert "/experiments/new?template=t/hook" in page.text
+    # The author reads the experiment on her template; defining one stays the analysts'.
+    assert 'href="/experiments/hook-test/"' in author.text
+    assert "/experiments/new?template=t/hook" not in author.text
     assert hidden.status_code == 200 and "/experiments/hook-test/" not in hidden.text
 
 
