@@ -89,6 +89,7 @@ def test_a_reviewer_rolls_production_back_from_the_template_page(new_page, scree
     for width in WIDTHS:
         reviewer.set_viewport_size({"width": width, "height": 900})
         screenshot(reviewer, f"rollback-request-{width}")
+        assert sideways(reviewer) <= 0, f"the request page scrolls sideways at {width}px"
     # At 390 px the decision comes first: Approve is within the first two screens.
     approve = reviewer.get_by_role("button", name="Approve", exact=True)
     assert approve.bounding_box()["y"] < 1800, "Approve is too far down at 390px"
@@ -106,6 +107,10 @@ def test_a_reviewer_rolls_production_back_from_the_template_page(new_page, scree
     for width in WIDTHS:
         reviewer.set_viewport_size({"width": width, "height": 900})
         screenshot(reviewer, f"rollback-template-{width}")
+        assert sideways(reviewer) <= 0, f"the template page scrolls sideways at {width}px"
+    for path in ("/requests/?tab=all", "/operations/", f"/templates/{name}/-/versions/1.0.0"):
+        reviewer.goto(path)
+        assert sideways(reviewer) <= 0, f"{path} scrolls sideways at 390px"
 
     assert (
         mlflow_stages(name) == mirror_stages(name) == {"1.0.0": "production", "1.1.0": "archived"}
