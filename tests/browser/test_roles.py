@@ -99,3 +99,49 @@ def test_no_role_is_offered_a_link_that_answers_403(username, new_page, screensh
         page.goto("/requests/")
         screenshot(page, f"roles-{username}-requests-{width}")
     assert problems == []
+
+
+def test_the_analyst_compares_two_versions_and_downloads_the_days(
+    new_page, screenshot, unique_name
+):
+    from tests.web.experiments.test_experiments import START, ingest, outcomes
+
+    name = unique_name("compare")
+    template(name, [("1.1.0", "Hi {who}"), ("1.2.0", "Hello {who}")], [("1.1.0", "staging")])
+    create_experiment(
+        actor="dave",
+        template_name=name,
+        key="hook-test",
+        title="Hello or hi",
+        variants=[VariantLine("control", "1.1.0", 50), VariantLine("treatment", "1.2.0", 50)],
+        metric="engagement",
+        kind="rate",
+        min_samples=100,
+        target=None,
+        start_at=START,
+        stop_at=START + timedelta(days=14),
+    )
+    for day, (control, treatment) in enumerate([(30, 36), (31, 35), (29, 37), (30, 34)]):
+        ingest(outcomes("control", control, 500, day) + outcomes("treatment", treatment, 500, day))
+    make_user("dave", "analysts")
+    page, problems = sign_in(new_page, "dave")
+
+    page.goto("/experiments/compare")
+    page.get_by_label("Template").fill(name)
+    page.get_by_role("button", name="Show its versions").click()
+    expect(page.get_by_label("Version", exact=True)).to_have_value("1.2.0")
+    expect(page.get_by_label("against")).to_have_value("1.1.0")
+    page.get_by_role("button", name="Compare").click()
+    verdict = page.locator("p.verdict").first
+    expect(verdict).to_contain_text("1.2.0 is ahead of 1.1.0 by 1.10 pts")
+    expect(page.locator("polygon.band")).to_have_count(2)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the daily figures (CSV)").click()
+    assert download.value.suggested_filename.endswith("_1.2.0_vs_1.1.0.csv")
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        screenshot(page, f"compare-{width}")
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    page.goto("/experiments/hook-test/")
+    screenshot(page, "experiment-390")
+    assert problems == []

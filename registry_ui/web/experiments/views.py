@@ -270,7 +270,8 @@ def version_compare(request):
         "confidence": round(CONFIDENCE * 100),
     }
     if comparisons is not None:
-        first, second = form.versions[form.cleaned_data["a"]], form.versions[form.cleaned_data["b"]]
+        # ``second`` (the version judged, a=) against ``first`` (the baseline, b=).
+        first, second = form.versions[form.cleaned_data["b"]], form.versions[form.cleaned_data["a"]]
         context.update(
             first=first,
             second=second,

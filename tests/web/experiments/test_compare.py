@@ -51,7 +51,10 @@ def test_it_shows_the_difference_its_interval_the_p_value_and_a_verdict(client, 
     page = signed_in(client, dave).get(URL, {"template": "t/hook", "a": "1.2.0", "b": "1.1.0"})
 
     text = page.text
-    assert "6.00%" in text and "6.90%" in text  # one format: percent, as on experiment pages
+    # One format: percent, as on the experiment pages; each figure on its version's row.
+    assert '<th scope="row">1.2.0</th><td>1,000</td><td>6.90%' in text
+    assert '<th scope="row">1.1.0</th><td>1,000</td><td>6.00%' in text
+    assert "1.2.0 minus 1.1.0" in text
     assert "+0.90 pts (" in text  # the difference with its interval
     p = stats.chi2_contingency([[60, 940], [69, 931]], correction=False)[1]
     assert f"{p:.2g}" in text
