@@ -140,9 +140,11 @@ class RollbackForm(forms.Form):
 
     def __init__(self, *args, template_name: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        names = rollback_templates()
+        self.choices = rollback_choices(template_name) if template_name else []
+        # Once a template with versions to go back to is chosen, the list of every such
+        # template (a DISTINCT over all versions) is not needed: the page shows its name.
+        names = [template_name] if self.choices else rollback_templates()
         self.fields["template"].choices = [("", "Choose a template"), *((n, n) for n in names)]
-        self.choices = rollback_choices(template_name) if template_name in names else []
         self.fields["version"].choices = [
             (choice.version.version, rollback_label(choice)) for choice in self.choices
         ]
