@@ -98,6 +98,9 @@ def test_no_role_is_offered_a_link_that_answers_403(username, new_page, screensh
         screenshot(page, f"roles-{username}-template-{width}")
         page.goto("/requests/")
         screenshot(page, f"roles-{username}-requests-{width}")
+        page.goto(f"/templates/{name}/-/versions/1.0.0")
+        screenshot(page, f"roles-{username}-version-{width}")
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
     assert problems == []
 
 

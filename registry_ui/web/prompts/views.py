@@ -280,6 +280,8 @@ def _version_context(request, row: TemplateVersion, typed, **extra) -> dict:
         "diff_url": _diff_url(row.template.name, previous, row) if previous else None,
         "previous": previous,
         "snippets": use_in_code(row),
+        "may_request": permissions.may_file(request.user, "promote"),
+        "may_register": permissions.may_register(request.user),
         "may_roll_back_to": permissions.may_roll_back(request.user)
         and row.was_production
         and row.stage != Stage.PRODUCTION

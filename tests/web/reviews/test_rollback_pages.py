@@ -98,6 +98,8 @@ def test_an_earlier_holders_version_page_offers_roll_back(hook, bob):
 
     assert "Roll production back to 1.0.0" in earlier.text
     assert "Roll production back to" not in current.text
+    # A reviewer approves promotions and writes no versions: neither is offered.
+    assert ">Request " not in earlier.text and "New version from the latest" not in earlier.text
 
 
 def test_a_rollback_request_page_speaks_of_rollback(hook, bob):
