@@ -283,6 +283,14 @@ def main() -> None:
             "templates": "/",
             "template": f"/templates/{promoted}",
             "diff": f"/templates/{promoted}/-/diff?from=1.0.1&to=1.0.3&view=side",
+            # The list sorted by last change and by pending requests (subqueries per row).
+            "by-change": "/?sort=changed",
+            "by-pending": "/?sort=pending",
+            # A version's page with its "Use in code"; the rollback form (production's
+            # history from the audit trail); the compare page (pick-lists, verdict, chart).
+            "version": f"/templates/{promoted}/-/versions/1.0.1",
+            "rollback": f"/rollback/new?template={promoted}",
+            "compare": f"/experiments/compare?template={promoted}",
         }
         try:
             pages["inbox"] = reverse("request_list")

@@ -28,9 +28,13 @@ ROLE_OF = {
     "comment_request": "authors or reviewers",
     "define_experiment": "the analysts group",
     "register_on_behalf": "the ci group",
+    "view_metrics": "analysts",
 }
 # Authors and reviewers both save preview samples and retry failed operations.
 AUTHOR_OR_REVIEWER = ("register_version", "approve_promotion")
+# Metrics are read by the analysts (view_metrics), and, read-only, by the authors and the
+# reviewers: an experiment's figures help them write and judge the versions it serves.
+READ_METRICS = ("view_metrics", "register_version", "approve_promotion")
 # Running a version's checks again is open to whoever may comment on requests.
 RUN_CHECKS = "comment_request"
 # The permission each filing page needs.
@@ -117,6 +121,23 @@ def may_view_metrics(user) -> bool:
     return has(user, "view_metrics")
 
 
+def may_read_metrics(user) -> bool:
+    """The experiment pages and the compare page, read-only (defining needs more)."""
+    return any(has(user, codename) for codename in READ_METRICS)
+
+
+def require_read_metrics(user) -> None:
+    require_any(user, READ_METRICS, "reading experiment results")
+
+
+def may_view_requests(user) -> bool:
+    return has(user, "view_promotionrequest")
+
+
+def may_roll_back(user) -> bool:
+    return has(user, "rollback_production")
+
+
 def may_define_experiment(user) -> bool:
     return has(user, "define_experiment")
 
@@ -138,6 +159,24 @@ def request_actions(user, request) -> dict[str, bool]:
         "withdraw": actionable and (own or user.is_superuser),
         "comment": may_comment(user),
     }
+
+
+def why_not_approve(user, request) -> str:
+    """One plain sentence saying why this user is not offered Approve ("" when they are, or
+    when the request is not open, which its status already says)."""
+    if request.status != request.Status.OPEN:
+        return ""
+    if request.release_id:
+        return "This request is part of a release: approve the release as a whole."
+    if not may_review(user):
+        return "Approving is for reviewers: you can comment, and a reviewer decides."
+    if request.requester_id == user.pk:
+        return "You filed this request, so another reviewer approves it (four eyes)."
+    if f",{user.get_username().casefold()}," in request.version_authors.casefold():
+        return "You wrote this version, so another reviewer approves it (four eyes)."
+    if any(a.reviewer_id == user.pk for a in request.approvals.all()):
+        return "You approved it already; it waits for another reviewer."
+    return ""
 
 
 def require_withdraw(user, request) -> None:

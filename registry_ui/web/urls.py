@@ -35,6 +35,11 @@ urlpatterns = [
     path("experiments/", experiment_views.experiment_list, name="experiment_list"),
     path("experiments/new", experiment_views.experiment_create, name="experiment_create"),
     path("experiments/compare", experiment_views.version_compare, name="version_compare"),
+    path(
+        "experiments/compare.csv",
+        experiment_views.version_compare_csv,
+        name="version_compare_csv",
+    ),
     path("experiments/<slug:key>/", experiment_views.experiment_detail, name="experiment_detail"),
     path("experiments/<slug:key>/stop", experiment_views.experiment_stop, name="experiment_stop"),
     # The outcomes endpoint of the API (registry_ui/urls.py includes the rest under api/v1/),

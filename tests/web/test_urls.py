@@ -23,6 +23,7 @@ ADDRESSES = [
     ("experiment_list", {}, "/experiments/"),
     ("experiment_create", {}, "/experiments/new"),
     ("version_compare", {}, "/experiments/compare"),
+    ("version_compare_csv", {}, "/experiments/compare.csv"),
     ("experiment_detail", {"key": "hook-cta"}, "/experiments/hook-cta/"),
     ("experiment_stop", {"key": "hook-cta"}, "/experiments/hook-cta/stop"),
     ("outcomes_api", {}, "/api/v1/outcomes"),

@@ -19,6 +19,7 @@ class Series:
     label: str
     points: str  # "x,y x,y ..." for <polyline points>
     last: tuple[float, float] | None  # where to put the end marker
+    band: str = ""  # the confidence band as <polygon points>: upper edge, then lower back
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,15 @@ def line_chart(
     *,
     title: str,
     value_format: Callable[[float], str] = lambda v: f"{v:.3g}",
+    bands: Sequence[Sequence[tuple[date, float, float]]] | None = None,
 ) -> LineChart | None:
-    """One line per (label, [(day, value), ...]); None when there is nothing to draw."""
+    """One line per (label, [(day, value), ...]); None when there is nothing to draw.
+    ``bands``, one per series in the same order: (day, low, high) of its confidence
+    interval, drawn as a shaded band around the line (the scale takes them in)."""
+    bands = list(bands or [])
     days = sorted({day for _, points in series for day, _ in points})
     values = [value for _, points in series for _, value in points]
+    values += [bound for band in bands for _, low, high in band for bound in (low, high)]
     if not days:
         return None
     low, high = min(values), max(values)
@@ -67,13 +73,17 @@ def line_chart(
         return round(TOP + plot_h * (1 - (value - low) / (high - low)), 1)
 
     drawn = []
-    for label, points in series:
+    for position, (label, points) in enumerate(series):
         coordinates = [(x(day), y(value)) for day, value in points]
+        band = bands[position] if position < len(bands) else []
+        outline = [(x(day), y(high)) for day, _, high in band]
+        outline += [(x(day), y(low)) for day, low, _ in reversed(band)]
         drawn.append(
             Series(
                 label=label,
                 points=" ".join(f"{px},{py}" for px, py in coordinates),
                 last=coordinates[-1] if coordinates else None,
+                band=" ".join(f"{px},{py}" for px, py in outline),
             )
         )
     every = max(1, math.ceil(len(days) / 8))

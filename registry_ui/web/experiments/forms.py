@@ -11,7 +11,7 @@ from registry_ui.core.experiments import KEY_RE, METRIC_RE, VARIANT_RE
 from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.semver import InvalidVersionError, SemVer
 from registry_ui.web.experiments.definitions import VariantLine
-from registry_ui.web.models import ServiceToken
+from registry_ui.web.models import ServiceToken, TemplateVersion
 
 VARIANTS_EXAMPLE = "control 1.1.0 50\ntreatment 1.2.0 50"
 
@@ -168,6 +168,47 @@ class StopForm(forms.Form):
 
 
 class CompareForm(forms.Form):
-    template = forms.CharField(max_length=200)
-    a = forms.CharField(label="Version", max_length=40)
-    b = forms.CharField(label="against version", max_length=40)
+    """A template, then two of its versions from pick-lists: ``a``, the version judged
+    (the newest other than production by default), against ``b`` (production by default).
+    The version lists come from the mirror."""
+
+    template = forms.CharField(
+        label="Template",
+        max_length=200,
+        widget=forms.TextInput(attrs={"list": "template-names", "autocomplete": "off"}),
+        error_messages=_messages("Template", "give its name, e.g. persona/entrepreneur/hook"),
+    )
+    a = forms.ChoiceField(
+        label="Version", error_messages=_messages("Version", "choose one from the list")
+    )
+    b = forms.ChoiceField(
+        label="against", error_messages=_messages("Against", "choose one from the list")
+    )
+
+    def __init__(self, data=None, *, versions: list[TemplateVersion] = (), **kwargs):
+        super().__init__(data, **kwargs)
+        self.versions = {row.version: row for row in versions}
+        choices = [(row.version, f"{row.version} ({row.stage})") for row in versions]
+        self.fields["a"].choices = choices
+        self.fields["b"].choices = choices
+        if versions:
+            newest_first = sorted(versions, key=lambda r: (r.major, r.minor, r.patch), reverse=True)
+            production = next((r for r in newest_first if r.stage == "production"), None)
+            baseline = production or newest_first[min(1, len(newest_first) - 1)]
+            candidate = next((r for r in newest_first if r.pk != baseline.pk), baseline)
+            self.fields["a"].initial, self.fields["b"].initial = candidate.version, baseline.version
+
+    def clean_template(self) -> str:
+        name = self.cleaned_data["template"].strip()
+        if not self.versions:
+            raise forms.ValidationError(
+                f"Template: no template named {name[:200]!r} has versions in the mirror; pick "
+                "one from the list."
+            )
+        return name
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("a") and cleaned.get("a") == cleaned.get("b"):
+            self.add_error("b", "Against: choose a version other than the first one.")
+        return cleaned

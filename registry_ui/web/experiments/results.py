@@ -30,6 +30,8 @@ class VariantResult:
     enough: bool  # reached the minimum sample
     comparison: Comparison | None  # against the control; None for the control itself
     series: list[tuple[date, float]] = field(default_factory=list)  # cumulative, by day
+    # The cumulative estimate's confidence interval by day: (day, low, high).
+    band: list[tuple[date, float, float]] = field(default_factory=list)
     minimum: int = 0  # the experiment's minimum sample per variant
 
     @property
@@ -79,11 +81,15 @@ def results(experiment: Experiment, metric: str | None = None) -> Results:
     days = sorted({row[1] for row in rows})
     running: dict[int, Sample] = {}
     series: dict[int, list[tuple[date, float]]] = {v.pk: [] for v in variants}
+    bands: dict[int, list[tuple[date, float, float]]] = {v.pk: [] for v in variants}
     for day, day_rows in groupby(rows, key=lambda r: r[1]):
         for variant_id, _, n, s, sq in day_rows:
             running[variant_id] = running.get(variant_id, EMPTY) + Sample(n, s, sq)
             if variant_id in series:
                 series[variant_id].append((day, running[variant_id].mean))
+                ci = estimate(running[variant_id], kind).ci
+                if ci is not None:
+                    bands[variant_id].append((day, ci.low, ci.high))
     metrics = sorted(
         set(
             OutcomeAggregate.objects.filter(experiment=experiment)
@@ -105,6 +111,7 @@ def results(experiment: Experiment, metric: str | None = None) -> Results:
                 enough=sample.n >= experiment.min_samples,
                 comparison=compare(control_sample, sample, kind) if position else None,
                 series=series[variant.pk],
+                band=bands[variant.pk],
                 minimum=experiment.min_samples,
             )
         )

@@ -9,9 +9,13 @@ the daily aggregates, never the events).
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
 from datetime import timedelta
 
-from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from registry_ui.core.experiment_stats import CONFIDENCE
 from registry_ui.core.policy import PolicyError
 from registry_ui.web import permissions
-from registry_ui.web.experiments import definitions, results
+from registry_ui.web.experiments import compare, definitions, formats, results
 from registry_ui.web.experiments.charts import line_chart
 from registry_ui.web.experiments.forms import CompareForm, ExperimentForm, StopForm
 from registry_ui.web.http import after_form, see_other
@@ -29,8 +33,20 @@ from registry_ui.web.models import Experiment, Template, TemplateVersion
 PAGE_SIZE = 100
 
 
+def reads_metrics(view):
+    """Analysts, authors and reviewers read the results (permissions.may_read_metrics);
+    defining and stopping stay the analysts'."""
+
+    @functools.wraps(view)
+    def checked(request, *args, **kwargs):
+        permissions.require_read_metrics(request.user)
+        return view(request, *args, **kwargs)
+
+    return checked
+
+
 @login_required
-@permission_required(permissions.VIEW_METRICS, raise_exception=True)
+@reads_metrics
 @require_GET
 def experiment_list(request):
     rows = Experiment.objects.select_related("template").prefetch_related("variants__version")
@@ -66,7 +82,7 @@ def experiment_list(request):
 
 
 @login_required
-@permission_required(permissions.VIEW_METRICS, raise_exception=True)
+@reads_metrics
 @require_GET
 def experiment_detail(request, key: str):
     return render(request, "registry_ui/experiments/detail.html", _detail_context(request, key))
@@ -83,6 +99,7 @@ def _detail_context(request, key: str, **forms) -> dict:
         [(f"{v.variant.name} ({v.variant.version.version})", v.series) for v in result.variants],
         title=f"{metric}, cumulative {'rate' if percent else 'mean'} by day",
         value_format=(lambda v: f"{v * 100:.1f}%") if percent else (lambda v: f"{v:.3g}"),
+        bands=[v.band for v in result.variants],
     )
     return {
         "experiment": experiment,
@@ -99,16 +116,16 @@ def _detail_context(request, key: str, **forms) -> dict:
 
 def _table(result, minimum: int) -> list[dict]:
     """The summary table's cells, formatted: rates in percent, differences in points."""
-    rate = result.kind == "rate"
+    kind = result.kind
 
     def value(v: float) -> str:
-        return f"{v * 100:.2f}%" if rate else f"{v:.4g}"
+        return formats.value(v, kind)
 
     def signed(v: float) -> str:
-        return (f"{v * 100:+.2f} pts" if rate else f"{v:+.4g}") if v is not None else ""
+        return formats.signed(v, kind)
 
     def between(interval, fmt) -> str:
-        return f"{fmt(interval.low)} to {fmt(interval.high)}" if interval else ""
+        return formats.between(interval, kind, differences=fmt is signed)
 
     control_short = not result.control.enough if result.variants else True
     rows = []
@@ -143,7 +160,7 @@ def _table(result, minimum: int) -> list[dict]:
                     if c.uplift is not None
                     else ""
                 ),
-                p_value=f"{c.p_value:.3g}" if c.p_value is not None else "",
+                p_value=formats.p_value(c.p_value),
                 significant=c.significant(),
                 better=c.difference > 0,
             )
@@ -241,33 +258,73 @@ def _define_page(request, form, *, status: int = 200):
 
 
 @login_required
-@permission_required(permissions.VIEW_METRICS, raise_exception=True)
+@reads_metrics
 @require_GET
 def version_compare(request):
-    form = CompareForm(request.GET or None)
-    context = {"form": form, "template_names": Template.objects.values_list("name", flat=True)}
-    if form.is_bound and form.is_valid():
-        data = form.cleaned_data
-        versions = {
-            row.version: row
-            for row in TemplateVersion.objects.select_related("template").filter(
-                template__name=data["template"], version__in=[data["a"], data["b"]]
-            )
-        }
-        missing = [v for v in (data["a"], data["b"]) if v not in versions]
-        if missing:
-            form.add_error(None, f"{data['template']} has no version {', '.join(missing)}")
-            return render(request, "registry_ui/experiments/compare.html", context, status=400)
-        first, second = versions[data["a"]], versions[data["b"]]
-        left, right = results.version_metrics(first), results.version_metrics(second)
+    """Pick a template and two of its versions; see every metric side by side with the
+    difference, its interval, the p-value and a one-sentence verdict."""
+    form, comparisons = _compare(request.GET)
+    context = {
+        "form": form,
+        "template_names": Template.objects.values_list("name", flat=True),
+        "comparisons": comparisons,
+        "confidence": round(CONFIDENCE * 100),
+    }
+    if comparisons is not None:
+        # ``second`` (the version judged, a=) against ``first`` (the baseline, b=).
+        first, second = form.versions[form.cleaned_data["b"]], form.versions[form.cleaned_data["a"]]
         context.update(
             first=first,
             second=second,
-            metrics=[
-                (name, left.get(name, {}), right.get(name, {})) for name in sorted({*left, *right})
-            ],
-            versions=TemplateVersion.objects.filter(template__name=data["template"]).values_list(
-                "version", flat=True
-            ),
+            csv_url=f"{reverse('version_compare_csv')}?{request.GET.urlencode()}",
         )
-    return render(request, "registry_ui/experiments/compare.html", context)
+    template = "registry_ui/experiments/compare.html"
+    if request.htmx:
+        template += "#compare-form"
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, template, context, status=status)
+
+
+@login_required
+@reads_metrics
+@require_GET
+def version_compare_csv(request):
+    """The daily figures of the compare page as CSV (one row per metric, version and day)."""
+    form, comparisons = _compare(request.GET)
+    if comparisons is None:
+        errors = "; ".join(e for field in form.errors.values() for e in field)
+        return HttpResponseBadRequest(
+            f"{errors or 'give template=, a= and b='}\n", content_type="text/plain; charset=utf-8"
+        )
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerows(compare.csv_rows(comparisons))
+    data = form.cleaned_data
+    name = f"{data['template'].replace('/', '_')}_{data['a']}_vs_{data['b']}"
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
+
+
+def _compare(query) -> tuple[CompareForm, list | None]:
+    """The form (its version lists are the named template's), and the comparisons once
+    the form is valid; a template alone fills the lists with production and the newest."""
+    name = (query.get("template") or "").strip()[:200]
+    versions = (
+        list(TemplateVersion.objects.filter(template__name=name).select_related("template"))
+        if name
+        else []
+    )
+    if not name:
+        return CompareForm(versions=versions), None
+    data = query.copy()
+    unbound = CompareForm(versions=versions)
+    for key in ("a", "b"):
+        if not data.get(key) and unbound.fields[key].initial:
+            data[key] = unbound.fields[key].initial
+    form = CompareForm(data, versions=versions)
+    if not form.is_valid():
+        return form, None
+    first = form.versions[form.cleaned_data["b"]]  # the baseline
+    second = form.versions[form.cleaned_data["a"]]  # judged against it
+    return form, compare.compare_versions(first, second)

@@ -13,12 +13,21 @@ from registry_ui.web.models import Batch, Operation, PromotionRequest
 BATCHES_PER_PAGE = 25
 
 
+TARGETS_SHOWN = 3  # templates a batch's row names; "and N more" says the rest
+
+
 @dataclass
 class BatchRow:
     batch: Batch
     release: PromotionRequest | None = None
     requests: list[PromotionRequest] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
+    # "template version" of its first operations, so the list names what a batch touches.
+    targets: list[str] = field(default_factory=list)
+
+    @property
+    def more_targets(self) -> int:
+        return max(0, self.batch.total - len(self.targets))
 
     @property
     def finished(self) -> bool:
@@ -47,12 +56,15 @@ def batch_rows(batches: list[Batch]) -> list[BatchRow]:
     linked = (
         Operation.objects.filter(batch_id__in=rows)
         .order_by("batch_id", "position")
-        .values_list("batch_id", "kind", "request_id")
+        .values_list("batch_id", "kind", "request_id", "template_name", "version")
     )
     request_ids: dict[int, int] = {}
-    for batch_id, kind, request_id in linked:
-        if kind not in rows[batch_id].kinds:
-            rows[batch_id].kinds.append(kind)
+    for batch_id, kind, request_id, template_name, version in linked:
+        row = rows[batch_id]
+        if kind not in row.kinds:
+            row.kinds.append(kind)
+        if len(row.targets) < TARGETS_SHOWN and not request_id:
+            row.targets.append(f"{template_name} {version}".strip())
         if request_id:
             # A release's own operation comes first (position 0); the slots it takes for
             # each template follow, tied to its items.

@@ -12,12 +12,13 @@ from datetime import datetime
 from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import CharField, Count, Exists, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Cast, StrIndex, Substr
+from django.db.models import CharField, Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Cast, Coalesce, StrIndex, Substr
 from django.http import Http404
 
 from registry_ui.core.names import SEPARATOR
 from registry_ui.core.semver import Bump, SemVer, declared_bump
+from registry_ui.web.audit.history import production_history
 from registry_ui.web.display import Crumb
 from registry_ui.web.models import (
     AuditEvent,
@@ -44,9 +45,14 @@ class TemplateFilters:
     author: str = ""
     tag: str = ""
     folder: str = ""
+    sort: str = ""  # "" (by name), "changed" (last change first) or "pending"
 
     def query(self) -> dict[str, str]:
         return {k: v for k, v in self.__dict__.items() if v}
+
+
+# How the list may be sorted: the query's value and the words on the page.
+SORTS = {"": "name", "changed": "last change", "pending": "pending requests"}
 
 
 @dataclass
@@ -95,6 +101,27 @@ def filtered_templates(filters: TemplateFilters):
             metadata__tags__iexact=filters.tag
         )
         templates = templates.filter(Exists(versions.filter(tagged)))
+    if filters.sort == "changed":
+        # The newest version's registration, or the template's own creation without one.
+        newest = Subquery(
+            TemplateVersion.objects.filter(template=OuterRef("pk"), created_at__isnull=False)
+            .order_by("-created_at")
+            .values("created_at")[:1]
+        )
+        changed = Coalesce(newest, "created_at")
+        return templates.annotate(changed=changed).order_by(F("changed").desc(), "name")
+    if filters.sort == "pending":
+        open_requests = (
+            PromotionRequest.objects.filter(
+                template=OuterRef("pk"), status__in=PromotionRequest.ACTIVE
+            )
+            .order_by()
+            .values("template")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        pending = Coalesce(Subquery(open_requests), 0)
+        return templates.annotate(pending_count=pending).order_by("-pending_count", "name")
     return templates.order_by("name")
 
 
@@ -201,6 +228,11 @@ class LineageEntry:
     request_id: int | None = None
     approved_by: list[str] = field(default_factory=list)
     seq: int = 0
+    request_kind: str = ""  # promote, rollback or release: the request that made the move
+
+    @property
+    def rollback(self) -> bool:
+        return self.request_kind == "rollback" and self.to_stage == Stage.PRODUCTION
 
 
 def get_template(name: str) -> Template:
@@ -305,6 +337,7 @@ def lineage(template: Template, versions: list[TemplateVersion]) -> list[Lineage
                 change.request_id = int(object_id) if object_id.isdigit() else None
                 change.why = str(after.get("justification") or "")
                 change.approved_by = [str(name) for name in after.get("approved_by") or []]
+                change.request_kind = str(after.get("kind") or "")
                 break
     entries += changes
     return sorted(entries, key=_timeline_key, reverse=True)
@@ -353,6 +386,31 @@ def default_comparison(
     if old is None or old.pk == new.pk:
         old = TemplateVersion.objects.before(new).first()
     return old, new
+
+
+def last_production_before(
+    template: Template, versions: list[TemplateVersion]
+) -> TemplateVersion | None:
+    """The version that held production last before the one holding it now: what the
+    template page's "Roll back" offers first. From the versions already read, and the
+    audit trail's periods (one query); None when no version held production before."""
+    held = [v for v in versions if v.was_production and v.stage != Stage.PRODUCTION]
+    if not held:
+        return None
+    left = {}
+    for period in production_history(template.name):
+        if period["until"] is not None:
+            left[period["version"]] = period["until"]
+    return max(
+        held,
+        key=lambda v: (
+            left.get(v.version) is not None,
+            left.get(v.version),
+            v.major,
+            v.minor,
+            v.patch,
+        ),
+    )
 
 
 def latest_version(name: str) -> TemplateVersion | None:

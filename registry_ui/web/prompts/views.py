@@ -37,7 +37,8 @@ def template_list(request):
         "filters": filters,
         "errors": errors,
         "query": urlencode(query),
-        "filtered": bool(set(query) - {"folder"}),
+        "filtered": bool(set(query) - {"folder", "sort"}),
+        "sorts": selectors.SORTS,
         "stages": Stage.choices,
         "authors": selectors.authors(),
         "folder_crumbs": display.folder_crumbs(filters.folder),
@@ -53,10 +54,14 @@ def template_list(request):
 
 def _template_filters(query) -> tuple[selectors.TemplateFilters, dict[str, str]]:
     values = {
-        key: query.get(key, "").strip()[:200] for key in ("q", "stage", "author", "tag", "folder")
+        key: query.get(key, "").strip()[:200]
+        for key in ("q", "stage", "author", "tag", "folder", "sort")
     }
     values["folder"] = values["folder"].strip("/")
     errors = {}
+    if values["sort"] not in selectors.SORTS:
+        accepted = ", ".join(f"sort={key}" for key in selectors.SORTS if key)
+        errors["sort"] = f"sort {values['sort'][:40]!r} is not offered: use {accepted} (or none)"
     if values["stage"] and values["stage"] not in Stage.values:
         errors["stage"] = f"stage {values['stage'][:40]!r} is not one of: " + ", ".join(
             Stage.values
@@ -94,6 +99,7 @@ def template_detail(request, name: str):
     requests = selectors.open_requests(template)
     old, new = selectors.default_comparison(template, versions, requests)
     timeline = timeline_rows(template, versions)
+    may_roll_back = permissions.may_roll_back(request.user)
     return render(
         request,
         "registry_ui/prompts/template.html",
@@ -117,10 +123,26 @@ def template_detail(request, name: str):
             "timeline": timeline,
             "diff_url": _diff_url(template.name, old, new) if old and new else None,
             "may_register": permissions.may_register(request.user),
+            "may_request": permissions.may_file(request.user, "promote"),
+            "rollback_to": selectors.last_production_before(template, versions)
+            if may_roll_back and by_stage.get(Stage.PRODUCTION)
+            else None,
+            "why_not": _why_not_offered(request.user),
             "flags": selectors.open_flags(template),
             "may_resolve_flags": permissions.has(request.user, "approve_promotion"),
         },
     )
+
+
+def _why_not_offered(user) -> str:
+    """One line saying which actions this page does not offer the user, and why."""
+    if permissions.may_file(user, "promote") and permissions.may_roll_back(user):
+        return ""
+    if permissions.may_file(user, "promote"):
+        return "Rolling production back is for reviewers."
+    if permissions.may_roll_back(user):
+        return "Requesting a promotion is for authors; as a reviewer you approve them."
+    return "Writing versions and requesting promotions is for authors; rolling back, for reviewers."
 
 
 @login_required
@@ -159,13 +181,22 @@ def _version_row(name: str, version: TemplateVersion) -> dict:
 
 
 def timeline_rows(template, versions: list[TemplateVersion]) -> list[dict]:
-    """The lineage as template.html#timeline shows it, newest first."""
-    return [_timeline_row(template.name, entry) for entry in selectors.lineage(template, versions)]
+    """The lineage as template.html#timeline shows it, newest first; entries close together
+    in time show their seconds."""
+    entries = selectors.lineage(template, versions)
+    close = display.close_together([entry.at for entry in entries])
+    return [
+        _timeline_row(template.name, entry, seconds=near)
+        for entry, near in zip(entries, close, strict=True)
+    ]
 
 
-def _timeline_row(name: str, entry: selectors.LineageEntry) -> dict:
-    at_iso, at = display.moment(entry.at)
+def _timeline_row(name: str, entry: selectors.LineageEntry, *, seconds: bool = False) -> dict:
+    at_iso, at = display.moment(entry.at, seconds=seconds)
+    _, exact = display.moment(entry.at, seconds=True)
     return {
+        "exact": exact,
+        "precision": "seconds" if seconds else "minutes",
         "entry": entry,
         "at_iso": at_iso,
         "at": at,
@@ -248,8 +279,60 @@ def _version_context(request, row: TemplateVersion, typed, **extra) -> dict:
         "prefix": PREVIEW_PREFIX,
         "diff_url": _diff_url(row.template.name, previous, row) if previous else None,
         "previous": previous,
+        "snippets": use_in_code(row),
+        "may_request": permissions.may_file(request.user, "promote"),
+        "may_register": permissions.may_register(request.user),
+        "may_roll_back_to": permissions.may_roll_back(request.user)
+        and row.was_production
+        and row.stage != Stage.PRODUCTION
+        and not row.tampered_at
+        and not row.missing_since,
         **extra,
     }
+
+
+def use_in_code(row: TemplateVersion) -> list[dict]:
+    """How a program loads this version: with PromptModel, with a plain MlflowClient, and
+    through the stage's alias as a ``models:/`` URI when the version holds one."""
+    name, registered = row.template.name, row.template.registered_model_name
+    values = ", ".join(f'{variable}="..."' for variable in row.variables)
+    snippets = [
+        {
+            "id": "code-prompt-model",
+            "title": "With PromptModel (checks the content hash, cached)",
+            "code": (
+                "from registry_ui.prompt_model import PromptModel\n\n"
+                f'model = PromptModel.load_from_registry("{name}", version="{row.version}")\n'
+                f"text = model.render({values})"
+            ),
+        },
+        {
+            "id": "code-mlflow-client",
+            "title": "With a plain MlflowClient (no registry_ui installed)",
+            "code": (
+                "from mlflow import MlflowClient\n\n"
+                "client = MlflowClient()  # MLFLOW_TRACKING_URI names the server\n"
+                f'version = client.get_model_version("{registered}", "{row.mlflow_version}")\n'
+                'template = version.tags["registry_ui.template"]\n'
+                f"text = template.format({values})"
+            ),
+        },
+    ]
+    if row.stage in (Stage.STAGING, Stage.PRODUCTION):
+        snippets.append(
+            {
+                "id": "code-alias",
+                "title": f"Whatever holds {row.stage} (the {row.stage} alias, now {row.version})",
+                "code": (
+                    "from mlflow import MlflowClient\n\n"
+                    f"# models:/{registered}@{row.stage}\n"
+                    f'version = MlflowClient().get_model_version_by_alias("{registered}", '
+                    f'"{row.stage}")\n'
+                    'template = version.tags["registry_ui.template"]'
+                ),
+            }
+        )
+    return snippets
 
 
 @login_required

@@ -11,8 +11,9 @@ from django import forms
 from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.names import MAX_NAME_LENGTH, InvalidNameError, validate_template_name
 from registry_ui.core.semver import InvalidVersionError, SemVer
-from registry_ui.web.models import TemplateVersion
+from registry_ui.web import display
 from registry_ui.web.reviews.releases import ReleaseLine
+from registry_ui.web.reviews.selectors import RollbackChoice, rollback_choices, rollback_templates
 
 MAX_VERSION_LENGTH = 40
 
@@ -122,7 +123,9 @@ class WithdrawForm(_ActionForm):
 
 
 class RollbackForm(forms.Form):
-    """Production back to a version that held it before (the choices come from the mirror)."""
+    """Production back to a version that held it before: the template first, then one of
+    its versions that held production (reviews.selectors.rollback_choices), the one that
+    left production last first and chosen by default."""
 
     template = forms.ChoiceField(
         label="Template",
@@ -130,32 +133,40 @@ class RollbackForm(forms.Form):
     )
     version = forms.ChoiceField(
         label="Version to bring back",
+        widget=forms.RadioSelect,
         error_messages=_messages("Version to bring back", "choose a version"),
     )
     reason = clean_text("Reason", required=True, why="say why production must go back", rows=4)
 
     def __init__(self, *args, template_name: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        held = list(
-            TemplateVersion.objects.filter(was_production=True)
-            .exclude(stage="production")  # holds it now: nothing to go back to
-            .select_related("template")
-            .order_by("template__name", "-major", "-minor", "-patch")
-        )
-        names = sorted({row.template.name for row in held})
+        self.choices = rollback_choices(template_name) if template_name else []
+        # Once a template with versions to go back to is chosen, the list of every such
+        # template (a DISTINCT over all versions) is not needed: the page shows its name.
+        names = [template_name] if self.choices else rollback_templates()
         self.fields["template"].choices = [("", "Choose a template"), *((n, n) for n in names)]
-        if template_name in names:
-            rows = [row for row in held if row.template.name == template_name]
-            self.fields["version"].choices = [_version_choice(row) for row in rows]
-        else:  # grouped by template until one is chosen
-            self.fields["version"].choices = [
-                (name, [_version_choice(r) for r in held if r.template.name == name])
-                for name in names
-            ]
+        self.fields["version"].choices = [
+            (choice.version.version, rollback_label(choice)) for choice in self.choices
+        ]
+        offered = [choice.version.version for choice in self.choices]
+        if offered and self.initial.get("version") not in offered:
+            self.initial["version"] = offered[0]
+
+    @property
+    def template_chosen(self) -> bool:
+        return bool(self.choices)
 
 
-def _version_choice(row: TemplateVersion) -> tuple[str, str]:
-    return (row.version, f"{row.version} ({row.stage})")
+def rollback_label(choice: RollbackChoice) -> str:
+    """ "1.0.0: in production from 2026-12-01 10:00 UTC to 2026-12-03 12:00 UTC (2 days)"."""
+    version = choice.version
+    if choice.since is None:
+        return f"{version.version}: held production (when is not recorded), {version.stage} now"
+    _, since = display.moment(choice.since)
+    _, until = display.moment(choice.until)
+    served = display.duration(choice.served)
+    again = f"; {choice.periods} times in all" if choice.periods > 1 else ""
+    return f"{version.version}: in production from {since} to {until} ({served}{again})"
 
 
 class ReleaseForm(forms.Form):

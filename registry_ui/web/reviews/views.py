@@ -21,9 +21,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from registry_ui.core.policy import PolicyError
 from registry_ui.core.template import TemplateValidationError
-from registry_ui.web import permissions
+from registry_ui.web import display, permissions
 from registry_ui.web.http import after_form, see_other
-from registry_ui.web.models import Approval, Operation, PromotionRequest, RequestComment, Template
+from registry_ui.web.models import (
+    Approval,
+    Operation,
+    PromotionRequest,
+    RequestComment,
+    Template,
+    TemplateVersion,
+)
 from registry_ui.web.operations import selectors as operation_selectors
 from registry_ui.web.prompts import selectors as prompt_selectors
 from registry_ui.web.prompts import views as prompt_views
@@ -79,6 +86,8 @@ def request_list(request):
         "tab_label": TABS[tab],
         "page": page,
         "can_review": can_review,
+        "can_request": permissions.may_file(request.user, "promote"),
+        "can_roll_back": permissions.may_roll_back(request.user),
     }
     if tab == "waiting":
         # The header's badge counts the same requests: the page's COUNT answers it too.
@@ -168,8 +177,14 @@ def _review_context(request, pk: int, **bound_forms) -> dict:
         "withdraw_form": WithdrawForm(),
         **bound_forms,
     }
+    for item in review.items.all():
+        item.gate_words = display.gate_words(item.gate)
     return {
         "review": review,
+        "rollback": review.kind == PromotionRequest.Kind.ROLLBACK,
+        "gate_words": display.gate_words(review.gate),
+        "checks_words": display.checks_words(review.checks),
+        "why_not_approve": permissions.why_not_approve(request.user, review),
         "progress": _progress(review),
         **_template_context(review),
         "valid_approvals": review.valid_approvals(),
@@ -308,12 +323,16 @@ def request_create(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def rollback_create(request):
+    """Choose the template, then the version (only those that held production, the last one
+    out first and chosen), write the reason, file. The template's and a version's pages link
+    here with both filled in."""
     if request.method == "GET":
-        name = request.GET.get("template")
+        name = request.GET.get("template") or ""
         initial = {k: request.GET[k] for k in ("template", "version") if request.GET.get(k)}
         form = RollbackForm(initial=initial, template_name=name)
-        return _filing_page(request, "rollback.html", form)
-    form = RollbackForm(request.POST, template_name=request.POST.get("template"))
+        return _filing_page(request, "rollback.html", form, **_rollback_context(name))
+    name = request.POST.get("template") or ""
+    form = RollbackForm(request.POST, template_name=name)
     return _file(
         request,
         "rollback.html",
@@ -324,7 +343,21 @@ def rollback_create(request):
             version=data["version"],
             reason=data["reason"],
         ),
+        **_rollback_context(name),
     )
+
+
+def _rollback_context(name: str) -> dict:
+    """What production holds now (what a rollback replaces) and the approvals it needs."""
+    required = services.approval_policy().required("rollback", "production")
+    if not name:
+        return {"required_approvals": required}
+    holder = (
+        TemplateVersion.objects.filter(template__name=name, stage="production")
+        .select_related("template")
+        .first()
+    )
+    return {"production_now": holder, "required_approvals": required}
 
 
 @login_required
@@ -350,7 +383,7 @@ def release_create(request):
     )
 
 
-def _file(request, page: str, form, perform):
+def _file(request, page: str, form, perform, **extra):
     if form.is_valid():
         try:
             filed = perform(form.cleaned_data)
@@ -359,15 +392,16 @@ def _file(request, page: str, form, perform):
         else:
             url = reverse("request_detail", args=[filed.pk])
             return after_form(request, url)
-    return _filing_page(request, page, form, status=400)
+    return _filing_page(request, page, form, status=400, **extra)
 
 
 # The filing pages, by the kind of request they file.
 FILING_KINDS = {"new.html": "promote", "rollback.html": "rollback", "release.html": "release"}
 
 
-def _filing_page(request, page: str, form, *, status: int = 200, plans=None):
+def _filing_page(request, page: str, form, *, status: int = 200, plans=None, **extra):
     context = {
+        **extra,
         "form": form,
         "plans": plans,
         "plans_ok": plans is not None and not any(plan.problems for plan in plans),

@@ -14,7 +14,7 @@ register = django_template.Library()
 @register.inclusion_tag("registry_ui/experiments/_for_template.html", takes_context=True)
 def experiments_for(context, template):
     user = context["request"].user
-    if not permissions.may_view_metrics(user):
+    if not permissions.may_read_metrics(user):
         return {"shown": False}
     now = timezone.now()
     rows = list(Experiment.objects.filter(template=template).order_by("-start_at")[:10])

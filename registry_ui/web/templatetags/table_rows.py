@@ -106,23 +106,30 @@ def _request_row(r: PromotionRequest) -> str:
             f'{_e(r.template.name)} {_e(r.version.version)} to <span class="stage {stage}">'
             f"{stage}</span>{' (rollback)' if r.kind == PromotionRequest.Kind.ROLLBACK else ''}"
         )
-    if r.gate:
-        status = _e(_key(r.gate, "status"))
+    gate = display.gate_words(r.gate)
+    if gate is not None:
+        # The verdict at a glance; the figures behind a toggle (a <details>, no script).
+        verdict = f'<span class="gate {_e(gate.status)}">{_e(gate.verdict)}</span>'
         what += (
-            f'<br><span class="gate {status}">metric gate {status}</span>: '
-            f'<span class="text">{_e(_key(r.gate, "detail"))}</span>'
+            f'<br><details class="gate-words"><summary>{verdict} <span class="muted">(figures)'
+            f'</span></summary><p class="text">{_e(gate.figures)}</p></details>'
+            if gate.figures
+            else f"<br>{verdict}"
         )
     created_iso, created = display.moment(r.created_at)
+    _, exact = display.moment(r.created_at, seconds=True)
+    url = _e(display.request_url(r.pk))
     return (
-        "\n    <tr>"
-        f'\n      <th scope="row"><a href="{_e(display.request_url(r.pk))}">#{r.pk}</a></th>'
+        f'\n    <tr data-href="{url}">'
+        f'\n      <th scope="row"><a href="{url}">#{r.pk}</a></th>'
         f"\n      <td>{what}</td>"
         f"\n      <td>{_e(Truncator(r.justification).chars(80))}</td>"
         f"\n      <td>{_e(r.requester.get_username())}</td>"
         f'\n      <td><span class="status {_e(r.status)}">{_e(r.get_status_display())}</span> '
         f"{_checks_badge(r.checks)}</td>"
         f"\n      <td>{r.approval_count} of {r.required_approvals}</td>"
-        f'\n      <td><time datetime="{_e(created_iso)}">{_e(created)}</time></td>'
+        f'\n      <td><time datetime="{_e(created_iso)}" title="{_e(exact)}" data-local="minutes">'
+        f"{_e(created)}</time></td>"
         "\n    </tr>\n  "
     )
 

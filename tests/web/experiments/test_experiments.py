@@ -389,7 +389,8 @@ def test_the_results_page_shows_the_chart_the_table_and_progress(client, hook, c
     assert "6.00%" in text  # control: 15 of 250
     assert "15.00%" in text  # treatment: 30 of 200
     p = stats.chi2_contingency([[15, 235], [30, 170]], correction=False)[1]
-    assert f"{p:.3g}" in text
+    assert f"{p:.2g}" in text  # two significant figures, as on every page
+    assert '<polygon class="band series-0"' in text  # the confidence band
 
 
 def test_below_the_minimum_sample_the_page_says_not_enough_data(client, db, cast):
@@ -403,9 +404,13 @@ def test_below_the_minimum_sample_the_page_says_not_enough_data(client, db, cast
     assert "p-value" in page.text and "significant</span>" not in page.text
 
 
-def test_only_holders_of_view_metrics_see_results(client, hook, cast):
-    assert signed_in(client, cast["alice"]).get("/experiments/hook-test/").status_code == 403
-    assert signed_in(client, cast["alice"]).get("/experiments/").status_code == 403
+def test_authors_and_reviewers_read_results_and_others_do_not(client, hook, cast, reader):
+    for who in ("alice", "bob"):
+        assert signed_in(client, cast[who]).get("/experiments/hook-test/").status_code == 200
+        assert signed_in(client, cast[who]).get("/experiments/").status_code == 200
+    refused = signed_in(client, reader).get("/experiments/hook-test/")
+    assert refused.status_code == 403
+    assert signed_in(client, reader).get("/experiments/").status_code == 403
 
 
 def queries(client, url) -> int:
@@ -463,9 +468,10 @@ def test_two_versions_side_by_side(client, hook, cast):
     missing = client.get("/experiments/compare", {"template": "t/hook", "a": "1.1.0", "b": "9.9.9"})
 
     assert page.status_code == 200
-    assert "n=100: 0.0600" in page.text and "n=100: 0.0900" in page.text
-    assert "1 MLflow run: 0.0700" in page.text
-    assert missing.status_code == 400 and "has no version 9.9.9" in missing.text
+    assert "6.00%" in page.text and "9.00%" in page.text  # as the experiment page writes them
+    assert "1 MLflow run: mean 0.07" in page.text
+    assert missing.status_code == 400
+    assert "Against: 9.9.9 is not one of the choices offered." in missing.text
 
 
 # -- defining and stopping -------------------------------------------------------------------
@@ -750,7 +756,7 @@ def test_metrics_logged_to_runs_tagged_with_a_version_are_imported(client, regis
     page = signed_in(client, cast["dave"]).get(
         "/experiments/compare", {"template": registered, "a": "1.1.0", "b": "1.2.0"}
     )
-    assert "2 MLflow runs: 0.0630" in page.text
+    assert "2 MLflow runs: mean 0.063" in page.text
 
 
 # -- service tokens in the admin -------------------------------------------------------------
@@ -814,13 +820,17 @@ def test_the_demo_has_a_running_experiment_with_believable_data(tmp_path, mlflow
     assert not math.isnan(result.variants[1].comparison.p_value)
 
 
-def test_the_template_page_lists_its_experiments(client, hook, cast):
+def test_the_template_page_lists_its_experiments(client, hook, cast, reader):
     page = signed_in(client, cast["dave"]).get("/templates/t/hook")
-    hidden = signed_in(client, cast["alice"]).get("/templates/t/hook")
+    author = signed_in(client, cast["alice"]).get("/templates/t/hook")
+    hidden = signed_in(client, reader).get("/templates/t/hook")
 
     assert page.status_code == 200
     assert 'href="/experiments/hook-test/"' in page.text and "running" in page.text
     assert "/experiments/new?template=t/hook" in page.text
+    # The author reads the experiment on her template; defining one stays the analysts'.
+    assert 'href="/experiments/hook-test/"' in author.text
+    assert "/experiments/new?template=t/hook" not in author.text
     assert hidden.status_code == 200 and "/experiments/hook-test/" not in hidden.text
 
 

@@ -368,7 +368,9 @@ def test_a_failing_gate_asks_for_a_reason_to_approve_anyway(users, settings):
     refused = bob.post(f"/requests/{request.pk}/approve")
     accepted = bob.post(f"/requests/{request.pk}/approve", {"gate_reason": "seasonal dip"})
 
-    assert '<span class="gate fail">fail</span>: significantly worse than production' in page.text
+    assert '<span class="gate fail">Metric gate fails: significantly worse than production' in (
+        page.text
+    )
     assert "Reason for approving although the metric gate fails" in page.text
     assert refused.status_code == 400
     assert "approving anyway needs a written reason" in refused.text
