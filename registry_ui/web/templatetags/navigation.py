@@ -32,6 +32,7 @@ class NavItem:
 # (label, URL name, who may open it: None for every signed-in user)
 MENU = (
     ("Templates", "template_list", None),
+    ("Native prompts", "native_list", None),
     ("Requests", "request_list", permissions.may_view_requests),
     ("Experiments", "experiment_list", permissions.may_read_metrics),
     ("Operations", "operation_list", None),

@@ -479,7 +479,7 @@ def test_filing_pages_say_which_permission_is_missing(users):
 def test_the_nav_links_to_the_requests(users):
     page = as_user(users["erin"]).get("/requests/")
 
-    assert '<a href="/requests/">Requests</a>' in page.text
+    assert '<a href="/requests/" aria-current="page">Requests</a>' in page.text
 
 
 def test_a_refusal_page_says_what_permission_is_missing(client, dave):
