@@ -130,7 +130,7 @@ def test_the_analyst_compares_two_versions_and_downloads_the_days(
     page, problems = sign_in(new_page, "dave")
 
     page.goto("/experiments/compare")
-    page.get_by_label("Template").fill(name)
+    page.get_by_label("Template", exact=True).fill(name)
     page.get_by_role("button", name="Show its versions").click()
     expect(page.get_by_label("Version", exact=True)).to_have_value("1.2.0")
     expect(page.get_by_label("against")).to_have_value("1.1.0")
