@@ -27,6 +27,8 @@ test: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
+	@# SQLite's query plans: the page-scan test needs SQLite even when DATABASE_URL is PostgreSQL.
+	env -u DATABASE_URL $(PY) -m pytest -q -p no:cacheprovider tests/web/prompts/test_page_queries_at_scale.py
 
 lint: install
 	$(PY) -m ruff check --fix .

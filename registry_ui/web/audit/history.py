@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.db.models import CharField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
-from registry_ui.web.models import AuditEvent
+from registry_ui.web.models import AuditEvent, PromotionRequest, starts_with
 
 _VERSION_ACTIONS = ("version.registered", "version.stage_changed")
 
@@ -24,14 +26,27 @@ def production_history(template_name: str) -> list[dict]:
     """
     prefix = f"{template_name}@"
     moves = AuditEvent.objects.filter(
-        object_type="template_version", object_id__startswith=prefix, action__in=_VERSION_ACTIONS
+        starts_with("object_id", prefix),
+        object_type="template_version",
+        action__in=_VERSION_ACTIONS,
     ).values_list("seq", "at", "actor", "source", "object_id", "before", "after")
-    requests = AuditEvent.objects.filter(
-        action="request.executed",
-        object_type="promotion_request",
-        after__template=template_name,
-        after__target_stage=_PRODUCTION,
-    ).values_list("seq", "object_id", "after")
+    # The template's own production requests' events (an index on object_id), not every
+    # executed request's JSON read to find its template (that grew with the history).
+    own = (
+        PromotionRequest.objects.filter(template__name=template_name)
+        .annotate(key=Cast("pk", CharField()))
+        .values("key")
+    )
+    requests = [
+        (seq, object_id, after)
+        for seq, object_id, action, after in AuditEvent.objects.filter(
+            object_type="promotion_request", object_id__in=own
+        ).values_list("seq", "object_id", "action", "after")
+        if action == "request.executed"
+        and isinstance(after, dict)
+        and after.get("template") == template_name
+        and after.get("target_stage") == _PRODUCTION
+    ]
     timeline = sorted(
         [("move", *row) for row in moves] + [("request", *row) for row in requests],
         key=lambda item: item[1],

@@ -6,7 +6,12 @@ package replaced: Django finds every model through this package.
 
 from registry_ui.web.models.api import SCOPES as API_SCOPES
 from registry_ui.web.models.api import ApiToken, IdempotentCall
-from registry_ui.web.models.audit import AppendOnlyError, AuditEvent, AuditEventQuerySet
+from registry_ui.web.models.audit import (
+    AppendOnlyError,
+    AuditEvent,
+    AuditEventQuerySet,
+    starts_with,
+)
 from registry_ui.web.models.checks import CheckComparison, CheckRun
 from registry_ui.web.models.experiments import (
     Experiment,
@@ -59,4 +64,5 @@ __all__ = [
     "TemplateVersion",
     "VersionSample",
     "WebhookDelivery",
+    "starts_with",
 ]

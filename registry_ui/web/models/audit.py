@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 
 
@@ -93,3 +93,17 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("audit events cannot be deleted: the audit trail is append-only")
+
+
+def starts_with(field: str, prefix: str) -> Q:
+    """``field`` starts with ``prefix``, in a form the database's index on it serves.
+
+    PostgreSQL's pattern-ops index serves LIKE 'prefix%'. SQLite's LIKE ignores case, so no
+    index serves it and every row of the table is read; its indexes are in byte order, in
+    which a range from the prefix up to the prefix with its last character incremented is
+    exactly the prefixed values.
+    """
+    if connection.vendor != "sqlite" or not prefix:
+        return Q(**{f"{field}__startswith": prefix})
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return Q(**{f"{field}__gte": prefix, f"{field}__lt": upper})

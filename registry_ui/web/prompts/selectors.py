@@ -28,6 +28,7 @@ from registry_ui.web.models import (
     Template,
     TemplateFlag,
     TemplateVersion,
+    starts_with,
 )
 from registry_ui.web.models.prompts import NEWEST_FIRST, OLDEST_FIRST
 
@@ -290,7 +291,7 @@ def lineage(template: Template, versions: list[TemplateVersion]) -> list[Lineage
         previous = current
     prefix = f"{template.name}@"
     moves = AuditEvent.objects.filter(
-        _starts_with("object_id", prefix),
+        starts_with("object_id", prefix),
         object_type="template_version",
         action="version.stage_changed",
     ).values_list("seq", "at", "actor", "source", "object_id", "before", "after")
@@ -341,20 +342,6 @@ def lineage(template: Template, versions: list[TemplateVersion]) -> list[Lineage
                 break
     entries += changes
     return sorted(entries, key=_timeline_key, reverse=True)
-
-
-def _starts_with(field: str, prefix: str) -> Q:
-    """``field`` starts with ``prefix``, in a form the database's index on it serves.
-
-    PostgreSQL's pattern-ops index serves LIKE 'prefix%'. SQLite's LIKE ignores case, so no
-    index serves it and every row of the table is read; its indexes are in byte order, in
-    which a range from the prefix up to the prefix with its last character incremented is
-    exactly the prefixed values.
-    """
-    if connection.vendor != "sqlite" or not prefix:
-        return Q(**{f"{field}__startswith": prefix})
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return Q(**{f"{field}__gte": prefix, f"{field}__lt": upper})
 
 
 def _stage(value) -> str:

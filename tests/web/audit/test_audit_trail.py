@@ -625,6 +625,24 @@ def test_it_tells_which_version_was_in_production_when_who_moved_it_and_why():
         ]
     )
     # An approved request carried out by a worker: the stage moves, then request.executed.
+    # The history reads the template's own requests' events, so the request is a real row.
+    from registry_ui.web.models import PromotionRequest
+    from tests.support.mirror_rows import template, version
+    from tests.support.users import member
+
+    row = version(template("shop/hook"), "1.1.0", stage="production")
+    PromotionRequest.objects.create(
+        id=42,
+        template=row.template,
+        version=row,
+        content_sha256=row.content_sha256,
+        from_stage="staging",
+        target_stage="production",
+        requester=member("alice", "authors"),
+        justification="better hook, +12% CTR in the A/B test",
+        required_approvals=2,
+        status="done",
+    )
     requested = trail.record_many(
         [move("1.0.0", "production", "archived"), move("1.1.0", "staging", "production")]
     )[-1]
