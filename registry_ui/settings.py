@@ -355,7 +355,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # with mlflow loaded instead of its first operation importing it (3-4 s here, each).
 CELERY_IMPORTS = ["registry_ui.gateway"]
 # The incremental sync: reads only templates whose registered model's timestamp moved.
-SYNC_INTERVAL_SECONDS = _env_int("SYNC_INTERVAL_SECONDS", 60, minimum=10)
+# Idle, a pass is one MLflow call; every 4 s, changes no webhook reports (a legacy stage set
+# by hand, a version deleted) show within seconds. Passes never overlap (prompts/tasks.py).
+SYNC_INTERVAL_SECONDS = _env_int("SYNC_INTERVAL_SECONDS", 4, minimum=2)
 # The full sweep: reads every version, for what moves no MLflow timestamp (aliases and tags
 # edited, a model deleted) when no webhook reported it (docs/mlflow-contract.md).
 SYNC_FULL_SWEEP_SECONDS = _env_int("SYNC_FULL_SWEEP_SECONDS", 600, minimum=60)

@@ -42,7 +42,7 @@ def start_django(**env) -> subprocess.CompletedProcess:
         # ConfigurationError instead.
         ({"OPERATION_TIME_LIMIT_SECONDS": "abc"}, "OPERATION_TIME_LIMIT_SECONDS='abc'"),
         ({"OPERATION_SEND_GRACE_SECONDS": "0"}, "OPERATION_SEND_GRACE_SECONDS='0'"),
-        ({"SYNC_INTERVAL_SECONDS": "5"}, "SYNC_INTERVAL_SECONDS='5'"),
+        ({"SYNC_INTERVAL_SECONDS": "1"}, "SYNC_INTERVAL_SECONDS='1'"),
         ({"SYNC_FULL_SWEEP_SECONDS": "30"}, "SYNC_FULL_SWEEP_SECONDS='30'"),
         ({"EXPERIMENT_LOG_INTERVAL_SECONDS": "0"}, "EXPERIMENT_LOG_INTERVAL_SECONDS='0'"),
         ({"APPROVALS_PRODUCTION": "0"}, "APPROVALS_PRODUCTION='0'"),

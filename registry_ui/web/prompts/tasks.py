@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.core.cache import cache
 
 from registry_ui.core.errors import RegistryUnavailableError
 from registry_ui.web.prompts.mirror import sync_changes, sync_one, sync_registry
 from registry_ui.web.prompts.watch import watch_stage_holders
+
+_PASS_RUNNING = "registry_ui:sync_changes:running"
+# Longer than any pass: a worker killed mid-pass holds the lock no longer than this.
+_PASS_LOCK_SECONDS = 600
 
 
 @shared_task(
@@ -62,8 +67,14 @@ def sync_registry_task() -> dict[str, int]:
 
 @shared_task(name="registry_ui.web.tasks.sync_changes_task")
 def sync_changes_task() -> dict[str, int]:
-    """The periodic incremental pass (every SYNC_INTERVAL_SECONDS)."""
-    return sync_changes()
+    """The periodic incremental pass (every SYNC_INTERVAL_SECONDS), one at a time: a pass
+    still running when beat sends the next makes that one return at once."""
+    if not cache.add(_PASS_RUNNING, True, timeout=_PASS_LOCK_SECONDS):
+        return {"skipped": 1}
+    try:
+        return sync_changes()
+    finally:
+        cache.delete(_PASS_RUNNING)
 
 
 @shared_task(name="registry_ui.web.tasks.watch_stage_holders")
