@@ -14,11 +14,23 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize(
     ("who", "expected"),
     [
-        ("alice", ["Templates", "Requests", "Experiments", "Operations", "Audit log"]),
-        ("bob", ["Templates", "Requests", "Experiments", "Operations", "Audit log"]),
-        ("dave", ["Templates", "Requests", "Experiments", "Operations", "Audit log"]),
-        ("reader", ["Templates", "Operations", "Audit log"]),
-        ("root", ["Templates", "Requests", "Experiments", "Operations", "Audit log"]),
+        (
+            "alice",
+            ["Templates", "Native prompts", "Requests", "Experiments", "Operations", "Audit log"],
+        ),
+        (
+            "bob",
+            ["Templates", "Native prompts", "Requests", "Experiments", "Operations", "Audit log"],
+        ),
+        (
+            "dave",
+            ["Templates", "Native prompts", "Requests", "Experiments", "Operations", "Audit log"],
+        ),
+        ("reader", ["Templates", "Native prompts", "Operations", "Audit log"]),
+        (
+            "root",
+            ["Templates", "Native prompts", "Requests", "Experiments", "Operations", "Audit log"],
+        ),
     ],
 )
 def test_each_role_sees_only_links_it_may_open(request, who, expected):
