@@ -38,7 +38,12 @@ def main() -> None:
         for table, column in NAMED.items():
             columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
             chosen = ", ".join(
-                f"replace({c}, '.template-', '.template-k{k}-')" if c == column else c
+                f"replace({c}, '.template-', '.template-k{k}-')"
+                # A version's source names the registered model it was written into
+                # (runs:/<run>/prompts/<name>/...): the copy's must name the copy, or the
+                # mirror takes it for a model renamed outside registry_ui.
+                if c == column or (table == "model_versions" and c == "source")
+                else c
                 for c in columns
             )
             if table == "registered_model_tags" or table == "model_version_tags":

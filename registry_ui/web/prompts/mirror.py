@@ -494,9 +494,13 @@ def record_problems(problems: list[EntryProblem], *, scope: set[str] | None = No
     with trail.atomic():
         rows = MlflowProblem.objects.select_for_update().filter(resolved_at__isnull=True)
         if scope is not None:
-            registered = [to_registered_model_name(name) for name in sorted(scope)]
+            # The templates read, and every registered model a problem was found in: a model
+            # renamed outside registry_ui is read under a name that maps to no template in
+            # the scope, and its open rows must be found to be kept, not filed again.
+            registered = {to_registered_model_name(name) for name in scope}
+            registered.update(problem.registered_name[:500] for problem in problems)
             rows = rows.filter(
-                Q(template_name__in=sorted(scope)) | Q(registered_model_name__in=registered)
+                Q(template_name__in=sorted(scope)) | Q(registered_model_name__in=sorted(registered))
             )
         open_rows = {(p.registered_model_name, p.mlflow_version): p for p in rows}
         seen = set()

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
-from mlflow.tracking import MlflowClient
 
 from registry_ui.core.names import to_registered_model_name
-from registry_ui.prompt_model import PromptModel, configure_mlflow_with_registry, get_registry
+from registry_ui.prompt_model import PromptModel, get_registry
 from registry_ui.web.models import AuditEvent, TemplateFlag, TemplateVersion
 from registry_ui.web.prompts import tasks
 from registry_ui.web.prompts.mirror import sync_registry
@@ -18,14 +17,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("in_process_tasks"),
 ]
-
-
-@pytest.fixture
-def plain(mlflow_server, mlflow_sqlite_uri):
-    configure_mlflow_with_registry(mlflow_server.url)
-    get_registry().invalidate()
-    yield MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
-    configure_mlflow_with_registry(mlflow_sqlite_uri)
 
 
 @pytest.fixture

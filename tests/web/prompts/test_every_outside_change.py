@@ -11,33 +11,23 @@ from __future__ import annotations
 
 import pytest
 from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 
 from registry_ui.core.errors import AmbiguousVersionError, ContentMismatchError, NotFoundError
 from registry_ui.core.names import to_registered_model_name
 from registry_ui.gateway import UnreadableEntry
-from registry_ui.prompt_model import PromptModel, configure_mlflow_with_registry, get_registry
+from registry_ui.prompt_model import PromptModel, get_registry
 from registry_ui.web.models import (
     AuditEvent,
     MlflowProblem,
     TemplateFlag,
     TemplateVersion,
 )
-from registry_ui.web.prompts.mirror import sync_registry
+from registry_ui.web.prompts.mirror import sync_changes, sync_registry
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("in_process_tasks"),
 ]
-
-
-@pytest.fixture
-def plain(mlflow_server, mlflow_sqlite_uri):
-    """This process on the real server, and another program's plain MlflowClient on it."""
-    configure_mlflow_with_registry(mlflow_server.url)
-    get_registry().invalidate()
-    yield MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
-    configure_mlflow_with_registry(mlflow_sqlite_uri)
 
 
 @pytest.fixture
@@ -211,6 +201,29 @@ def test_model_renamed_outside(plain, template, client, bob):
     assert served(template) is NotFoundError
     assert served(template + "-renamed") is UnreadableEntry  # refused under the new name
     assert legacy(plain, registered) is MlflowException
+
+
+def test_a_renamed_model_stays_quarantined_through_the_incremental_passes(plain, template):
+    """The periodic pass reads the renamed model (no template has its timestamp) and finds
+    the same problems each time: each stays one open row, quarantined (audited) once, and
+    the pass goes on working; it used to fail on the open rows it had not looked up."""
+    registered = to_registered_model_name(template) + "-renamed"
+    plain.rename_registered_model(to_registered_model_name(template), registered)
+    sync_registry()
+
+    for _ in range(2):
+        sync_changes()
+
+    open_problems = MlflowProblem.objects.filter(
+        registered_model_name=registered, resolved_at__isnull=True
+    )
+    assert sorted(open_problems.values_list("mlflow_version", flat=True)) == ["1", "2"]
+    assert (
+        AuditEvent.objects.filter(
+            action="mlflow.entry_quarantined", object_id__startswith=registered + "/"
+        ).count()
+        == 2
+    )
 
 
 def test_version_added_outside_with_copied_tags(plain, template, client, bob):

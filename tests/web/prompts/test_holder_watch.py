@@ -4,10 +4,9 @@ by the next watch tick, against a real `mlflow server`, with two MLflow calls pe
 from __future__ import annotations
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from registry_ui.core.names import to_registered_model_name
-from registry_ui.prompt_model import PromptModel, configure_mlflow_with_registry, get_registry
+from registry_ui.prompt_model import PromptModel, get_registry
 from registry_ui.web.models import AuditEvent, TemplateFlag, TemplateVersion
 from registry_ui.web.prompts.mirror import sync_registry
 from registry_ui.web.prompts.tasks import watch_stage_holders_task
@@ -16,14 +15,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("in_process_tasks"),
 ]
-
-
-@pytest.fixture
-def plain(mlflow_server, mlflow_sqlite_uri):
-    configure_mlflow_with_registry(mlflow_server.url)
-    get_registry().invalidate()
-    yield MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
-    configure_mlflow_with_registry(mlflow_sqlite_uri)
 
 
 def in_production(name: str) -> None:

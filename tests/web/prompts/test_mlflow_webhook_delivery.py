@@ -3,36 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from cryptography.fernet import Fernet
 from mlflow.tracking import MlflowClient
 
-from registry_ui.prompt_model import PromptModel, configure_mlflow_with_registry
+from registry_ui.prompt_model import PromptModel
 from registry_ui.web.models import AuditEvent, TemplateVersion
-from tests.support.mlflow_server import MlflowServer, free_port
 from tests.support.workers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SECRET = "webhook-secret-for-tests"
-
-
-@pytest.fixture
-def webhook_server(tmp_path, mlflow_sqlite_uri):
-    # MLflow only delivers to https and public addresses unless told otherwise
-    # (shared/mlflow-notes.md); secrets are stored encrypted with a Fernet key.
-    server = MlflowServer(
-        tmp_path / "mlflow",
-        free_port(),
-        enable_jobs=False,
-        extra_env={
-            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
-            "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
-            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        },
-    ).start()
-    configure_mlflow_with_registry(server.url)
-    yield server
-    configure_mlflow_with_registry(mlflow_sqlite_uri)
-    server.stop()
 
 
 @pytest.fixture

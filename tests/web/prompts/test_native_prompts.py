@@ -24,30 +24,6 @@ WEBHOOK_SECRET = "native-webhook-secret-for-tests"
 
 
 @pytest.fixture
-def webhook_server(tmp_path, mlflow_sqlite_uri):
-    """An `mlflow server` that delivers webhooks to loopback (shared/mlflow-notes.md)."""
-    from cryptography.fernet import Fernet
-
-    from registry_ui.prompt_model import configure_mlflow_with_registry
-    from tests.support.mlflow_server import MlflowServer, free_port
-
-    server = MlflowServer(
-        tmp_path / "mlflow",
-        free_port(),
-        enable_jobs=False,
-        extra_env={
-            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
-            "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
-            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        },
-    ).start()
-    configure_mlflow_with_registry(server.url)
-    yield server
-    configure_mlflow_with_registry(mlflow_sqlite_uri)
-    server.stop()
-
-
-@pytest.fixture
 def webhook_secret(settings, in_process_tasks):
     settings.MLFLOW_WEBHOOK_SECRET = WEBHOOK_SECRET
 

@@ -8,12 +8,11 @@ Tasks run in-process; the sync is what beat (or a webhook) runs.
 from __future__ import annotations
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from registry_ui.core.errors import ContentMismatchError
 from registry_ui.core.names import to_registered_model_name
 from registry_ui.core.policy import PolicyError
-from registry_ui.prompt_model import PromptModel, configure_mlflow_with_registry, get_registry
+from registry_ui.prompt_model import PromptModel, get_registry
 from registry_ui.web.models import AuditEvent, PromotionRequest, TemplateFlag, TemplateVersion
 from registry_ui.web.prompts.mirror import sync_registry
 from registry_ui.web.reviews import services as reviews
@@ -22,15 +21,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("in_process_tasks"),
 ]
-
-
-@pytest.fixture
-def plain(mlflow_server, mlflow_sqlite_uri):
-    """This process on the real server, and another program's plain MlflowClient on it."""
-    configure_mlflow_with_registry(mlflow_server.url)
-    get_registry().invalidate()
-    yield MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
-    configure_mlflow_with_registry(mlflow_sqlite_uri)
 
 
 def in_production(name: str) -> None:

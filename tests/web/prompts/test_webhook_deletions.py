@@ -9,10 +9,9 @@ does: a deleted version or a deleted model is marked missing, flagged and audite
 from __future__ import annotations
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from registry_ui.core.names import to_registered_model_name
-from registry_ui.prompt_model import PromptModel, configure_mlflow_with_registry, get_registry
+from registry_ui.prompt_model import PromptModel, get_registry
 from registry_ui.web.models import AuditEvent, MlflowProblem, TemplateFlag, TemplateVersion
 from registry_ui.web.prompts.mirror import sync_one
 from tests.web.prompts.test_mlflow_webhook import SECRET, deliver
@@ -20,13 +19,9 @@ from tests.web.prompts.test_mlflow_webhook import SECRET, deliver
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_process_tasks")]
 
 
-@pytest.fixture
-def plain(mlflow_server, mlflow_sqlite_uri, settings):
-    """This process on the real server, and another program's plain MlflowClient on it."""
+@pytest.fixture(autouse=True)
+def webhook_secret(settings):
     settings.MLFLOW_WEBHOOK_SECRET = SECRET
-    configure_mlflow_with_registry(mlflow_server.url)
-    yield MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
-    configure_mlflow_with_registry(mlflow_sqlite_uri)
 
 
 def mirrored(name: str) -> None:
