@@ -65,6 +65,9 @@ def journey() -> dict[str, str]:
         "audit": "/audit/",
         "experiments": "/experiments/",
         "experiment": "/experiments/hook-cta-own-line/",
+        "compare": f"/experiments/compare?template={HOOK}&version=1.2.0&against=1.1.0",
+        "native-prompts": "/native-prompts/",
+        "api-tokens": "/api/tokens/",
         "mlflow-problems": "/mlflow-problems/",
         "password": "/accounts/password/",
     }
@@ -90,7 +93,9 @@ def test_every_page_passes_axe_fits_a_phone_and_follows_dark_mode(browser, live_
         context, page = signed_in(browser, live_server, "bob", mode)
         try:
             for name, path in pages.items():
-                page.goto(path)
+                response = page.goto(path)
+                if response.status != 200:
+                    problems.append(f"{mode} {name}: {path} answers {response.status}")
                 page.wait_for_load_state("networkidle")
                 screenshot(page, f"a11y-{name}-{mode}")
                 problems += [f"{mode} {name}: {v}" for v in axe_violations(page)]

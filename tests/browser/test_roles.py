@@ -8,12 +8,13 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from registry_ui.web.experiments.definitions import VariantLine, create_experiment
 from registry_ui.web.templatetags.navigation import nav_items_for
-from tests.browser.test_journey import make_user, sign_in
+from tests.browser.test_journey import PASSWORD, make_user, sign_in
 from tests.web.reviews.test_approvals import template
 
 pytestmark = [
@@ -21,7 +22,10 @@ pytestmark = [
     pytest.mark.usefixtures("sqlite_registry_uri", "in_process_tasks"),
 ]
 
-ROLES = {"alice": "authors", "bob": "reviewers", "dave": "analysts"}
+# reader: signed in, no role (the cast in tests/web/conftest.py): reads, changes nothing.
+ROLES = {"alice": "authors", "bob": "reviewers", "dave": "analysts", "reader": None}
+# What only a role may do: none of it is offered to the reader.
+CHANGES = ("/versions/new", "/requests/new", "/rollback/new", "/releases/new", "/experiments/new")
 # Links that change something or leave the dashboard are not followed.
 SKIPPED = ("/accounts/logout/", "/admin/", "/experiments/compare.csv")
 
@@ -60,8 +64,12 @@ def test_no_role_is_offered_a_link_that_answers_403(username, new_page, screensh
         start_at=start,
         stop_at=start + timedelta(days=14),
     )
-    user = make_user(username, ROLES[username])
+    if ROLES[username] is None:
+        user = User.objects.create_user(username, password=PASSWORD)
+    else:
+        user = make_user(username, ROLES[username])
     page, problems = sign_in(new_page, username)
+    menu = [item.label for item in nav_items_for(user)]
 
     seen: dict[str, int] = {}
     for start_page in (
@@ -71,13 +79,26 @@ def test_no_role_is_offered_a_link_that_answers_403(username, new_page, screensh
         "/requests/",
         "/experiments/",
     ):
+        if start_page in ("/requests/", "/experiments/") and start_page not in {
+            item.url for item in nav_items_for(user)
+        }:
+            continue  # not in this role's menu: the 403 check below covers the menu
         page.goto(start_page)
         for path in links(page) - set(seen):
             seen[path] = page.request.get(path).status
-    assert len(seen) >= 15, sorted(seen)  # the menu, the actions, the rows: all followed
+    assert len(seen) >= (10 if username == "reader" else 15), sorted(seen)  # all followed
     refused = sorted(path for path, status in seen.items() if status == 403)
     assert refused == [], f"{username} is offered links that answer 403: {refused}"
-    menu = [item.label for item in nav_items_for(user)]
+    if username == "reader":
+        assert menu == ["Templates", "Native prompts", "Operations", "Audit log"]
+        for path in (f"/templates/{name}", f"/templates/{name}/-/versions/1.0.0"):
+            page.goto(path)
+            for action in CHANGES:
+                expect(page.locator(f"main a[href^='{action}']")).to_have_count(0)
+            expect(page.locator("main form[method=post]")).to_have_count(0)
+        screenshot(page, "roles-reader-version-1280")
+        assert problems == []
+        return
     assert "Experiments" in menu  # authors and reviewers read results too
 
     # The experiment on the template is listed for every role, read-only but for analysts.
