@@ -15,6 +15,7 @@ programs rely on; it is written down in docs/mlflow-contract.md and implemented 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -568,19 +570,27 @@ class MlflowGateway(NativePromptsMixin):
         return bool(found)
 
     def _paged_models(self, filter_string: str) -> Iterator[Any]:
-        token = None
-        while True:
-            page = self._call(
-                "list templates",
-                self.client.search_registered_models,
-                filter_string=filter_string,
-                max_results=_MODEL_PAGE_SIZE,
-                page_token=token,
-            )
-            yield from page
-            token = page.token
-            if not token:
-                return
+        return self._pages(
+            "list templates",
+            self.client.search_registered_models,
+            filter_string=filter_string,
+            max_results=_MODEL_PAGE_SIZE,
+        )
+
+    def _pages(self, action: str, search, **kwargs) -> Iterator[Any]:
+        """Every item of a paged search. The next page is asked for on a thread while the
+        caller works through the current one, so MLflow's time to answer overlaps ours to
+        read (a full sweep of 100,000 versions is ten pages). One call at a time: the
+        thread makes the calls, the caller only reads pages already answered."""
+        fetch = functools.partial(self._call, action, search, **kwargs)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-pages") as ahead:
+            page = fetch(page_token=None)
+            while True:
+                following = ahead.submit(fetch, page_token=page.token) if page.token else None
+                yield from page
+                if following is None:
+                    return
+                page = following.result()
 
     # -- versions ---------------------------------------------------------------------------
 
@@ -648,8 +658,10 @@ class MlflowGateway(NativePromptsMixin):
         renamed away from its template's name, text the database cannot store) is returned
         as a problem, with the reason; every other version is read as usual.
         """
+        # The models first: each one's timestamp is read before its versions, so a version
+        # added meanwhile moves the stamp and the incremental pass reads the model again.
         models = list(self._paged_models(f"tags.`{TAG_KIND}` = '{KIND_PROMPT_TEMPLATE}'"))
-        return self._scan(models, [f"tags.`{TAG_VERSION}` != ''"])
+        return self._scan(models, self._paged_versions(f"tags.`{TAG_VERSION}` != ''"))
 
     def models_changed_since(self, since_ms: int) -> list[Any]:
         """The templates' registered models whose ``last_updated_timestamp`` is ``since_ms``
@@ -690,7 +702,7 @@ class MlflowGateway(NativePromptsMixin):
         for start in range(0, len(names), _NAMES_PER_SEARCH):
             quoted = ", ".join(f"'{n}'" for n in names[start : start + _NAMES_PER_SEARCH])
             filters.append(f"name IN ({quoted}) AND tags.`{TAG_VERSION}` != ''")
-        return self._scan(list(models), filters)
+        return self._scan(list(models), (v for f in filters for v in self._paged_versions(f)))
 
     def scan_template(self, name: str) -> tuple[dict[str, list[VersionRecord]], list[EntryProblem]]:
         """Like scan_all, for one template (a webhook named it): two calls. A template whose
@@ -708,7 +720,7 @@ class MlflowGateway(NativePromptsMixin):
         return self.scan_models(models)
 
     def _scan(
-        self, models: list[Any], version_filters: list[str]
+        self, models: list[Any], versions: Iterable[ModelVersion]
     ) -> tuple[dict[str, list[VersionRecord]], list[EntryProblem]]:
         by_name: dict[str, list[VersionRecord]] = {}
         problems: list[EntryProblem] = []
@@ -721,7 +733,6 @@ class MlflowGateway(NativePromptsMixin):
             if template:
                 self.model_stamps[template] = int(model.last_updated_timestamp or 0)
         aliases = {model.name: _alias_map(model) for model in models}
-        versions = (v for f in version_filters for v in self._paged_versions(f))
         for version in versions:
             try:
                 record = self.to_record(version, alias_map=aliases.get(version.name, {}))
@@ -759,19 +770,12 @@ class MlflowGateway(NativePromptsMixin):
         return by_name, problems
 
     def _paged_versions(self, filter_string: str) -> Iterator[ModelVersion]:
-        token = None
-        while True:
-            page = self._call(
-                "list versions",
-                self.client.search_model_versions,
-                filter_string=filter_string,
-                max_results=_VERSION_PAGE_SIZE,
-                page_token=token,
-            )
-            yield from page
-            token = page.token
-            if not token:
-                return
+        return self._pages(
+            "list versions",
+            self.client.search_model_versions,
+            filter_string=filter_string,
+            max_results=_VERSION_PAGE_SIZE,
+        )
 
     def stage_tag_holders(self) -> set[tuple[str, str]]:
         """(registered model, MLflow version) of every version tagged staging or production.
