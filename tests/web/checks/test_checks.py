@@ -306,6 +306,38 @@ def test_a_chat_case_naming_a_message_the_version_lacks_is_refused_at_registrati
     assert not TemplateVersion.objects.filter(template__name=name).exists()
 
 
+def test_the_diff_names_the_message_check_a_new_chat_version_breaks(unique_name):
+    name = unique_name()
+    reworded = normalize_extra(
+        [CHAT["messages"][0], {"role": "user", "content": "Please write one hook about {topic}."}],
+        CHAT["model_config"],
+        CHAT["response_format"],
+    )
+    cases = [{**CHAT_CASES[0], "messages": [{"role": "user", "max_length": 25}]}]
+    batch = queue.batch_register(
+        versions=[
+            NewVersion(
+                name,
+                version,
+                messages_text(extra["messages"]),
+                {**METADATA, "test_cases": cases},
+                extra=extra,
+            )
+            for version, extra in (("1.0.0", CHAT), ("1.0.1", reworded))
+        ],
+        actor="alice",
+    )
+    batch.refresh_from_db()
+    assert batch.status == "succeeded", list(batch.operations.values_list("last_error"))
+
+    [broken] = checks.compare(row(name, "1.0.0"), row(name, "1.0.1"))
+
+    assert (broken.name, [str(f) for f in broken.failures]) == (
+        "system message names the persona",
+        ["message 2 (user) at most 25 characters: is 36 characters long, 11 over"],
+    )
+
+
 def test_a_version_without_cases_gets_no_run(unique_name):
     name = unique_name()
 
