@@ -245,7 +245,7 @@ CHAT_CASES = [
 ]
 
 
-def test_a_chat_versions_message_and_answer_checks_run_at_registration(unique_name):
+def test_a_chat_versions_message_and_answer_checks_run_at_registration(registry_uri, unique_name):
     name = unique_name()
 
     batch = queue.batch_register(
