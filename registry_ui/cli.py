@@ -130,7 +130,7 @@ def cmd_validate(args, out: Out) -> int:
 
 
 def run_file_cases(spec) -> list:
-    return run_cases(spec.template, cases_in(spec.version_metadata))
+    return run_cases(spec.template, cases_in(spec.version_metadata), extra=spec.extra)
 
 
 def cmd_test(args, out: Out) -> int:

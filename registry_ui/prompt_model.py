@@ -177,7 +177,7 @@ class PromptModel:
         The design note's "test before promoting": each result says whether the case
         passed, the text it rendered and every expectation it missed.
         """
-        return run_version_cases(self.template, self.metadata)
+        return run_version_cases(self.template, self.metadata, extra=self.extra)
 
     def compare_with(self, other: PromptModel) -> dict[str, Any]:
         """What changes from this version to ``other`` (text, variables, metadata, bump)."""

@@ -514,7 +514,7 @@ def _plan_registrations(
                 )
             plan.append((new, found))
             continue
-        refused = registration_problems(new.metadata, policy)
+        refused = registration_problems(new.metadata, policy, new.extra)
         if refused:
             errors.extend(f"{label}: {problem}" for problem in refused)
             continue

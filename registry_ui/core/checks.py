@@ -10,6 +10,12 @@ The design note's best practices, made enforceable:
   at most N characters; contains or does not contain a text or a regular expression; no
   brace left over; an exact expected output). They are versioned with the template, in its
   metadata under ``test_cases``, so the content hash covers them.
+- **Chat templates** (core/messages.py): a case's ``messages`` list puts the same
+  expectations on one message's rendered content (``message: 2``, numbered from 1 as every
+  message error is, and/or ``role: system``); its ``sample_output`` is an answer a model
+  could give (text, as a model returns it) that must be JSON matching the template's
+  response format. The answer is checked, not the rendered prompt: a prompt asks for JSON,
+  it is not JSON itself.
 
 What a case can make the server do is bounded (docs/security.md, "Limits on input"): its
 render by ``ParsedTemplate.render_bounded``; its regular expressions run on RE2, which has no
@@ -33,7 +39,13 @@ from typing import Any
 
 import re2
 
-from registry_ui.core.limits import DEFAULT_LIMITS, MAX_METADATA_JSON_LENGTH, InputLimits
+from registry_ui.core.limits import (
+    DEFAULT_LIMITS,
+    MAX_METADATA_JSON_LENGTH,
+    InputLimits,
+    loads_json,
+)
+from registry_ui.core.messages import ROLES, schema_errors
 from registry_ui.core.template import TemplateValidationError, parse_template
 
 # Where a version's test cases live in its metadata (and so in MLflow, with the version).
@@ -223,9 +235,14 @@ CASE_KEYS = (
     "not_contains",
     "no_leftover_braces",
     "expected",
+    "messages",
+    "sample_output",
 )
-_ACCEPTED_CASE_KEYS = ", ".join(CASE_KEYS)
+# The expectations a text check has: on the whole text, or on one message (MessageCheck).
+TEXT_CHECK_KEYS = CASE_KEYS[2:7]
+MESSAGE_CHECK_KEYS = ("message", "role", *TEXT_CHECK_KEYS)
 RENDERS = "renders without error"
+MATCHES_RESPONSE_FORMAT = "sample_output is JSON matching the response format"
 
 
 @dataclass(frozen=True)
@@ -332,18 +349,79 @@ class TestCase:
     name: str
     values: dict[str, Any] = field(default_factory=dict)
     expectations: tuple[Expectation, ...] = ()
+    # Chat templates: expectations on single messages, and a model's answer to check
+    # against the response format (None: the case has none).
+    message_checks: tuple[MessageCheck, ...] = ()
+    sample_output: str | None = None
 
     def to_data(self) -> dict[str, Any]:
         """The plain dict this case is stored as (parse_cases reads it back)."""
         data: dict[str, Any] = {"name": self.name}
         if self.values:
             data["values"] = self.values
-        for expectation in self.expectations:
-            if expectation.kind in ("contains", "not_contains"):
-                data.setdefault(expectation.kind, []).append(expectation.to_data())
-            else:
-                data[expectation.kind] = expectation.to_data()
+        data.update(_expectations_data(self.expectations))
+        if self.message_checks:
+            data["messages"] = [check.to_data() for check in self.message_checks]
+        if self.sample_output is not None:
+            data["sample_output"] = self.sample_output
         return data
+
+
+@dataclass(frozen=True)
+class MessageCheck:
+    """Expectations on the rendered content of one message of a chat template: message
+    ``number`` (from 1), or with only ``role`` every message with that role; given both,
+    the message must have that role (a reordering is caught rather than checked blindly)."""
+
+    number: int | None
+    role: str | None
+    expectations: tuple[Expectation, ...] = ()
+
+    def describe(self) -> str:
+        if self.number is None:
+            return f"every {self.role} message"
+        return f"message {self.number}" + (f" ({self.role})" if self.role else "")
+
+    def targets(self, messages: Sequence[Mapping[str, str]]) -> list[int] | str:
+        """The indexes (from 0) of the messages this check is on, or why there is none."""
+        if self.number is None:
+            found = [i for i, m in enumerate(messages) if m["role"] == self.role]
+            if found:
+                return found
+            return f"no message has the role {self.role!r}; " + _roles_of(messages)
+        if self.number > len(messages):
+            return (
+                f"there is no message {self.number}: the template has {len(messages)} "
+                f"message(s); number them from 1"
+            )
+        role = messages[self.number - 1]["role"]
+        if self.role is not None and role != self.role:
+            return f"message {self.number} is a {role} message, not {self.role}"
+        return [self.number - 1]
+
+    def to_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.number is not None:
+            data["message"] = self.number
+        if self.role is not None:
+            data["role"] = self.role
+        data.update(_expectations_data(self.expectations))
+        return data
+
+
+def _expectations_data(expectations: Iterable[Expectation]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for expectation in expectations:
+        if expectation.kind in ("contains", "not_contains"):
+            data.setdefault(expectation.kind, []).append(expectation.to_data())
+        else:
+            data[expectation.kind] = expectation.to_data()
+    return data
+
+
+def _roles_of(messages: Sequence[Mapping[str, str]]) -> str:
+    roles = ", ".join(dict.fromkeys(m["role"] for m in messages))
+    return f"its messages are {roles}"
 
 
 @dataclass(frozen=True)
@@ -377,11 +455,14 @@ class TestCaseError(ValueError):
         return type(self), (self.problems,)
 
 
-def parse_cases(data: Any) -> list[TestCase]:
+def parse_cases(data: Any, extra: Mapping[str, Any] | None = None) -> list[TestCase]:
     """Test cases from plain data (a list of dicts), every problem found before raising.
 
     Regular expressions are compiled here, so a bad one is refused when the cases are saved,
-    with the pattern, the position of its error and the case's name.
+    with the pattern, the position of its error and the case's name. Given the version's
+    ``extra`` (core/messages.normalize_extra: {} for a text template), what the cases point
+    at is checked too: each message they name exists, and a sample_output has a response
+    format to be checked against.
     """
     if data is None:
         return []
@@ -407,15 +488,52 @@ def parse_cases(data: Any) -> list[TestCase]:
         if isinstance(name, str):
             names[name] = index
         if case is not None:
+            if extra is not None:
+                problems += _target_problems(index, case, extra)
             cases.append(case)
     if problems:
         raise TestCaseError(problems)
     return cases
 
 
-def cases_in(metadata: Mapping[str, Any] | None) -> list[TestCase]:
+def cases_in(
+    metadata: Mapping[str, Any] | None, extra: Mapping[str, Any] | None = None
+) -> list[TestCase]:
     """The test cases a version's metadata holds (TestCaseError if they cannot be used)."""
-    return parse_cases((metadata or {}).get(TEST_CASES_KEY))
+    return parse_cases((metadata or {}).get(TEST_CASES_KEY), extra)
+
+
+def _target_problems(index: int, case: TestCase, extra: Mapping[str, Any]) -> list[CaseProblem]:
+    """Where a case points at what the version does not have: a message, a response format."""
+    label = _case_label(index, case.name)
+    messages = extra.get("messages")
+    problems = []
+    if case.message_checks and not messages:
+        problems.append(
+            CaseProblem(
+                label,
+                (index, "messages"),
+                "messages: checks on single messages need a chat template, and this one is "
+                "a text: check the text with contains, max_length... at the case's top level",
+            )
+        )
+    for position, check in enumerate(case.message_checks if messages else ()):
+        found = check.targets(messages)
+        if isinstance(found, str):
+            problems.append(
+                CaseProblem(label, (index, "messages", position), f"messages[{position}]: {found}")
+            )
+    if case.sample_output is not None and extra.get("response_format") is None:
+        problems.append(
+            CaseProblem(
+                label,
+                (index, "sample_output"),
+                "sample_output is checked against the template's response_format, and this "
+                "version has none: add a response_format (a JSON schema), or remove "
+                "sample_output",
+            )
+        )
+    return problems
 
 
 class _CaseReader:
@@ -455,41 +573,115 @@ class _CaseReader:
                 f"{{hook_text: Hello}}; found {describe_value(values)}",
             )
             values = {}
-        expectations = [
-            *self._max_length(),
-            *self._texts("contains"),
-            *self._texts("not_contains"),
-            *self._no_leftover_braces(),
-            *self._expected(),
-        ]
+        expectations = self._expectations(item)
+        message_checks = self._message_checks()
+        sample_output = self._sample_output()
         if self.failed:
             return None
-        return TestCase(name, dict(values), tuple(expectations))
+        return TestCase(name, dict(values), expectations, message_checks, sample_output)
 
-    def _max_length(self) -> list[Expectation]:
-        if "max_length" not in self.item:
+    def _expectations(self, item: Mapping, at: tuple = ()) -> tuple[Expectation, ...]:
+        """The text expectations in ``item``: a case, or one of its ``messages`` at ``at``."""
+        return (
+            *self._max_length(item, at),
+            *self._texts("contains", item, at),
+            *self._texts("not_contains", item, at),
+            *self._no_leftover_braces(item, at),
+            *self._expected(item, at),
+        )
+
+    def _message_checks(self) -> tuple[MessageCheck, ...]:
+        if "messages" not in self.item:
+            return ()
+        given = self.item["messages"]
+        if not isinstance(given, list) or not given:
+            self._problem(
+                ("messages",),
+                "messages must be a list of checks on single messages, e.g. "
+                f"[{{role: system, contains: 'You are'}}]; found {describe_value(given)}",
+            )
+            return ()
+        checks = []
+        for position, entry in enumerate(given):
+            at = ("messages", position)
+            shown = f"messages[{position}]"
+            if not isinstance(entry, Mapping):
+                self._problem(
+                    at,
+                    f"{shown} must be a mapping with message: or role: and what to check; "
+                    f"found {describe_value(entry)}",
+                )
+                continue
+            for key in entry:
+                if key not in MESSAGE_CHECK_KEYS:
+                    self._problem((*at, key), _unknown_key(key, MESSAGE_CHECK_KEYS, shown))
+            number, role = entry.get("message"), entry.get("role")
+            if number is None and role is None:
+                self._problem(
+                    at,
+                    f"{shown} names no message: give message: N (numbered from 1) and/or "
+                    "role: system, user...",
+                )
+            if number is not None and (
+                isinstance(number, bool) or not isinstance(number, int) or number < 1
+            ):
+                self._problem(
+                    (*at, "message"),
+                    f"{shown}.message must be a message's number, from 1; found "
+                    f"{describe_value(number)}",
+                )
+            if role is not None and role not in ROLES:
+                self._problem(
+                    (*at, "role"),
+                    f"{shown}.role must be one of {', '.join(ROLES)}; found {describe_value(role)}",
+                )
+            expectations = self._expectations(entry, at)
+            if not any(key in entry for key in TEXT_CHECK_KEYS):
+                self._problem(
+                    at,
+                    f"{shown} checks nothing: give it one of {', '.join(TEXT_CHECK_KEYS)}",
+                )
+            checks.append(MessageCheck(number, role, expectations))
+        return tuple(checks)
+
+    def _sample_output(self) -> str | None:
+        if "sample_output" not in self.item:
+            return None
+        text = self.item["sample_output"]
+        if not isinstance(text, str) or not text.strip():
+            self._problem(
+                ("sample_output",),
+                "sample_output must be an answer as a model returns it: JSON written as "
+                'text, e.g. sample_output: \'{"hook": "Hi"}\'; found '
+                f"{describe_value(text)}",
+            )
+            return None
+        return text
+
+    def _max_length(self, item: Mapping, at: tuple) -> list[Expectation]:
+        if "max_length" not in item:
             return []
-        limit = self.item["max_length"]
+        limit = item["max_length"]
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             self._problem(
-                ("max_length",),
-                "max_length must be a whole number of characters, at least 1, e.g. "
-                f"max_length: 500; found {describe_value(limit)}",
+                (*at, "max_length"),
+                f"{_shown(at, 'max_length')} must be a whole number of characters, at least "
+                f"1, e.g. max_length: 500; found {describe_value(limit)}",
             )
             return []
         return [Expectation("max_length", limit)]
 
-    def _texts(self, key: str) -> list[Expectation]:
-        if key not in self.item:
+    def _texts(self, key: str, item: Mapping, at: tuple) -> list[Expectation]:
+        if key not in item:
             return []
-        given = self.item[key]
+        given = item[key]
         items = given if isinstance(given, list) else [given]
         if not items:
-            self._problem((key,), f"{key} is an empty list: list at least one text")
+            self._problem((*at, key), f"{_shown(at, key)} is an empty list: list at least one text")
         expectations = []
         for position, entry in enumerate(items):
-            where = (key, position) if isinstance(given, list) else (key,)
-            shown = f"{key}[{position}]" if isinstance(given, list) else key
+            where = (*at, key, position) if isinstance(given, list) else (*at, key)
+            shown = f"{_shown(at, key)}[{position}]" if isinstance(given, list) else _shown(at, key)
             if isinstance(entry, str) and entry:
                 expectations.append(Expectation(key, entry))
             elif isinstance(entry, Mapping) and set(entry) == {"regex"}:
@@ -523,26 +715,28 @@ class _CaseReader:
             return None
         return Expectation(key, pattern, regex=True, _compiled=compiled)
 
-    def _no_leftover_braces(self) -> list[Expectation]:
-        if "no_leftover_braces" not in self.item:
+    def _no_leftover_braces(self, item: Mapping, at: tuple) -> list[Expectation]:
+        if "no_leftover_braces" not in item:
             return []
-        flag = self.item["no_leftover_braces"]
+        flag = item["no_leftover_braces"]
         if not isinstance(flag, bool):
             self._problem(
-                ("no_leftover_braces",),
-                f"no_leftover_braces must be true or false; found {describe_value(flag)}",
+                (*at, "no_leftover_braces"),
+                f"{_shown(at, 'no_leftover_braces')} must be true or false; found "
+                f"{describe_value(flag)}",
             )
             return []
         return [Expectation("no_leftover_braces", True)] if flag else []
 
-    def _expected(self) -> list[Expectation]:
-        if "expected" not in self.item:
+    def _expected(self, item: Mapping, at: tuple) -> list[Expectation]:
+        if "expected" not in item:
             return []
-        text = self.item["expected"]
+        text = item["expected"]
         if not isinstance(text, str):
             self._problem(
-                ("expected",),
-                f"expected must be the exact rendered text; found {describe_value(text)}",
+                (*at, "expected"),
+                f"{_shown(at, 'expected')} must be the exact rendered text; found "
+                f"{describe_value(text)}",
             )
             return []
         return [Expectation("expected", text)]
@@ -557,9 +751,18 @@ def _case_label(index: int, name: str | None) -> str:
 
 
 def _unknown_case_key(key: Any) -> str:
-    guess = difflib.get_close_matches(str(key), CASE_KEYS, n=1)
+    return _unknown_key(key, CASE_KEYS, "a test case")
+
+
+def _unknown_key(key: Any, accepted: Sequence[str], what: str) -> str:
+    guess = difflib.get_close_matches(str(key), accepted, n=1)
     hint = f" (did you mean {guess[0]!r}?)" if guess else ""
-    return f"unknown key {key!r}{hint}: a test case has the keys {_ACCEPTED_CASE_KEYS}"
+    return f"unknown key {key!r}{hint}: {what} has the keys {', '.join(accepted)}"
+
+
+def _shown(at: tuple, key: str) -> str:
+    """How a key reads in a message: max_length, or messages[1].max_length in a message check."""
+    return f"{at[0]}[{at[1]}].{key}" if at else key
 
 
 # -- regular expressions ----------------------------------------------------------------------
@@ -672,16 +875,19 @@ def case_set_size_problem(metadata: Mapping[str, Any]) -> str | None:
 
 
 def registration_problems(
-    metadata: Mapping[str, Any] | None, policy: MetadataPolicy | None = None
+    metadata: Mapping[str, Any] | None,
+    policy: MetadataPolicy | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Every reason to refuse registering a version with this metadata (empty: none).
 
-    The policy's problems, then the test cases' (each with its case), then the size.
+    The policy's problems, then the test cases' (each with its case; with the version's
+    ``extra``, what they point at too), then the size.
     """
     metadata = metadata or {}
     problems = policy.problems(metadata) if policy else []
     try:
-        cases_in(metadata)
+        cases_in(metadata, extra)
     except TestCaseError as error:
         problems.extend(f"{TEST_CASES_KEY}: {problem}" for problem in error.problems)
     too_large = case_set_size_problem(metadata)
@@ -791,9 +997,12 @@ def run_case(
     case: TestCase,
     limits: InputLimits = DEFAULT_LIMITS,
     budget: CheckBudget | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> CaseResult:
     """Render the case's values (bounded by ``limits``) and check each expectation; with a
-    ``budget``, a case it cannot pay for fails as not run."""
+    ``budget``, a case it cannot pay for fails as not run. ``extra`` is the version's
+    messages and response format (core/messages.normalize_extra), for the checks on them.
+    """
     budget = budget if budget is not None else CheckBudget(limits.check_steps)
     try:
         budget.spend(max(len(template_text), 1))
@@ -805,20 +1014,100 @@ def run_case(
         return CaseResult(case.name, False, None, (Failure(RENDERS, str(error)),))
     except Exception as error:  # the case's values broke the render: that case fails
         return CaseResult(case.name, False, None, (Failure(RENDERS, str(error)),))
-    failures = []
-    for expectation in case.expectations:
-        try:
-            message = expectation.failure(rendered, budget)
-        except BudgetSpent as spent:
-            failures.append(Failure(expectation.describe(), str(spent)))
-            break
-        if message is not None:
-            failures.append(Failure(expectation.describe(), message))
+    failures = _check_text(rendered, case.expectations, budget)
+    if case.message_checks and not budget.spent:
+        failures += _check_messages(case, extra or {}, limits, budget)
+    if case.sample_output is not None and not budget.spent:
+        failures += _check_sample_output(
+            case.sample_output, (extra or {}).get("response_format"), budget
+        )
     return CaseResult(case.name, not failures, rendered, tuple(failures))
 
 
+def _check_text(
+    rendered: str, expectations: Iterable[Expectation], budget: CheckBudget, label: str = ""
+) -> list[Failure]:
+    failures = []
+    for expectation in expectations:
+        described = f"{label}{expectation.describe()}"
+        try:
+            message = expectation.failure(rendered, budget)
+        except BudgetSpent as spent:
+            failures.append(Failure(described, str(spent)))
+            break
+        if message is not None:
+            failures.append(Failure(described, message))
+    return failures
+
+
+def _check_messages(
+    case: TestCase, extra: Mapping[str, Any], limits: InputLimits, budget: CheckBudget
+) -> list[Failure]:
+    """Each message check on the rendered content of the message(s) it names; a message is
+    rendered once, when a check first needs it."""
+    messages = extra.get("messages")
+    if not messages:
+        return [
+            Failure(
+                f"{check.describe()} can be checked",
+                "the template is a text, not chat messages",
+            )
+            for check in case.message_checks
+        ]
+    rendered: dict[int, str] = {}
+    failures: list[Failure] = []
+    for check in case.message_checks:
+        targets = check.targets(messages)
+        if isinstance(targets, str):
+            failures.append(Failure(f"{check.describe()} can be checked", targets))
+            continue
+        for index in targets:
+            label = f"message {index + 1} ({messages[index]['role']}) "
+            if index not in rendered:
+                content = messages[index]["content"]
+                try:
+                    budget.spend(max(len(content), 1))
+                    text = parse_template(content).render_bounded(case.values, limits)
+                    budget.spend(len(text))
+                except BudgetSpent as spent:
+                    return [*failures, Failure(f"{label}{RUNS_IN_BUDGET}", str(spent))]
+                except Exception as error:  # the whole text rendered, so this is rare
+                    failures.append(Failure(f"{label}{RENDERS}", str(error)))
+                    continue
+                rendered[index] = text
+            failures += _check_text(rendered[index], check.expectations, budget, label)
+            if budget.spent:
+                return failures
+    return failures
+
+
+def _check_sample_output(
+    text: str, schema: Mapping[str, Any] | None, budget: CheckBudget
+) -> list[Failure]:
+    """The sample answer parses as JSON (where not, line and column in it) and matches the
+    response format (where not, the JSON path of each mismatch)."""
+    if schema is None:
+        return [Failure(MATCHES_RESPONSE_FORMAT, "the version has no response format")]
+    try:
+        budget.spend(max(len(text), 1) * 2)  # parsed once, walked once
+    except BudgetSpent as spent:
+        return [Failure(MATCHES_RESPONSE_FORMAT, str(spent))]
+    try:
+        value = loads_json(text)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        return [Failure(MATCHES_RESPONSE_FORMAT, f"not JSON, at {where}: {error.msg}")]
+    errors = schema_errors(value, schema)
+    if not errors:
+        return []
+    return [Failure(MATCHES_RESPONSE_FORMAT, "; ".join(errors))]
+
+
 def run_cases(
-    template_text: str, cases: Iterable[TestCase], limits: InputLimits = DEFAULT_LIMITS
+    template_text: str,
+    cases: Iterable[TestCase],
+    limits: InputLimits = DEFAULT_LIMITS,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[CaseResult]:
     """Render each case's values with the template and check each of its expectations.
 
@@ -830,7 +1119,7 @@ def run_cases(
     kept = limits.rendered_length
     results = []
     for case in cases:
-        result = run_case(template_text, case, limits, budget)
+        result = run_case(template_text, case, limits, budget, extra)
         if result.rendered is not None:
             result = _cut_rendered(result, kept)
             kept -= len(result.rendered)
@@ -847,7 +1136,10 @@ def _cut_rendered(result: CaseResult, room: int) -> CaseResult:
 
 
 def run_version_cases(
-    template_text: str, metadata: Mapping[str, Any] | None, limits: InputLimits = DEFAULT_LIMITS
+    template_text: str,
+    metadata: Mapping[str, Any] | None,
+    limits: InputLimits = DEFAULT_LIMITS,
+    extra: Mapping[str, Any] | None = None,
 ) -> list[CaseResult]:
     """Run the cases a version's metadata holds; cases that cannot be read are one failure.
 
@@ -865,7 +1157,7 @@ def run_version_cases(
                 tuple(Failure("the test cases can be read", str(p)) for p in error.problems),
             )
         ]
-    return run_cases(template_text, cases, limits)
+    return run_cases(template_text, cases, limits, extra)
 
 
 def failing(results: Iterable[CaseResult]) -> list[CaseResult]:

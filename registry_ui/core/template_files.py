@@ -402,6 +402,7 @@ class _FileReader:
         name = self._name(entry, keys["name"][1]) if "name" in keys else None
         version = self._version(entry, keys["version"][1]) if "version" in keys else None
         extra: dict[str, Any] = {}
+        before = len(entry.problems)
         template_node = keys["template"][1] if "template" in keys else None
         if isinstance(template_node, yaml.SequenceNode) and all(
             isinstance(item, yaml.MappingNode) for item in template_node.value
@@ -416,13 +417,18 @@ class _FileReader:
                 value = self._extra_value(entry, key, keys[key][1])
                 if value:
                     extra[key] = value
+        # What the test cases point at (messages, response format) is checked only against
+        # content that was read whole: a message with an error is not "missing".
+        content_read = template_node is not None and len(entry.problems) == before
         before = len(entry.problems)
         metadata = self._metadata(entry, keys["metadata"][1]) if "metadata" in keys else {}
         metadata_read = len(entry.problems) == before
         before = len(entry.problems)
         tests = self._tests(entry, keys["tests"][1]) if "tests" in keys else []
         if metadata_read and len(entry.problems) == before:
-            self._check_cases_and_policy(entry, node, keys, metadata, tests)
+            self._check_cases_and_policy(
+                entry, node, keys, metadata, tests, extra if content_read else None
+            )
         if name is not None and version is not None:
             entry.key = (name, version)
         if entry.problems:
@@ -678,8 +684,9 @@ class _FileReader:
 
     # -- test cases and the metadata policy ------------------------------------------------------
 
-    def _check_cases_and_policy(self, entry, node, keys, metadata, tests) -> None:
-        """Test cases as registration would read them, then the policy, then the size."""
+    def _check_cases_and_policy(self, entry, node, keys, metadata, tests, extra) -> None:
+        """Test cases as registration would read them (against the version's messages and
+        response format), then the policy, then the size."""
         metadata_node = keys["metadata"][1] if "metadata" in keys else None
         in_metadata = _mapping_value(metadata_node, TEST_CASES_KEY)
         if "tests" in keys and in_metadata is not None:
@@ -691,10 +698,14 @@ class _FileReader:
             )
             return
         if "tests" in keys:
-            self._check_cases(entry, keys["tests"][1], tests, "tests")
+            self._check_cases(entry, keys["tests"][1], tests, "tests", extra)
         elif in_metadata is not None:
             self._check_cases(
-                entry, in_metadata, metadata.get(TEST_CASES_KEY), f"metadata.{TEST_CASES_KEY}"
+                entry,
+                in_metadata,
+                metadata.get(TEST_CASES_KEY),
+                f"metadata.{TEST_CASES_KEY}",
+                extra,
             )
         if self.policy:
             for problem in self.policy.check(metadata):
@@ -706,9 +717,11 @@ class _FileReader:
         if tests and too_large:
             self._problem_at(entry, keys["tests"][1], f"with its tests, {too_large}")
 
-    def _check_cases(self, entry: _Entry, node: yaml.Node, data: Any, where: str) -> None:
+    def _check_cases(
+        self, entry: _Entry, node: yaml.Node, data: Any, where: str, extra: dict[str, Any] | None
+    ) -> None:
         try:
-            parse_cases(data)
+            parse_cases(data, extra)
         except TestCaseError as error:
             for problem in error.problems:
                 target, is_last = _node_at(node, problem.path)

@@ -89,6 +89,36 @@ def test_test_runs_cases_pass_and_fail(cli, files, tmp_path):
     assert case["line"] >= 1
 
 
+CHAT = """name: team/reply
+version: 1.0.0
+template:
+  - role: system
+    content: You answer for {company}.
+  - role: user
+    content: "{question}"
+response_format:
+  type: object
+  properties: {answer: {type: string}}
+  required: [answer]
+tests:
+  - name: on brand
+    values: {company: Acme, question: "Where is my parcel?"}
+    messages:
+      - {message: 1, role: system, contains: Acme}
+    sample_output: '{"reply": "Today"}'
+"""
+
+
+def test_test_checks_single_messages_and_the_sample_answer_of_a_chat_template(cli, files):
+    result = cli("--json", "test", files(CHAT), isolated=True)
+
+    assert result.code == 1, result.out
+    [case] = result.json()["cases"]
+    assert case["failures"] == [
+        "sample_output is JSON matching the response format: $: missing required field 'answer'"
+    ]
+
+
 @pytest.mark.parametrize(
     "args",
     [

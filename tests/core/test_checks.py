@@ -286,7 +286,8 @@ def test_every_problem_in_a_case_set_is_reported():
     assert [str(problem) for problem in raised.value.problems] == [
         "test case 1: has no name: give it one, e.g. name: fits a Threads post",
         "test case 'a': unknown key 'max_lenght' (did you mean 'max_length'?): a test case has "
-        "the keys name, values, max_length, contains, not_contains, no_leftover_braces, expected",
+        "the keys name, values, max_length, contains, not_contains, no_leftover_braces, expected, "
+        "messages, sample_output",
         "test case 'a': max_length must be a whole number of characters, at least 1, e.g. "
         "max_length: 500; found the number 0",
         "test case 'a': no_leftover_braces must be true or false; found the text 'yes'",

@@ -73,7 +73,9 @@ def latest_run(version: TemplateVersion) -> CheckRun | None:
 
 def run_checks(version: TemplateVersion, *, trigger: str, actor: str) -> CheckRun:
     """Run the version's test cases now and store the results with the version."""
-    results = run_version_cases(version.text, version.metadata, settings.INPUT_LIMITS)
+    results = run_version_cases(
+        version.text, version.metadata, settings.INPUT_LIMITS, version.extra
+    )
     return CheckRun.objects.create(
         version=version,
         trigger=trigger,
@@ -92,7 +94,7 @@ def record_registration_runs(rows: Iterable[TemplateVersion], *, actor: str) -> 
     for row in rows:
         if not has_cases(row):
             continue
-        results = run_version_cases(row.text, row.metadata, settings.INPUT_LIMITS)
+        results = run_version_cases(row.text, row.metadata, settings.INPUT_LIMITS, row.extra)
         runs.append(
             CheckRun(
                 version=row,
@@ -156,7 +158,7 @@ def snapshot(version: TemplateVersion, *, actor: str, store: bool = True) -> dic
     results = (
         results_of(run)
         if run
-        else run_version_cases(version.text, version.metadata, settings.INPUT_LIMITS)
+        else run_version_cases(version.text, version.metadata, settings.INPUT_LIMITS, version.extra)
     )
     return {
         "status": "pass" if all(r.passed for r in results) else "fail",
@@ -226,7 +228,9 @@ def _regressions_now(old: TemplateVersion, new: TemplateVersion) -> list[CaseRes
     except CaseError:
         return []  # unreadable cases are reported by the version's own run
     limits = settings.INPUT_LIMITS
-    return regressions(run_cases(old.text, cases, limits), run_cases(new.text, cases, limits))
+    return regressions(
+        run_cases(old.text, cases, limits, old.extra), run_cases(new.text, cases, limits, new.extra)
+    )
 
 
 def _store_comparison(

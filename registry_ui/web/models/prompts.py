@@ -133,6 +133,10 @@ class TemplateVersion(models.Model):
     text = models.TextField()
     variables = models.JSONField(default=list)
     metadata = models.JSONField(default=dict)
+    # A chat template's messages, its model configuration and response format, as
+    # core/messages.normalize_extra gives them ({} for a text template): its test cases
+    # check them, its pages show them.
+    extra = models.JSONField(default=dict, blank=True)
     # Its authors, who may not approve it (registry_ui.web.prompts.authorship): the metadata's
     # author as the account it resolved to, else as written (author_unresolved: from outside
     # MLflow, naming no account); the account that registered it; and, when that was a CI

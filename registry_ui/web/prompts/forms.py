@@ -173,7 +173,7 @@ class NewVersionForm(forms.Form):
         self.parsed_metadata = metadata
         if self.meta_fields is None:
             problems = metadata_fields.json_problems(metadata, self.policy)
-            problems += registration_problems(metadata, None)
+            problems += registration_problems(metadata, None, {})  # the editor writes texts
         else:
             # Said about the fields, as they are typed (the policy's hints are about JSON).
             problems = [message for _, message in self.meta_fields.problems]
@@ -190,7 +190,7 @@ class NewVersionForm(forms.Form):
                 entry = next((f for f in self.meta_fields.required if f.key == key), None)
                 if entry is not None:
                     entry.problems.append(message)
-            problems += registration_problems(metadata, None)
+            problems += registration_problems(metadata, None, {})  # the editor writes texts
         for problem in problems:
             self.add_error("metadata", problem)
 

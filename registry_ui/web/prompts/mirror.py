@@ -191,6 +191,7 @@ def _new_row(template: Template, record: VersionRecord) -> TemplateVersion:
         text=record.template,
         variables=list(parse_template(record.template).variables),
         metadata=record.metadata,
+        extra=record.extra or {},
         author=str(record.metadata.get("author", ""))[:150],
         registered_by=(record.registered_by or "")[:150],
         requested_by=(record.requested_by or "")[:150],
@@ -620,9 +621,10 @@ def _mark_back(row: TemplateVersion, record: VersionRecord, served: str) -> None
     fields = ["missing_since", "mlflow_version", "stage"]
     if served != row.content_sha256:
         row.text, row.metadata, row.content_sha256 = record.template, record.metadata, served
+        row.extra = record.extra or {}
         row.variables = list(parse_template(record.template).variables)
         row.tampered_at = None
-        fields += ["text", "metadata", "content_sha256", "variables", "tampered_at"]
+        fields += ["text", "metadata", "extra", "content_sha256", "variables", "tampered_at"]
     row.save(update_fields=fields)
     after = {"mlflow_version": row.mlflow_version, "content_sha256": row.content_sha256}
     _audit(row, "version.registered_again", before, after)

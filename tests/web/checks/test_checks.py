@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from registry_ui.core.errors import BatchRegistrationError
+from registry_ui.core.messages import messages_text, normalize_extra
 from registry_ui.core.policy import PolicyError
 from registry_ui.prompt_model import PromptModel, get_registry
 from registry_ui.registry import NewVersion
@@ -218,6 +219,123 @@ def test_registration_stores_each_cases_result_with_the_version(unique_name):
             }
         ],
     }
+
+
+CHAT = normalize_extra(
+    [
+        {"role": "system", "content": "You write hooks for {persona}. Answer in JSON."},
+        {"role": "user", "content": "A hook about {topic}."},
+    ],
+    {"model_name": "gpt-4o", "temperature": 0.3},
+    {"type": "object", "properties": {"hook": {"type": "string"}}, "required": ["hook"]},
+)
+CHAT_CASES = [
+    {
+        "name": "system message names the persona",
+        "values": {"persona": "founders", "topic": "pricing"},
+        "messages": [{"message": 1, "role": "system", "contains": "founders"}],
+        "sample_output": '{"hook": "Stop guessing your price"}',
+    },
+    {
+        "name": "user message stays short",
+        "values": {"persona": "founders", "topic": "pricing"},
+        "messages": [{"role": "user", "max_length": 10}],
+        "sample_output": '{"headline": "Stop"}',
+    },
+]
+
+
+def test_a_chat_versions_message_and_answer_checks_run_at_registration(registry_uri, unique_name):
+    name = unique_name()
+
+    batch = queue.batch_register(
+        versions=[
+            NewVersion(
+                name,
+                "1.0.0",
+                messages_text(CHAT["messages"]),
+                {**METADATA, "test_cases": CHAT_CASES},
+                extra=CHAT,
+            )
+        ],
+        actor="alice",
+    )
+
+    batch.refresh_from_db()
+    assert batch.status == "succeeded", list(batch.operations.values_list("last_error"))
+    version = row(name, "1.0.0")
+    assert version.extra == CHAT
+    run = CheckRun.objects.get(version=version)
+    assert (run.trigger, run.passed) == ("registration", False)
+    assert [(r["name"], r["passed"], r["failures"]) for r in run.results] == [
+        ("system message names the persona", True, []),
+        (
+            "user message stays short",
+            False,
+            [
+                {
+                    "expectation": "message 2 (user) at most 10 characters",
+                    "message": "is 21 characters long, 11 over",
+                },
+                {
+                    "expectation": "sample_output is JSON matching the response format",
+                    "message": "$: missing required field 'hook'",
+                },
+            ],
+        ),
+    ]
+
+
+def test_a_chat_case_naming_a_message_the_version_lacks_is_refused_at_registration(unique_name):
+    name = unique_name()
+    cases = [{"name": "third", "messages": [{"message": 3, "contains": "x"}]}]
+
+    with pytest.raises(BatchRegistrationError) as raised:
+        PromptModel(
+            name,
+            CHAT["messages"],
+            "1.0.0",
+            metadata={"test_cases": cases},
+            model_config=CHAT["model_config"],
+        ).register()
+
+    assert raised.value.errors == [
+        f"{name} 1.0.0: test_cases: test case 'third': messages[0]: there is no message 3: "
+        "the template has 2 message(s); number them from 1"
+    ]
+    assert not TemplateVersion.objects.filter(template__name=name).exists()
+
+
+def test_the_diff_names_the_message_check_a_new_chat_version_breaks(unique_name):
+    name = unique_name()
+    reworded = normalize_extra(
+        [CHAT["messages"][0], {"role": "user", "content": "Please write one hook about {topic}."}],
+        CHAT["model_config"],
+        CHAT["response_format"],
+    )
+    cases = [{**CHAT_CASES[0], "messages": [{"role": "user", "max_length": 25}]}]
+    batch = queue.batch_register(
+        versions=[
+            NewVersion(
+                name,
+                version,
+                messages_text(extra["messages"]),
+                {**METADATA, "test_cases": cases},
+                extra=extra,
+            )
+            for version, extra in (("1.0.0", CHAT), ("1.0.1", reworded))
+        ],
+        actor="alice",
+    )
+    batch.refresh_from_db()
+    assert batch.status == "succeeded", list(batch.operations.values_list("last_error"))
+
+    [broken] = checks.compare(row(name, "1.0.0"), row(name, "1.0.1"))
+
+    assert (broken.name, [str(f) for f in broken.failures]) == (
+        "system message names the persona",
+        ["message 2 (user) at most 25 characters: is 36 characters long, 11 over"],
+    )
 
 
 def test_a_version_without_cases_gets_no_run(unique_name):

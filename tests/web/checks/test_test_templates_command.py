@@ -152,3 +152,41 @@ def test_a_failing_case_exits_with_status_1_and_the_summary_on_stderr(tmp_path):
     assert "CommandError: ran 2 test cases of 1 template version in 1 file: 1 failed" in (
         result.stderr
     )
+
+
+CHAT = """\
+name: team/reply
+version: 1.0.0
+template:
+  - role: system
+    content: You answer for {company}.
+  - role: user
+    content: "{question}"
+response_format:
+  type: object
+  properties: {answer: {type: string}}
+tests:
+  - name: on brand
+    values: {company: Acme, question: "Where is my parcel?"}
+    messages:
+      - {role: user, contains: Acme}
+    sample_output: '{"answer": 3}'
+"""
+
+
+def test_a_chat_templates_message_and_answer_checks_are_run_and_reported(
+    tmp_path, monkeypatch, capsys
+):
+    write(tmp_path, "templates/reply.yaml", CHAT)
+    monkeypatch.chdir(tmp_path)
+
+    with pytest.raises(CommandError):
+        call_command("test_templates", "templates")
+
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "templates/reply.yaml:12:5: FAIL team/reply 1.0.0: on brand"
+    assert out[-2:] == [
+        "    failed: message 2 (user) contains 'Acme': not found in the rendered text",
+        "    failed: sample_output is JSON matching the response format: $.answer: expected "
+        "string, found a number",
+    ]

@@ -35,7 +35,7 @@ class Command(BaseCommand):
         ran = failed = versions = 0
         for spec in scan.specs:
             results = run_cases(
-                spec.template, cases_in(spec.version_metadata), settings.INPUT_LIMITS
+                spec.template, cases_in(spec.version_metadata), settings.INPUT_LIMITS, spec.extra
             )
             versions += bool(results)
             for index, result in enumerate(results):
