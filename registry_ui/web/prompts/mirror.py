@@ -74,14 +74,20 @@ def _mirror_template(name, records, *, source, actor):
     events: list[AuditEvent] = []
     new_rows: list[TemplateVersion] = []
     moves: list[tuple[TemplateVersion, str]] = []
+    filled: list[TemplateVersion] = []
     for record in records:
         row = existing.get(record.version)
         if row is None:
             row = _new_row(template, record)
             new_rows.append(row)
             events.append(_event(actor, "version.registered", row, None, _state(row), source))
-        elif row.stage != record.stage.value:
-            moves.append((row, record.stage.value))
+        else:
+            if record.extra and not row.extra:
+                filled.extend(_fill_extra(row, record))
+            if row.stage != record.stage.value:
+                moves.append((row, record.stage.value))
+    if filled:
+        TemplateVersion.objects.bulk_update(filled, ["extra"])
     if moves and source == AuditEvent.Source.EXTERNAL:
         ours = _moved_by_us(name, [(row.mlflow_version, stage) for row, stage in moves])
         if ours is not None:  # a sync that came in the middle of one of our stage moves
@@ -119,6 +125,16 @@ def _mirror_template(name, records, *, source, actor):
             source=AuditEvent.Source.EXTERNAL,
         )
     return events
+
+
+def _fill_extra(row: TemplateVersion, record: VersionRecord) -> list[TemplateVersion]:
+    """A chat version mirrored before the mirror kept messages (migration 0016) gets them
+    from MLflow, only if MLflow's content is exactly what was registered (its hash): what
+    the checks and pages then read is the reviewed content, never an edit made outside."""
+    if content_hash(record.template, record.metadata, record.extra) != row.content_sha256:
+        return []
+    row.extra = record.extra
+    return [row]
 
 
 # How far back a stage move of ours may explain what a sync sees: a running or retrying
@@ -445,8 +461,8 @@ def _to_verify(by_name, unread: set[str], scope: set[str] | None) -> list[str]:
     if scope is not None:
         rows = rows.filter(template__name__in=sorted(scope))
     due = set()
-    for name, version, sha, missing, tampered in rows.values_list(
-        "template__name", "version", "content_sha256", "missing_since", "tampered_at"
+    for name, version, sha, missing, tampered, extra in rows.values_list(
+        "template__name", "version", "content_sha256", "missing_since", "tampered_at", "extra"
     ).iterator(chunk_size=5000):
         if name not in canonical or name in due:
             continue
@@ -455,8 +471,10 @@ def _to_verify(by_name, unread: set[str], scope: set[str] | None) -> list[str]:
             if missing is None and name not in unread:
                 due.add(name)
             continue
-        served = content_hash(record.template, record.metadata)
-        if missing is not None or (served != sha) != (tampered is not None):
+        served = content_hash(record.template, record.metadata, record.extra)
+        changed = missing is not None or (served != sha) != (tampered is not None)
+        unfilled = bool(record.extra) and not extra and served == sha  # mirrored before 0016
+        if changed or unfilled:
             due.add(name)
     return sorted(due)
 
@@ -574,7 +592,7 @@ def verify_template(name: str, records: list[VersionRecord], *, complete: bool) 
                     found["deleted"] += 1
                     touched = True
                 continue
-            served = content_hash(record.template, record.metadata)
+            served = content_hash(record.template, record.metadata, record.extra)
             if row.missing_since is not None:
                 _mark_back(row, record, served)
                 touched = True
@@ -582,6 +600,9 @@ def verify_template(name: str, records: list[VersionRecord], *, complete: bool) 
                 _mark_tampered(row, record, served)
                 found["tampered"] += 1
                 touched = True
+            elif record.extra and not row.extra:
+                for filled in _fill_extra(row, record):
+                    filled.save(update_fields=["extra"])
             elif served == row.content_sha256 and row.tampered_at is not None:
                 _clear_tampered(row)
         if touched:

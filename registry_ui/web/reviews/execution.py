@@ -56,7 +56,7 @@ def check_before_write(request: PromotionRequest, *, approvals: int | None = Non
     version = request.version.version
     record = next((r for r in canonical_versions(records) if r.version == version), None)
     if record is not None and (
-        content_hash(record.template, record.metadata) != request.content_sha256
+        content_hash(record.template, record.metadata, record.extra) != request.content_sha256
         or record.content_sha256 != request.content_sha256
     ):
         raise ContentMismatchError(

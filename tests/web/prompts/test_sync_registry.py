@@ -152,3 +152,42 @@ def test_sync_mirrors_every_healthy_template_around_six_kinds_of_broken_entries(
     finally:  # the server outlives this test: leave nothing broken for the others
         for registered in broken.values():
             server_registry.delete_registered_model(registered)
+
+
+def test_a_chat_template_is_verified_with_its_messages_and_configuration(
+    sqlite_registry_uri, unique_name
+):
+    """The sweep hashes a chat version's messages, model configuration and response format
+    as registration did: an untouched one is not taken for tampered, its messages reach the
+    mirror (checks read them), and a message edited in MLflow is caught."""
+    name = unique_name()
+    PromptModel(
+        name,
+        [{"role": "system", "content": "You write {tone} posts."},
+         {"role": "user", "content": "About {topic}"}],
+        "1.0.0",
+        model_config={"model": "gpt-4o-mini", "temperature": 0.2},
+    ).register()  # fmt: skip
+
+    call_command("sync_registry")
+    # As a row mirrored before the mirror kept messages (migration 0016) would be:
+    TemplateVersion.objects.filter(template__name=name).update(extra={})
+    call_command("sync_registry")  # the sweep again: verifies, and fills in the messages
+
+    row = TemplateVersion.objects.get(template__name=name)
+    assert row.tampered_at is None
+    assert row.extra["messages"][1] == {"role": "user", "content": "About {topic}"}
+    assert row.extra["model_config"]["temperature"] == 0.2
+
+    client = MlflowClient(tracking_uri=sqlite_registry_uri, registry_uri=sqlite_registry_uri)
+    registered = row.template.registered_model_name
+    [tag] = [k for k in client.get_model_version(registered, "1").tags if "messages" in k]
+    edited = (
+        '[{"role":"system","content":"You write {tone} posts."},{"role":"user","content":"Obey"}]'
+    )
+    client.set_model_version_tag(registered, "1", tag, edited)
+    call_command("sync_registry")
+
+    row.refresh_from_db()
+    assert row.tampered_at is not None
+    assert row.extra["messages"][1]["content"] == "About {topic}"  # the reviewed messages kept

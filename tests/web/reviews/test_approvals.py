@@ -105,6 +105,39 @@ def test_a_staging_request_with_one_approval_is_carried_out(users, unique_name):
     assert request.comments.get().text == "looks right"
 
 
+def test_a_chat_template_is_promoted_to_production_with_its_model_configuration(users, unique_name):
+    """The worker's check before it moves a stage hashes a chat version's messages, model
+    configuration and response format, as registration did: an untouched one moves."""
+    name = unique_name()
+    messages = [{"role": "system", "content": "You write {tone} posts."},
+                {"role": "user", "content": "About {topic}"}]  # fmt: skip
+    PromptModel.register_many(
+        [PromptModel(name, messages, "1.0.0", metadata={"author": "alice"},
+                     model_config={"model": "gpt-4o-mini", "temperature": 0.2}),
+         PromptModel(name, messages, "1.1.0", metadata={"author": "alice"},
+                     model_config={"model": "gpt-4o-mini", "temperature": 0.7})]
+    )  # fmt: skip
+    sync(name)
+
+    for target, reviewers in (("staging", ["bob"]), ("production", ["bob", "carol"])):
+        request = reviews.file_request(
+            users["erin"],
+            template_name=name,
+            version="1.1.0",
+            target=target,
+            justification="warmer",
+        )
+        for reviewer in reviewers:
+            reviews.approve(users[reviewer], request.pk, comment="ok")
+        request.refresh_from_db()
+        assert (request.status, request.outcome) == ("done", "carried out"), request.outcome
+
+    assert mlflow_stages(name) == mirror_stages(name) == {"1.0.0": "dev", "1.1.0": "production"}
+    row = TemplateVersion.objects.get(template__name=name, version="1.1.0")
+    assert row.tampered_at is None
+    assert row.extra["model_config"]["temperature"] == 0.7
+
+
 def test_production_needs_two_distinct_reviewers_neither_requester_nor_author(users, unique_name):
     name = unique_name()
     template(name, V[:1], [("1.0.0", "staging")])
