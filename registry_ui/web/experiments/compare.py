@@ -19,7 +19,7 @@ from registry_ui.core.experiment_stats import CONFIDENCE, EMPTY, Sample, estimat
 from registry_ui.core.verdict import Verdict, verdict
 from registry_ui.web.experiments import formats
 from registry_ui.web.experiments.charts import LineChart, line_chart
-from registry_ui.web.models import OutcomeAggregate, RunMetric, TemplateVersion
+from registry_ui.web.models import Experiment, OutcomeAggregate, RunMetric, TemplateVersion
 
 
 @dataclass
@@ -197,3 +197,22 @@ def csv_rows(comparisons: list[MetricComparison]):
 
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.6g}"
+
+
+SUGGESTED_TEMPLATES = 500
+
+
+def comparable_templates(limit: int = SUGGESTED_TEMPLATES) -> list[str]:
+    """The template names the compare page suggests: those with an experiment or with
+    metrics imported from MLflow runs, the ones that have figures to compare. Read from
+    the experiment and metric tables, so it grows with the experiments run, not with the
+    number of templates in the registry (any other name can still be typed)."""
+    names = set(
+        Experiment.objects.order_by().values_list("template__name", flat=True).distinct()[:limit]
+    )
+    names.update(
+        RunMetric.objects.order_by()
+        .values_list("version__template__name", flat=True)
+        .distinct()[:limit]
+    )
+    return sorted(names)[:limit]

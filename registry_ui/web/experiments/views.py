@@ -266,7 +266,7 @@ def version_compare(request):
     form, comparisons = _compare(request.GET)
     context = {
         "form": form,
-        "template_names": Template.objects.values_list("name", flat=True),
+        "template_names": compare.comparable_templates(),
         "comparisons": comparisons,
         "confidence": round(CONFIDENCE * 100),
     }

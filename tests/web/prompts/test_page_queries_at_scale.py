@@ -33,6 +33,9 @@ def pages() -> dict[str, str]:
         "template": f"/templates/{promoted}",
         "diff": f"/templates/{promoted}/-/diff?from=1.0.1&to=1.0.3&view=side",
         "inbox": "/requests/",
+        "version": f"/templates/{promoted}/-/versions/1.0.1",
+        "rollback": f"/rollback/new?template={promoted}",
+        "compare": f"/experiments/compare?template={promoted}",
     }
 
 
@@ -90,3 +93,17 @@ def test_no_page_reads_a_whole_growing_table(client):
     }
 
     assert scans == {page: [] for page in pages()}
+
+
+def test_the_compare_page_suggests_only_templates_with_figures(client):
+    """Its list of template names comes from the experiments and imported metrics, not
+    from every template in the registry (10,000 names made the page grow with it)."""
+    from django.contrib.auth.models import User
+
+    load(SMALL, promoted=3, open_requests=2)
+    client.force_login(User.objects.get(username="bob"))
+
+    page = client.get("/experiments/compare").content.decode()
+
+    assert '<datalist id="template-names"></datalist>' in page  # no experiment, no metric
+    assert name_of(2) not in page
