@@ -48,7 +48,7 @@ from registry_ui.web.reviews import services as reviews
 # One router with the reads: a path both read and written (/requests) is one URL pattern.
 router = read.router
 WRITE_TAGS = ["write"]
-SOURCE = AuditEvent.Source.COMMAND  # a program's call, as the commands' are
+SOURCE = AuditEvent.Source.API  # every change made through the API, with its api.call event
 MAX_FILES_SIZE = 20_000_000
 
 

@@ -1,8 +1,8 @@
 """A version's chat messages, model configuration and response format on its mirror row
 (TemplateVersion.extra; {} for a text template): its test cases check them.
 
-Rows mirrored before this migration keep {}: the mirror fills it for versions it mirrors
-from now on.
+Rows mirrored before this migration keep {} until the next full sweep, which fills them
+from MLflow for versions whose content there is still the registered one (mirror.py).
 """
 
 from django.db import migrations, models

@@ -34,6 +34,7 @@ class AuditEvent(models.Model):
         WORKER = "worker"
         EXTERNAL = "external"
         COMMAND = "command"
+        API = "api", "API"  # a call of the HTTP API, with a token (its api.call event names it)
 
     seq = models.PositiveBigIntegerField(unique=True)  # the chain order: 1, 2, 3, ...
     at = models.DateTimeField(db_index=True)  # set by record_many() before hashing

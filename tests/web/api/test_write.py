@@ -196,7 +196,13 @@ def test_two_reviewers_approve_with_personal_tokens(erin, bob, carol, world, in_
     assert Approval.objects.filter(request=request, reviewer=bob).exists()
     event = AuditEvent.objects.get(action="api.call", after__what="request.approve")
     assert event.actor == "bob" and "personal token" in event.after["token"]
-    assert AuditEvent.objects.filter(action="request.approved", actor="bob").exists()
+    assert (event.source, event.get_source_display()) == ("api", "API")
+    # The service's own event says where the change came from too: the API, not a command.
+    approval = AuditEvent.objects.get(action="request.approved", actor="bob")
+    assert approval.source == "api"
+    listed = personal(bob, ["read"], name="reader").get("/audit?source=api&action=request.approved")
+    assert listed.status_code == 200, listed.content
+    assert [e["action"] for e in listed.json()["items"]] == ["request.approved"]
 
 
 def test_a_service_token_can_never_approve_or_reject(root, erin, world):
