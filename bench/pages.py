@@ -103,6 +103,8 @@ def load(
                 )
             )
     TemplateVersion.objects.bulk_create(rows, batch_size=2000)
+    # As the mirror does when it adds versions: the list's "last change" column.
+    Template.objects.filter(name__in=[name_of(n) for n in numbers]).note_changes()
     versions = {
         (row.template.name, row.version): row
         for row in TemplateVersion.objects.select_related("template").filter(

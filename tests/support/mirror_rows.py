@@ -42,7 +42,7 @@ def version(
     **extra,
 ) -> TemplateVersion:
     major, minor, patch = (int(n) for n in number.split("."))
-    return TemplateVersion.objects.create(
+    row_version = TemplateVersion.objects.create(
         template=row,
         version=number,
         major=major,
@@ -57,6 +57,8 @@ def version(
         mlflow_version=str(patch + 1),
         **extra,
     )
+    Template.objects.filter(pk=row.pk).note_changes()  # as the mirror does
+    return row_version
 
 
 def batch(actor: str = "alice", *operations: dict, **fields) -> Batch:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 
 class Stage(models.TextChoices):
@@ -12,6 +14,19 @@ class Stage(models.TextChoices):
     STAGING = "staging"
     PRODUCTION = "production"
     ARCHIVED = "archived"
+
+
+class TemplateQuerySet(models.QuerySet):
+    def note_changes(self) -> int:
+        """Set these templates' changed_at from their versions: the newest registration
+        time, or the template's creation while no version has one. The mirror calls it
+        wherever it adds versions."""
+        newest = Subquery(
+            TemplateVersion.objects.filter(template=OuterRef("pk"), created_at__isnull=False)
+            .order_by("-created_at")
+            .values("created_at")[:1]
+        )
+        return self.update(changed_at=Coalesce(newest, F("created_at")))
 
 
 class Template(models.Model):
@@ -26,9 +41,16 @@ class Template(models.Model):
     # The registered model's last_updated_timestamp (MLflow's milliseconds) when the sync
     # last read all of it: the incremental sync reads the template again once it moves.
     mlflow_updated_ms = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # When its newest version was registered (the row's creation while it has none with a
+    # time): the list's "last change" order, kept by the mirror (note_changes) so that
+    # sorting reads one index instead of every template's versions.
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    objects = TemplateQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
+        indexes = [models.Index(fields=["-changed_at", "name"], name="template_changed")]
         permissions = [
             ("view_metrics", "Can view and compare version metrics"),
             ("define_experiment", "Can define A/B experiments"),

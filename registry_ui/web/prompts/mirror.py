@@ -103,6 +103,8 @@ def _mirror_template(name, records, *, source, actor):
     TemplateVersion.objects.filter(pk__in=[row.pk for row in swapping]).update(stage=Stage.DEV)
     bind_authors(new_rows)
     TemplateVersion.objects.bulk_create(new_rows)
+    if new_rows:
+        Template.objects.filter(pk=template.pk).note_changes()
     record_registration_runs(new_rows, actor=actor)
     for row, stage in entering:
         events.append(_move(template, row, stage, actor, source))
@@ -262,6 +264,9 @@ def _write_new_templates(by_name: dict[str, list[VersionRecord]]) -> int:
     ]
     bind_authors(rows)
     TemplateVersion.objects.bulk_create(rows, batch_size=1000)
+    ids = [row.pk for row in templates.values()]
+    for start in range(0, len(ids), 5000):  # within SQLite's bound on a query's parameters
+        Template.objects.filter(pk__in=ids[start : start + 5000]).note_changes()
     record_registration_runs(rows, actor="mlflow")
     events = [
         _event("mlflow", "version.registered", row, None, _state(row), AuditEvent.Source.EXTERNAL)

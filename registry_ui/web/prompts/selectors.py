@@ -12,7 +12,7 @@ from datetime import datetime
 from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import CharField, Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models import CharField, Count, Exists, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Cast, Coalesce, StrIndex, Substr
 from django.http import Http404
 
@@ -103,14 +103,9 @@ def filtered_templates(filters: TemplateFilters):
         )
         templates = templates.filter(Exists(versions.filter(tagged)))
     if filters.sort == "changed":
-        # The newest version's registration, or the template's own creation without one.
-        newest = Subquery(
-            TemplateVersion.objects.filter(template=OuterRef("pk"), created_at__isnull=False)
-            .order_by("-created_at")
-            .values("created_at")[:1]
-        )
-        changed = Coalesce(newest, "created_at")
-        return templates.annotate(changed=changed).order_by(F("changed").desc(), "name")
+        # The newest version's registration, or the template's own creation without one,
+        # kept on the row by the mirror (Template.changed_at, indexed with the name).
+        return templates.order_by("-changed_at", "name")
     if filters.sort == "pending":
         open_requests = (
             PromotionRequest.objects.filter(

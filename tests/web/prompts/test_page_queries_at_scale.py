@@ -36,6 +36,7 @@ def pages() -> dict[str, str]:
         "version": f"/templates/{promoted}/-/versions/1.0.1",
         "rollback": f"/rollback/new?template={promoted}",
         "compare": f"/experiments/compare?template={promoted}",
+        "by-change": "/?sort=changed",
     }
 
 

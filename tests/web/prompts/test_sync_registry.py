@@ -191,3 +191,22 @@ def test_a_chat_template_is_verified_with_its_messages_and_configuration(
     row.refresh_from_db()
     assert row.tampered_at is not None
     assert row.extra["messages"][1]["content"] == "About {topic}"  # the reviewed messages kept
+
+
+def test_the_last_change_follows_the_newest_version_the_mirror_adds(
+    sqlite_registry_uri, unique_name
+):
+    """Template.changed_at (the list's "last change" order) is the newest version's
+    registration time, set by the first sync and moved by each version mirrored after."""
+    name = unique_name()
+    PromptModel(name, "Hi {who}", "1.0.0").register()
+    call_command("sync_registry")
+    first = TemplateVersion.objects.get(template__name=name, version="1.0.0")
+    assert Template.objects.get(name=name).changed_at == first.created_at
+
+    PromptModel(name, "Hello {who}", "1.0.1").register()
+    call_command("sync_registry")
+
+    newest = TemplateVersion.objects.get(template__name=name, version="1.0.1")
+    assert newest.created_at > first.created_at
+    assert Template.objects.get(name=name).changed_at == newest.created_at
