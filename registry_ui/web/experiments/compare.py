@@ -19,7 +19,13 @@ from registry_ui.core.experiment_stats import CONFIDENCE, EMPTY, Sample, estimat
 from registry_ui.core.verdict import Verdict, verdict
 from registry_ui.web.experiments import formats
 from registry_ui.web.experiments.charts import LineChart, line_chart
-from registry_ui.web.models import Experiment, OutcomeAggregate, RunMetric, TemplateVersion
+from registry_ui.web.models import (
+    Experiment,
+    OutcomeAggregate,
+    RunMetric,
+    Template,
+    TemplateVersion,
+)
 
 
 @dataclass
@@ -205,14 +211,21 @@ SUGGESTED_TEMPLATES = 500
 def comparable_templates(limit: int = SUGGESTED_TEMPLATES) -> list[str]:
     """The template names the compare page suggests: those with an experiment or with
     metrics imported from MLflow runs, the ones that have figures to compare. Read from
-    the experiment and metric tables, so it grows with the experiments run, not with the
-    number of templates in the registry (any other name can still be typed)."""
-    names = set(
-        Experiment.objects.order_by().values_list("template__name", flat=True).distinct()[:limit]
+    the experiment and metric tables first (a join lets the planner walk every template),
+    so it grows with the experiments run, not with the number of templates in the
+    registry; any other name can still be typed."""
+    ids = set(Experiment.objects.order_by().values_list("template_id", flat=True).distinct())
+    measured = list(
+        RunMetric.objects.order_by().values_list("version_id", flat=True).distinct()[: limit * 10]
     )
-    names.update(
-        RunMetric.objects.order_by()
-        .values_list("version__template__name", flat=True)
-        .distinct()[:limit]
+    ids.update(
+        TemplateVersion.objects.filter(pk__in=measured)
+        .order_by()
+        .values_list("template_id", flat=True)
+        .distinct()
     )
-    return sorted(names)[:limit]
+    return list(
+        Template.objects.filter(pk__in=sorted(ids))
+        .order_by("name")
+        .values_list("name", flat=True)[:limit]
+    )

@@ -43,6 +43,11 @@ def test_a_template_alone_offers_its_versions_production_as_the_baseline(client,
     assert page.context["form"]["b"].value() == "1.1.0"
     assert '<option value="1.1.0" selected>1.1.0 (production)</option>' in page.text
     assert '<option value="1.2.0" selected>1.2.0 (staging)</option>' in page.text
+    # Suggested names: the templates with an experiment (or run metrics), not every one.
+    mirror("t/quiet", {"1.0.0": "production"})
+    names = signed_in(client, dave).get(URL).text
+    assert '<option value="t/hook"></option>' in names
+    assert "t/quiet" not in names
 
 
 def test_it_shows_the_difference_its_interval_the_p_value_and_a_verdict(client, hook, dave):
