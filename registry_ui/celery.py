@@ -12,6 +12,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each domain keeps its tasks in its own tasks.py (task names are pinned with name=...).
 app.autodiscover_tasks(
     [
+        "registry_ui.web.api",
         "registry_ui.web.audit",
         "registry_ui.web.operations",
         "registry_ui.web.prompts",

@@ -357,6 +357,50 @@ def cmd_request(args, out: Out) -> int:
     return code
 
 
+def cmd_release(args, out: Out) -> int:
+    """Many moves filed as one release, approved once; --dry-run prints the plan."""
+    api = Api(args.url, args.token)
+    items = [{"template": t, "version": v, "target": to} for t, v, to in args.item or []]
+    if args.files:
+        if not args.to:
+            raise CliError(USAGE, "--files needs --to staging or --to production")
+        found = scan(args.files, policy=None)
+        items += [
+            {"template": s.name, "version": s.version, "target": args.to} for s in found.specs
+        ]
+    if not items:
+        raise CliError(
+            USAGE, "give --item TEMPLATE VERSION TARGET (repeatable) or --files PATH --to T"
+        )
+    if not args.dry_run and not args.justification:
+        raise CliError(USAGE, "--justification is required to file a release: say why")
+    body = {"items": items, "justification": args.justification or "", "dry_run": args.dry_run}
+    key = args.idempotency_key or f"registry-ui-{uuid.uuid4()}"
+    attempts = 3
+    for attempt in range(attempts):  # a retry with the same key never files twice
+        try:
+            _, answer = api.call("POST", "/releases", body, headers={"Idempotency-Key": key})
+            break
+        except CliError as error:
+            if error.code != UNREACHABLE or attempt == attempts - 1:
+                raise
+            out.progress(f"retrying ({error})")
+            time.sleep(2**attempt)
+    for plan in answer["plan"]:
+        moved = f"{plan['from_stage'] or 'not registered'} -> {plan['target']}"
+        replaces = f", replaces {plan['replaces']}" if plan["replaces"] else ""
+        out.line(f"{plan['template']} {plan['version']}: {moved}{replaces}")
+        for problem in plan["problems"]:
+            out.line(f"  problem: {problem}")
+    release = answer.get("request")
+    if release:
+        out.line(f"{answer['detail']}; {release['required_approvals']} approval(s) needed")
+    else:
+        out.line(answer["detail"])
+    out.data(answer)
+    return OK if answer["ready"] else REFUSED
+
+
 def _stage_of(api: Api, name: str, version: str) -> str | None:
     """The version's stage, so a re-run counts a version in (or past) the target as done."""
     try:
@@ -375,9 +419,18 @@ def _already(error: CliError) -> bool:
 
 def describe(request: dict) -> str:
     approvals = ", ".join(a["reviewer"] for a in request["approvals"]) or "none"
+    if request.get("kind") == "release":
+        moves = ", ".join(
+            f"{i['template']} {i['version']} -> {i['target_stage']}" for i in request["items"]
+        )
+        what = f"release #{request['id']} ({moves})"
+    else:
+        what = (
+            f"request #{request['id']} {request['template']} {request['version']} -> "
+            f"{request['target_stage']}"
+        )
     return (
-        f"request #{request['id']} {request['template']} {request['version']} -> "
-        f"{request['target_stage']}: {request['status']}; approvals "
+        f"{what}: {request['status']}; approvals "
         f"{request['valid_approvals']}/{request['required_approvals']} ({approvals})"
         + (f"; {request['outcome']}" if request.get("outcome") else "")
     )
@@ -644,7 +697,20 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--to", required=True, choices=["staging", "production"])
     sub.add_argument("--justification", required=True, help="why this version should move")
     sub.add_argument("--dry-run", action="store_true", help="check, and file nothing")
-    sub = add("status", cmd_status, "show a request")
+    sub = add("release", cmd_release, "file many moves as one release (approved once)")
+    sub.add_argument(
+        "--item",
+        nargs=3,
+        action="append",
+        metavar=("TEMPLATE", "VERSION", "TARGET"),
+        help="one move (repeatable), e.g. --item team/greeting 1.2.0 production",
+    )
+    sub.add_argument("--files", help="a move for every version in these template files")
+    sub.add_argument("--to", choices=["staging", "production"], help="the target of --files")
+    sub.add_argument("--justification", default="", help="why (required unless --dry-run)")
+    sub.add_argument("--dry-run", action="store_true", help="print the plan, file nothing")
+    sub.add_argument("--idempotency-key", help="the same key for retries (default: a new one)")
+    sub = add("status", cmd_status, "show a request or release")
     sub.add_argument("request", type=int)
     sub = add("wait", cmd_wait, "wait until a request is done, failed or rejected")
     sub.add_argument("request", type=int)

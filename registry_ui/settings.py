@@ -519,6 +519,14 @@ CELERY_BEAT_SCHEDULE["publish-audit-head"] = {
     "schedule": float(AUDIT_HEAD_EXPORT_SECONDS),
 }
 
+# The API keeps the answer to each write sent with an Idempotency-Key this many hours: a
+# retry within them gets the first answer; an hourly task forgets older ones.
+IDEMPOTENCY_HOURS = _env_int("REGISTRY_UI_IDEMPOTENCY_HOURS", 24, minimum=1)
+CELERY_BEAT_SCHEDULE["forget-idempotent-calls"] = {
+    "task": "registry_ui.web.tasks.forget_idempotent_calls",
+    "schedule": 3600.0,
+}
+
 # Sent with every response (registry_ui.web.headers): no page here uses these browser
 # features, so no page (or anything injected into one) may.
 PERMISSIONS_POLICY = ", ".join(

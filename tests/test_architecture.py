@@ -86,6 +86,7 @@ ALLOWED = {
         f"{WEB}.prompts.selectors",  # the template list
         f"{WEB}.operations.queue",  # register a batch
         f"{WEB}.reviews.services",  # file, approve, reject, comment, withdraw
+        f"{WEB}.reviews.releases",  # plan and file releases
         f"{WEB}.experiments.ingestion",  # the outcomes endpoint, moved here
         f"{WEB}.experiments.results",  # an experiment's results
         f"{WEB}.experiments.tokens",  # and its service tokens
@@ -122,6 +123,7 @@ TASK_NAMES = {
     "registry_ui.web.tasks.log_all_experiment_metrics",
     "registry_ui.web.tasks.import_run_metrics",
     "registry_ui.web.tasks.publish_audit_head",
+    "registry_ui.web.tasks.forget_idempotent_calls",
 }
 
 

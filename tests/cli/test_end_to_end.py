@@ -142,3 +142,40 @@ def test_diff_markdown_export_and_pull(cli, live_server, tmp_path, root, alice):
         env={"REGISTRY_UI_REQUIRED_METADATA": "none"},
     )
     assert checked.code == 0, checked
+
+
+def test_release_plans_then_files_one_release_and_status_shows_its_moves(
+    cli, live_server, root, ci_bot, erin
+):
+    from tests.support import mirror_rows
+
+    greeting = mirror_rows.template("cli/greeting")
+    mirror_rows.version(greeting, "1.0.0", stage="production", was_production=True)
+    mirror_rows.version(greeting, "1.1.0", stage="staging")
+    mirror_rows.version(greeting, "1.2.0", stage="dev")
+    farewell = mirror_rows.template("cli/farewell")
+    mirror_rows.version(farewell, "0.1.0", stage="dev")
+    _, raw = tokens.token_create(
+        root, name="ci", scopes=tokens.SERVICE_SCOPES, kind="service", account="ci-bot"
+    )
+    env = {"REGISTRY_UI_URL": live_server.url, "REGISTRY_UI_TOKEN": raw}
+    moves = ["--item", "cli/greeting", "1.1.0", "production", "--item", "cli/farewell", "0.1.0"]
+
+    plan = cli("release", *moves, "staging", "--dry-run", env=env)
+    skipping = cli("release", "--item", "cli/greeting", "1.2.0", "production", "--dry-run", env=env)
+    unsaid = cli("release", *moves, "staging", env=env)
+    filed = cli("--json", "release", *moves, "staging", "--justification", "launch", env=env)
+
+    assert plan.code == 0, plan
+    assert "cli/greeting 1.1.0: staging -> production, replaces 1.0.0" in plan.out
+    assert "nothing was filed" in plan.out
+    assert skipping.code == 3 and "problem:" in skipping.out, skipping
+    assert unsaid.code == 2 and "--justification" in unsaid.err
+    assert filed.code == 0, filed
+    release = filed.json()["request"]
+    assert release["kind"] == "release" and len(release["items"]) == 2
+    assert PromotionRequest.objects.filter(release_id=release["id"]).count() == 2
+    status = cli("status", str(release["id"]), env=env)
+    assert status.code == 0, status
+    assert f"release #{release['id']} (cli/greeting 1.1.0 -> production, " in status.out
+    assert "open; approvals 0/2" in status.out

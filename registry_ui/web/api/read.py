@@ -376,9 +376,15 @@ def request_detail(pk: int) -> dict:
         for a in r.approvals.all()
     ]
     operation = getattr(r, "operation", None)
+    items = (
+        r.items.select_related("template", "version", "requester").order_by("pk")
+        if r.kind == PromotionRequest.Kind.RELEASE
+        else ()
+    )
     return {
         **_request_item(r),
         "justification": r.justification,
+        "items": [_request_item(item) for item in items],
         "approvals": approvals,
         "valid_approvals": sum(a["valid"] for a in approvals),
         "comments": [

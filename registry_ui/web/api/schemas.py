@@ -7,6 +7,8 @@ from typing import Any
 
 from ninja import Field, Schema
 
+from registry_ui.web.reviews.releases import MAX_LINES as MAX_RELEASE_LINES
+
 
 class Page(Schema):
     count: int
@@ -124,6 +126,9 @@ class RequestPage(Page):
 
 class RequestDetail(RequestItem):
     justification: str
+    items: list[RequestItem] = Field(
+        default_factory=list, description="A release's moves, one request each"
+    )
     approvals: list[ApprovalOut]
     valid_approvals: int
     comments: list[CommentOut]
@@ -231,6 +236,38 @@ class RollbackIn(Schema):
 
 class FiledOut(Schema):
     dry_run: bool
+    request: RequestDetail | None = None
+    detail: str
+
+
+class ReleaseLineIn(Schema):
+    template: str = Field(max_length=500)
+    version: str = Field(max_length=40)
+    target: str = Field(max_length=20, description="staging or production")
+
+
+class ReleaseIn(Schema):
+    items: list[ReleaseLineIn] = Field(min_length=1, max_length=MAX_RELEASE_LINES)
+    justification: str = Field("", max_length=20000, description="Required unless dry_run")
+    dry_run: bool = False
+
+
+class ReleasePlanOut(Schema):
+    template: str
+    version: str
+    target: str
+    from_stage: str | None
+    replaces: str | None = Field(description="The version that leaves the target stage")
+    changes: list[str]
+    problems: list[str]
+
+
+class ReleaseOut(Schema):
+    dry_run: bool
+    ready: bool = Field(description="True when no item has a problem")
+    plan: list[ReleasePlanOut] = Field(
+        description="A dry run's plan, item by item; empty once filed (see request.items)"
+    )
     request: RequestDetail | None = None
     detail: str
 

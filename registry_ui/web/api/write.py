@@ -9,10 +9,10 @@ transaction, by an ``api.call`` event naming the token that made it.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+from typing import Annotated
 
 from django.conf import settings
 from django.db import transaction
@@ -23,7 +23,7 @@ from registry_ui.core.errors import BatchRegistrationError, RegistryError
 from registry_ui.core.template_files import SUFFIXES, TemplateScan, scan_templates
 from registry_ui.registry import NewVersion
 from registry_ui.web import permissions
-from registry_ui.web.api import read
+from registry_ui.web.api import idempotency, read
 from registry_ui.web.api.auth import need
 from registry_ui.web.api.problems import WRITE, ApiProblem
 from registry_ui.web.api.read import Id, request_detail
@@ -36,20 +36,26 @@ from registry_ui.web.api.schemas import (
     RegisterIn,
     RegisterOut,
     RejectIn,
+    ReleaseIn,
+    ReleaseOut,
     RequestDetail,
     RollbackIn,
     ValidateOut,
 )
 from registry_ui.web.audit import trail
-from registry_ui.web.models import ApiToken, AuditEvent, IdempotentCall
+from registry_ui.web.models import ApiToken, AuditEvent
 from registry_ui.web.operations import queue
+from registry_ui.web.reviews import releases
 from registry_ui.web.reviews import services as reviews
+from registry_ui.web.reviews.releases import ReleaseLine
 
 # One router with the reads: a path both read and written (/requests) is one URL pattern.
 router = read.router
 WRITE_TAGS = ["write"]
 SOURCE = AuditEvent.Source.API  # every change made through the API, with its api.call event
 MAX_FILES_SIZE = 20_000_000
+# The optional header of every filing write: a retry with the same key gets the first answer.
+IdempotencyKey = Annotated[str | None, Header(alias=idempotency.HEADER)]
 
 
 @contextmanager
@@ -208,43 +214,19 @@ def validate(request, body: FilesIn):
     }
 
 
-def _fingerprint(request) -> str:
-    return hashlib.sha256(
-        request.method.encode() + b" " + request.path.encode() + b"\n" + request.body
-    ).hexdigest()
-
-
 @router.post(
     "/batches",
     tags=WRITE_TAGS,
     response={200: RegisterOut, 202: RegisterOut, **WRITE},
     url_name="api_register",
 )
-def register(
-    request,
-    body: RegisterIn,
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
-):
+def register(request, body: RegisterIn, idempotency_key: IdempotencyKey = None):
     """Register the versions in the files as one batch, with the rules and messages of
     ``register_templates``. Versions registered already are left out; with none left,
     nothing is filed. A retry with the same ``Idempotency-Key`` gets the first answer."""
     token = need(request, "register")
     permissions.require(token.user, "register_version", "registering versions")
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
-        raise ApiProblem(
-            400,
-            "bad-header",
-            "Bad Idempotency-Key",
-            "Idempotency-Key: 1 to 200 characters accepted",
-            errors=[
-                {
-                    "field": "Idempotency-Key",
-                    "message": "wrong length",
-                    "accepted": "1 to 200 characters",
-                }
-            ],
-        )
-    fingerprint = _fingerprint(request)
+    idempotency.check_key(idempotency_key)
     scan = _scan(body.files, policy=_policy())
     if scan.problems:
         raise _refused_files(scan)
@@ -253,69 +235,45 @@ def register(
         for spec in scan.specs
     ]
     refs = [{"name": v.name, "version": v.version} for v in versions]
-    with audited(request, "batch.register", f"{len(versions)} version(s)"):
-        if idempotency_key:
-            earlier = IdempotentCall.objects.filter(token=token, key=idempotency_key).first()
-            if earlier is not None:
-                if earlier.fingerprint != fingerprint:
-                    raise ApiProblem(
-                        409,
-                        "idempotency-key-reused",
-                        "Idempotency-Key used for another call",
-                        f"Idempotency-Key {idempotency_key[:60]!r} was used for a different "
-                        "call: use a new key for new content",
-                    )
-                return Status(earlier.status, earlier.body)
-        try:
-            batch = queue.batch_register(
-                versions=versions,
-                actor=token.user.get_username(),
-                reason=body.reason or f"registered through the API ({token.label})",
-                user=token.user,
-                source=SOURCE,
-                against_mirror=True,
-            )
-        except BatchRegistrationError as error:
-            raise ApiProblem(
-                422,
-                "registration-refused",
-                "The batch is refused",
-                str(error).splitlines()[0],
-                errors=[{"message": e} for e in error.errors],
-            ) from None
-        except (RegistryError, ValueError) as error:
-            raise ApiProblem(
-                422, "registration-refused", "The batch is refused", str(error)
-            ) from None
+
+    def perform() -> tuple[int, dict]:
+        with audited(request, "batch.register", f"{len(versions)} version(s)"):
+            try:
+                batch = queue.batch_register(
+                    versions=versions,
+                    actor=token.user.get_username(),
+                    reason=body.reason or f"registered through the API ({token.label})",
+                    user=token.user,
+                    source=SOURCE,
+                    against_mirror=True,
+                )
+            except BatchRegistrationError as error:
+                raise ApiProblem(
+                    422,
+                    "registration-refused",
+                    "The batch is refused",
+                    str(error).splitlines()[0],
+                    errors=[{"message": e} for e in error.errors],
+                ) from None
+            except (RegistryError, ValueError) as error:
+                raise ApiProblem(
+                    422, "registration-refused", "The batch is refused", str(error)
+                ) from None
         if batch is None:
-            status, answer = (
-                200,
-                {
-                    "batch": None,
-                    "status": "nothing to register",
-                    "versions": refs,
-                    "detail": f"all {len(versions)} version(s) are registered already",
-                },
-            )
-        else:
-            status, answer = (
-                202,
-                {
-                    "batch": batch.pk,
-                    "status": batch.status,
-                    "versions": refs,
-                    "detail": f"batch {batch.pk}: {batch.total} version(s) to register",
-                },
-            )
-        if idempotency_key:
-            IdempotentCall.objects.create(
-                token=token,
-                key=idempotency_key,
-                fingerprint=fingerprint,
-                status=status,
-                body=answer,
-            )
-    return Status(status, answer)
+            return 200, {
+                "batch": None,
+                "status": "nothing to register",
+                "versions": refs,
+                "detail": f"all {len(versions)} version(s) are registered already",
+            }
+        return 202, {
+            "batch": batch.pk,
+            "status": batch.status,
+            "versions": refs,
+            "detail": f"batch {batch.pk}: {batch.total} version(s) to register",
+        }
+
+    return idempotency.once(request, idempotency_key, perform)
 
 
 # -- requests ----------------------------------------------------------------------------
@@ -345,24 +303,29 @@ def _filed(request, what: str, dry_run: bool, file) -> dict:
     response={201: FiledOut, 200: FiledOut, **WRITE},
     url_name="api_file_request",
 )
-def file_request(request, body: FileRequestIn):
+def file_request(request, body: FileRequestIn, idempotency_key: IdempotencyKey = None):
     """File a request to move a version to staging or production. ``dry_run``: check
-    everything and say what would be filed, filing nothing."""
+    everything and say what would be filed, filing nothing. A retry with the same
+    ``Idempotency-Key`` gets the first answer."""
     token = need(request, "request")
-    answer = _filed(
-        request,
-        "request.file",
-        body.dry_run,
-        lambda: reviews.file_request(
-            token.user,
-            template_name=body.template,
-            version=body.version,
-            target=body.target,
-            justification=body.justification,
-            source=SOURCE,
-        ),
-    )
-    return Status(200 if body.dry_run else 201, answer)
+
+    def perform() -> tuple[int, dict]:
+        answer = _filed(
+            request,
+            "request.file",
+            body.dry_run,
+            lambda: reviews.file_request(
+                token.user,
+                template_name=body.template,
+                version=body.version,
+                target=body.target,
+                justification=body.justification,
+                source=SOURCE,
+            ),
+        )
+        return (200 if body.dry_run else 201), answer
+
+    return idempotency.once(request, idempotency_key, perform)
 
 
 @router.post(
@@ -371,22 +334,109 @@ def file_request(request, body: FileRequestIn):
     response={201: FiledOut, 200: FiledOut, **WRITE},
     url_name="api_file_rollback",
 )
-def file_rollback(request, body: RollbackIn):
-    """File a rollback of production to a version that held it before (reviewers only)."""
+def file_rollback(request, body: RollbackIn, idempotency_key: IdempotencyKey = None):
+    """File a rollback of production to a version that held it before (reviewers only).
+    A retry with the same ``Idempotency-Key`` gets the first answer."""
     token = need(request, "request")
-    answer = _filed(
-        request,
-        "rollback.file",
-        body.dry_run,
-        lambda: reviews.file_rollback(
-            token.user,
-            template_name=body.template,
-            version=body.version,
-            reason=body.reason,
-            source=SOURCE,
-        ),
-    )
-    return Status(200 if body.dry_run else 201, answer)
+
+    def perform() -> tuple[int, dict]:
+        answer = _filed(
+            request,
+            "rollback.file",
+            body.dry_run,
+            lambda: reviews.file_rollback(
+                token.user,
+                template_name=body.template,
+                version=body.version,
+                reason=body.reason,
+                source=SOURCE,
+            ),
+        )
+        return (200 if body.dry_run else 201), answer
+
+    return idempotency.once(request, idempotency_key, perform)
+
+
+TARGETS = ("staging", "production")
+
+
+def _plan_out(plan) -> dict:
+    return {
+        "template": plan.item.name,
+        "version": plan.item.version,
+        "target": plan.item.target.value,
+        "from_stage": plan.from_stage.value if plan.from_stage else None,
+        "replaces": plan.replaces,
+        "changes": list(plan.changes),
+        "problems": list(plan.problems),
+    }
+
+
+@router.post(
+    "/releases",
+    tags=WRITE_TAGS,
+    response={201: ReleaseOut, 200: ReleaseOut, **WRITE},
+    url_name="api_file_release",
+)
+def file_release(request, body: ReleaseIn, idempotency_key: IdempotencyKey = None):
+    """Request many moves as one release, approved once and carried out together.
+    ``dry_run``: the plan (what each item changes, what stops it), filing nothing; a release
+    with a problem in any item is refused (409) with every problem named. A retry with the
+    same ``Idempotency-Key`` gets the first answer."""
+    token = need(request, "request")
+    permissions.require(token.user, "request_promotion", "requesting a release")
+    lines = [ReleaseLine(i.template.strip(), i.version.strip(), i.target) for i in body.items]
+    for index, line in enumerate(lines):
+        for field, wrong, accepted in (
+            ("template", not line.template, "a template name such as team/greeting"),
+            ("version", not line.version, "a version such as 1.2.0"),
+            ("target", line.target not in TARGETS, "staging or production"),
+        ):
+            if wrong:
+                message = f"{getattr(line, field)[:60]!r} is not accepted"
+                raise ApiProblem(
+                    400,
+                    "bad-release-item",
+                    "Bad release item",
+                    f"items[{index}].{field}: {message}; {accepted} is",
+                    errors=[
+                        {
+                            "field": f"items[{index}].{field}",
+                            "message": message,
+                            "accepted": accepted,
+                        }
+                    ],
+                )
+    if body.dry_run:
+        plans = [_plan_out(p) for p in releases.dry_run(lines)]
+        ready = not any(p["problems"] for p in plans)
+        verdict = "ready to file" if ready else "not ready: see each item's problems"
+        return Status(
+            200,
+            {
+                "dry_run": True,
+                "ready": ready,
+                "plan": plans,
+                "request": None,
+                "detail": f"a dry run: nothing was filed; {len(plans)} item(s), {verdict}",
+            },
+        )
+
+    def perform() -> tuple[int, dict]:
+        with audited(request, "release.file", f"{len(lines)} item(s)"):
+            release = releases.file_release(
+                token.user, lines=lines, justification=body.justification, source=SOURCE
+            )
+        detail = request_detail(release.pk)
+        return 201, {
+            "dry_run": False,
+            "ready": True,
+            "plan": [],  # a dry run's; the filed moves are the request's items
+            "request": detail,
+            "detail": f"release #{release.pk} filed: {len(detail['items'])} item(s)",
+        }
+
+    return idempotency.once(request, idempotency_key, perform)
 
 
 def _reviewer(request, verb: str) -> ApiToken:

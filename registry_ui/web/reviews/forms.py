@@ -12,13 +12,11 @@ from registry_ui.core.limits import MAX_TEXT
 from registry_ui.core.names import MAX_NAME_LENGTH, InvalidNameError, validate_template_name
 from registry_ui.core.semver import InvalidVersionError, SemVer
 from registry_ui.web import display
+from registry_ui.web.reviews.releases import MAX_LINES as MAX_RELEASE_LINES
 from registry_ui.web.reviews.releases import ReleaseLine
 from registry_ui.web.reviews.selectors import RollbackChoice, rollback_choices, rollback_templates
 
 MAX_VERSION_LENGTH = 40
-
-
-MAX_RELEASE_LINES = 100
 
 
 RELEASE_LINE_EXAMPLE = "persona/entrepreneur/hook-generator 1.2.0 production"

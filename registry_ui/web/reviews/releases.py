@@ -18,6 +18,7 @@ from registry_ui.web.reviews.services import approval_policy, authors_field, cle
 from registry_ui.web.reviews.trail import announce, audit_request, describe
 
 Kind = PromotionRequest.Kind
+MAX_LINES = 100  # moves in one release, on the page and through the API
 
 
 @dataclass(frozen=True)
