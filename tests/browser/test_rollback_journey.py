@@ -96,6 +96,10 @@ def test_a_reviewer_rolls_production_back_from_the_template_page(new_page, scree
     reviewer.set_viewport_size({"width": 1280, "height": 900})
     approve.click()
     expect(reviewer.locator("#request-run .status").first).to_have_text("Done")
+    # The page was not reloaded: its lineage refreshed itself once the workers were done.
+    expect(reviewer.locator("#lineage li.entry-rollback").first).to_contain_text(
+        "Rollback to 1.0.0"
+    )
     screenshot(reviewer, "rollback-done")
 
     # 3. The template page: 1.0.0 in production, and the lineage says why.

@@ -31,6 +31,15 @@ ENDPOINTS = [
     ("post", "/batches", FILES, "register"),
     ("post", "/requests", {**ASK, "dry_run": True}, "request"),
     ("post", "/rollbacks", {**ASK, "reason": "r", "dry_run": True}, "request"),
+    (
+        "post",
+        "/releases",
+        {
+            "items": [{"template": "team/farewell", "version": "0.1.0", "target": "staging"}],
+            "dry_run": True,
+        },
+        "request",
+    ),
     ("post", "/requests/{pk}/approve", {}, "review"),
     ("post", "/requests/{pk}/reject", {"comment": "no"}, "review"),
     ("post", "/requests/{pk}/withdraw", None, "request"),
@@ -83,3 +92,15 @@ def test_comment_takes_request_or_review(root, open_request):
         f"/requests/{open_request.pk}/comment", {"text": "hm"}
     )
     assert refused.status_code == 403 and refused.json()["scope"] == "request"
+
+
+def test_the_schema_and_docs_page_are_open_and_hold_no_data(client, world):
+    """Open without a token on purpose (docs/api.md): they describe the API, no data."""
+    schema = client.get("/api/v1/openapi.json")
+    docs = client.get("/api/v1/docs")
+    data = client.get("/api/v1/templates")
+
+    assert schema.status_code == 200 and "/api/v1/releases" in schema.json()["paths"]
+    assert docs.status_code == 200
+    assert b"team/greeting" not in schema.content + docs.content
+    assert data.status_code == 401
