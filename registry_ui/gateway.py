@@ -22,7 +22,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -650,18 +650,29 @@ class MlflowGateway(NativePromptsMixin):
         """Every readable version of every template (for sync and demo checks)."""
         return self.scan_all()[0]
 
-    def scan_all(self) -> tuple[dict[str, list[VersionRecord]], list[EntryProblem]]:
+    def scan_all(
+        self, on_complete: Callable[[str, list[VersionRecord]], None] | None = None
+    ) -> tuple[dict[str, list[VersionRecord]], list[EntryProblem]]:
         """Every version of every template, and the entries that cannot be read.
 
         Two paged searches, whatever the registry's size. An entry registry_ui cannot read
         (metadata that is not JSON, a version tag that is not a semantic version, a model
         renamed away from its template's name, text the database cannot store) is returned
         as a problem, with the reason; every other version is read as usual.
+
+        The versions come ordered by registered model, so each model's are read together:
+        ``on_complete(template, records)`` is called as soon as a model's last version is
+        read, while MLflow produces the next page (the first full sync writes the mirror
+        meanwhile). A template whose versions sit in two models (renamed outside) may be
+        called twice; the returned ``by_name`` is what counts.
         """
         # The models first: each one's timestamp is read before its versions, so a version
         # added meanwhile moves the stamp and the incremental pass reads the model again.
         models = list(self._paged_models(f"tags.`{TAG_KIND}` = '{KIND_PROMPT_TEMPLATE}'"))
-        return self._scan(models, self._paged_versions(f"tags.`{TAG_VERSION}` != ''"))
+        versions = self._paged_versions(
+            f"tags.`{TAG_VERSION}` != ''", order_by=["name ASC", "version_number ASC"]
+        )
+        return self._scan(models, versions, on_complete=on_complete)
 
     def models_changed_since(self, since_ms: int) -> list[Any]:
         """The templates' registered models whose ``last_updated_timestamp`` is ``since_ms``
@@ -720,9 +731,21 @@ class MlflowGateway(NativePromptsMixin):
         return self.scan_models(models)
 
     def _scan(
-        self, models: list[Any], versions: Iterable[ModelVersion]
+        self,
+        models: list[Any],
+        versions: Iterable[ModelVersion],
+        *,
+        on_complete: Callable[[str, list[VersionRecord]], None] | None = None,
     ) -> tuple[dict[str, list[VersionRecord]], list[EntryProblem]]:
         by_name: dict[str, list[VersionRecord]] = {}
+        reading: str | None = None  # the registered model whose versions are being read
+        read_into: set[str] = set()  # the templates its versions went to
+
+        def completed() -> None:
+            for template in sorted(read_into):
+                on_complete(template, sorted(by_name[template], key=_semver_key))
+            read_into.clear()
+
         problems: list[EntryProblem] = []
         self.untagged: list[tuple[str, str]] = []  # (template, MLflow version) without tags
         # template -> its registered model's last_updated_timestamp as read (before its
@@ -734,6 +757,9 @@ class MlflowGateway(NativePromptsMixin):
                 self.model_stamps[template] = int(model.last_updated_timestamp or 0)
         aliases = {model.name: _alias_map(model) for model in models}
         for version in versions:
+            if on_complete is not None and version.name != reading:
+                completed()
+                reading = version.name
             try:
                 record = self.to_record(version, alias_map=aliases.get(version.name, {}))
             except UnreadableEntry as error:
@@ -749,6 +775,9 @@ class MlflowGateway(NativePromptsMixin):
                 continue
             if record is not None:
                 by_name.setdefault(record.name, []).append(record)
+                read_into.add(record.name)
+        if on_complete is not None:
+            completed()
         for records in by_name.values():
             records.sort(key=_semver_key)
         # A version with none of our tags is not in the search above. The models' newest
@@ -769,12 +798,15 @@ class MlflowGateway(NativePromptsMixin):
                 self.untagged.append((model.tags[TAG_TEMPLATE_NAME], str(newest)))
         return by_name, problems
 
-    def _paged_versions(self, filter_string: str) -> Iterator[ModelVersion]:
+    def _paged_versions(
+        self, filter_string: str, order_by: list[str] | None = None
+    ) -> Iterator[ModelVersion]:
         return self._pages(
             "list versions",
             self.client.search_model_versions,
             filter_string=filter_string,
             max_results=_VERSION_PAGE_SIZE,
+            **({"order_by": order_by} if order_by else {}),
         )
 
     def stage_tag_holders(self) -> set[tuple[str, str]]:

@@ -298,8 +298,46 @@ def sync_registry() -> dict[str, int]:
     """
     gateway = get_registry().gateway
     calls_before = gateway.calls
-    by_name, problems = gateway.scan_all()
-    return _sync(gateway, by_name, problems, scope=None, calls_before=calls_before)
+    early = _NewTemplatesWhileReading()
+    by_name, problems = gateway.scan_all(on_complete=early.add)
+    early.flush()
+    counts = _sync(gateway, by_name, problems, scope=None, calls_before=calls_before)
+    return {**counts, "changes": counts["changes"] + early.events}
+
+
+class _NewTemplatesWhileReading:
+    """The full sweep's templates new to the mirror, written in bulk as soon as all their
+    versions are read, while MLflow produces the next page of versions (its time and ours
+    overlap: a first sync of 100,000 versions is mostly these writes and MLflow's reads).
+
+    Only what ``_sync`` would write in bulk anyway: a template the mirror does not know,
+    without a duplicated version. A batch that fails is left to ``_sync``, which writes each
+    template on its own; a template found to have more versions later (its versions in two
+    models) is brought up to date by ``_sync`` as any changed template is.
+    """
+
+    BATCH = 500  # templates per transaction
+
+    def __init__(self) -> None:
+        self.known = set(Template.objects.values_list("name", flat=True))
+        self.waiting: dict[str, list[VersionRecord]] = {}
+        self.events = 0
+
+    def add(self, name: str, records: list[VersionRecord]) -> None:
+        if name in self.known or _has_duplicates(records):
+            return
+        self.known.add(name)
+        self.waiting[name] = records
+        if len(self.waiting) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, self.waiting = self.waiting, {}
+        try:
+            with transaction.atomic():
+                self.events += _mirror_new_templates(batch)
+        except (DatabaseError, ValueError):
+            return  # _sync finds them new and writes them one by one, reporting the failure
 
 
 # A model whose timestamp is this close below the newest one mirrored is listed again (its

@@ -210,3 +210,53 @@ def test_the_last_change_follows_the_newest_version_the_mirror_adds(
     newest = TemplateVersion.objects.get(template__name=name, version="1.0.1")
     assert newest.created_at > first.created_at
     assert Template.objects.get(name=name).changed_at == newest.created_at
+
+
+def test_the_full_sweep_writes_new_templates_while_it_is_still_reading(
+    sqlite_registry_uri, unique_name, monkeypatch
+):
+    """Versions come ordered by model, so each template is written in bulk as soon as its
+    last version is read (here two templates a batch, three versions a page) while the next
+    page is fetched: every version mirrored and audited once, nothing twice on a rerun."""
+    from registry_ui import gateway as gateway_module
+    from registry_ui.prompt_model import get_registry
+    from registry_ui.web.prompts import mirror
+
+    names = sorted(unique_name() for _ in range(5))
+    for name in names:
+        PromptModel.register_many(
+            [PromptModel(name, "Hi {who}", "1.0.0"), PromptModel(name, "Hey {who}", "1.1.0")]
+        )
+    monkeypatch.setattr(gateway_module, "_VERSION_PAGE_SIZE", 3)
+    monkeypatch.setattr(mirror._NewTemplatesWhileReading, "BATCH", 2)
+    gateway = get_registry().gateway
+    seen_while_reading = []
+    write = mirror._mirror_new_templates
+
+    def written(by_name):
+        seen_while_reading.append((sorted(by_name), gateway.calls))
+        return write(by_name)
+
+    monkeypatch.setattr(mirror, "_mirror_new_templates", written)
+
+    counts = mirror.sync_registry()
+
+    ours = TemplateVersion.objects.filter(template__name__in=names)
+    assert sorted(ours.values_list("template__name", "version")) == [
+        (name, version) for name in names for version in ("1.0.0", "1.1.0")
+    ]
+    registered = AuditEvent.objects.filter(
+        action="version.registered",
+        object_id__in=[f"{n}@{v}" for n in names for v in ("1.0.0", "1.1.0")],
+    )
+    assert registered.count() == 10
+    assert counts["changes"] >= 10
+    # Written in batches of at most two, between page fetches: pages were still being
+    # asked for after the first batch was written.
+    ours_batches = [(b, calls) for b, calls in seen_while_reading if set(b) & set(names)]
+    assert len(ours_batches) >= 3 and all(len(b) <= 2 for b, _ in ours_batches)
+    assert ours_batches[0][1] < ours_batches[-1][1]
+
+    again = mirror.sync_registry()
+    assert again["changes"] == 0
+    assert registered.count() == 10
