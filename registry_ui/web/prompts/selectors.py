@@ -5,6 +5,7 @@ rows (tests count them with 1 and with 100 rows)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,8 +13,8 @@ from datetime import datetime
 from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import CharField, Count, Exists, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Cast, Coalesce, StrIndex, Substr
+from django.db.models import CharField, Count, Exists, Max, Min, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Cast, StrIndex, Substr
 from django.http import Http404
 
 from registry_ui.core.names import SEPARATOR
@@ -107,18 +108,62 @@ def filtered_templates(filters: TemplateFilters):
         # kept on the row by the mirror (Template.changed_at, indexed with the name).
         return templates.order_by("-changed_at", "name")
     if filters.sort == "pending":
-        open_requests = (
+        return PendingFirst(templates)
+    return templates.order_by("name")
+
+
+class PendingFirst:
+    """The templates with open requests first (most first, then by name), then the rest by
+    name: what ``Paginator`` pages through for the list sorted by pending requests.
+
+    Open requests are few whatever the registry's size, so they are counted once (one small
+    query) and their templates read by id; the rest is the name index read from an offset,
+    as the list by name is. Ordering every template by a count of its requests would read
+    every template and its requests for each page.
+    """
+
+    def __init__(self, templates):
+        self.templates = templates
+        counts = dict(
             PromotionRequest.objects.filter(
-                template=OuterRef("pk"), status__in=PromotionRequest.ACTIVE
+                status__in=PromotionRequest.ACTIVE, template__isnull=False
             )
             .order_by()
             .values("template")
             .annotate(n=Count("pk"))
-            .values("n")
+            .values_list("template", "n")
         )
-        pending = Coalesce(Subquery(open_requests), 0)
-        return templates.annotate(pending_count=pending).order_by("-pending_count", "name")
-    return templates.order_by("name")
+        self._counts = counts
+        self._first: list[Template] | None = None
+
+    def first(self) -> list[Template]:
+        """The matching templates with open requests, most first, then by name."""
+        if self._first is None:
+            found = list(self.templates.filter(pk__in=list(self._counts)).order_by("name"))
+            for template in found:
+                template.pending_count = self._counts[template.pk]
+            found.sort(key=lambda t: -t.pending_count)  # stable: by name within a count
+            self._first = found
+        return self._first
+
+    def count(self) -> int:
+        return self.templates.count()
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            return self[index : index + 1][0]
+        start, stop = index.start or 0, index.stop
+        first = self.first()
+        shown = first[start:stop]
+        if stop is not None and stop <= len(first):
+            return shown
+        rest = self.templates.exclude(pk__in=list(self._counts)).order_by("name")
+        rest_start = max(start - len(first), 0)
+        rest_stop = None if stop is None else stop - len(first)
+        return shown + list(rest[rest_start:rest_stop])
 
 
 def template_list(filters: TemplateFilters, page_number) -> tuple:
@@ -190,9 +235,32 @@ def _authors() -> list[str]:
     )
 
 
+FOLDERS_CACHE_SECONDS = 60
+
+
 def subfolders(folder: str) -> list[Crumb]:
-    """The folders directly inside ``folder``: the database cuts each name under it at its
-    next "/" and returns the distinct first segments (a few rows, not every name)."""
+    """The folders directly inside ``folder``, kept a minute in the cache under the
+    templates' count, newest id, last change and first and last names: a template added or
+    removed changes the key at once; a rename shows within the minute. Working the folders
+    out cuts every name under the folder (5 ms at 10,000 templates); the key is one pass
+    over an index."""
+    state = Template.objects.aggregate(
+        n=Count("pk"),
+        newest=Max("pk"),
+        changed=Max("changed_at"),
+        low=Min("name"),
+        high=Max("name"),
+    )
+    db = f"{connection.alias}:{connection.settings_dict['NAME']}"
+    # Any text, hashed: a cache key of safe characters and length.
+    digest = hashlib.sha256(f"{db}\n{sorted(state.items())}\n{folder}".encode()).hexdigest()
+    key = f"registry_ui:dashboard:folders:{digest}"
+    return cache.get_or_set(key, lambda: _subfolders(folder), FOLDERS_CACHE_SECONDS)
+
+
+def _subfolders(folder: str) -> list[Crumb]:
+    """The database cuts each name under ``folder`` at its next "/" and returns the
+    distinct first segments (a few rows, not every name)."""
     prefix = folder + SEPARATOR if folder else ""
     rest = Substr("name", len(prefix) + 1)
     cut = StrIndex(rest, Value(SEPARATOR))

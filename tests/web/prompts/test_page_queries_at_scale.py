@@ -37,6 +37,8 @@ def pages() -> dict[str, str]:
         "rollback": f"/rollback/new?template={promoted}",
         "compare": f"/experiments/compare?template={promoted}",
         "by-change": "/?sort=changed",
+        "by-pending": "/?sort=pending",
+        "by-pending-page-2": "/?sort=pending&page=2",
     }
 
 

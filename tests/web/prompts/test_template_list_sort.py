@@ -67,11 +67,43 @@ def test_an_unknown_sort_is_refused_with_the_accepted_ones(three, reader):
 @pytest.mark.parametrize("sort", ["changed", "pending"])
 def test_sorting_costs_the_same_queries_for_3_and_30_templates(three, reader, sort):
     client = signed_in(reader)
+    client.get("/", {"sort": sort})  # warm: the authors and folders as a second view finds them
     with CaptureQueriesContext(connection) as few:
         client.get("/", {"sort": sort})
     for n in range(27):
         version(template(f"u/{n}"), "1.0.0")
+    client.get("/", {"sort": sort})
     with CaptureQueriesContext(connection) as many:
         client.get("/", {"sort": sort})
 
     assert len(few) == len(many)
+
+
+def test_pending_first_pages_through_every_template_once(three, reader, erin):
+    """Across the page boundary: the templates with open requests first, then the rest by
+    name, with a folder filter too, and none shown twice or left out."""
+    for n in range(60):
+        version(template(f"t/z{n:02d}"), "1.0.0")
+    late = template("t/zz-late")
+    version(late, "1.0.0")
+    PromotionRequest.objects.create(
+        kind="promote",
+        template=late,
+        version=late.versions.get(),
+        target_stage="staging",
+        requester=erin,
+        justification="x",
+        required_approvals=1,
+    )
+    client = signed_in(reader)
+
+    first = names(client.get("/", {"sort": "pending"}))
+    second = names(client.get("/", {"sort": "pending", "page": 2}))
+    in_folder = names(client.get("/", {"sort": "pending", "folder": "t", "page": 2}))
+
+    assert first[:3] == ["t/c", "t/a", "t/zz-late"]
+    assert first[3:] == sorted(first[3:]) and len(first) == 50
+    everything = first + second
+    assert len(everything) == len(set(everything)) == 64
+    assert second == sorted(set(everything) - set(first))
+    assert in_folder == second
