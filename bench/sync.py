@@ -6,7 +6,8 @@ var/bench/ for later runs), serves it with `mlflow server` on a free loopback po
 into a fresh Django database (DATABASE_URL, or a temporary SQLite file): the first full
 sync, a full sweep with nothing changed, an incremental pass with nothing changed, one after
 100 versions were added (100 templates), and a webhook's single-template sync after an alias
-moved outside. Prints one JSON object last.
+moved outside. Prints one JSON object last. BENCH_NATIVE=1000 adds 1,000 native prompts x 10
+versions (MLflow's Prompt Registry) to the same store, mirrored by the same full sweep.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ VERSIONS = 10
 PROMOTED = 100  # templates that also get a production and a staging version
 CHANGED = 100  # templates given a new version before the second incremental pass
 STORE = Path("var/bench") / f"sync-{TEMPLATES}x{VERSIONS}-mlflow.db"
+# BENCH_NATIVE=1000: that many native prompts (MLflow's Prompt Registry) x 10 versions in the
+# same store, next to the templates (issue 18); their store is the templates' plus them.
+NATIVE = int(os.environ.get("BENCH_NATIVE", "0") or 0)
+NATIVE_STORE = Path("var/bench") / f"sync-{TEMPLATES}x{VERSIONS}-native{NATIVE}x10-mlflow.db"
 
 
 def fill_store(path: Path) -> None:
@@ -67,15 +72,47 @@ def fill_store(path: Path) -> None:
     partial.rename(path)
 
 
+def fill_native(path: Path) -> None:
+    """The templates' store plus NATIVE native prompts x 10 versions, registered with MLflow's
+    own API (text prompts in double braces, a model configuration; every tenth prompt has
+    its 9th version as production and its 10th as staging)."""
+    from mlflow.tracking import MlflowClient
+
+    partial = path.with_suffix(".partial")
+    shutil.copy(STORE, partial)
+    uri = f"sqlite:///{partial.resolve()}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    started = time.perf_counter()
+    for p in range(NATIVE):
+        name = f"bench-native.prompt-{p:04d}"
+        for v in range(VERSIONS):
+            client.register_prompt(
+                name,
+                "Write a {{kind}} about {{topic}} for {{audience}}." + " Keep it short." * v,
+                commit_message=f"edit {v}",
+                model_config={"temperature": round(0.1 * v, 1), "max_tokens": 200},
+            )
+        if p % 10 == 0:
+            client.set_prompt_alias(name, "production", VERSIONS - 1)
+            client.set_prompt_alias(name, "staging", VERSIONS)
+        if (p + 1) % 100 == 0:
+            print(f"  registered {(p + 1) * VERSIONS} native versions "
+                  f"({time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
+    partial.rename(path)
+
+
 def main() -> None:
     from tests.support.mlflow_server import bench_server
 
     if not STORE.exists():
         print(f"filling {STORE} with {TEMPLATES} templates x {VERSIONS} versions (once)")
         fill_store(STORE)
+    if NATIVE and not NATIVE_STORE.exists():
+        print(f"filling {NATIVE_STORE} with {NATIVE} native prompts x {VERSIONS} versions (once)")
+        fill_native(NATIVE_STORE)
     with tempfile.TemporaryDirectory() as root:
         root = Path(root)
-        shutil.copy(STORE, root / "mlflow.db")
+        shutil.copy(NATIVE_STORE if NATIVE else STORE, root / "mlflow.db")
         os.environ.setdefault("DATABASE_URL", f"sqlite:///{root / 'registry_ui.sqlite3'}")
         os.environ["DJANGO_SETTINGS_MODULE"] = "registry_ui.settings"
         import django
@@ -117,6 +154,8 @@ def main() -> None:
     print(f"webhook single-template sync (alias moved): {one} in {one_seconds:.2f}s")
     print(json.dumps({
         "templates": TEMPLATES,
+        "native_prompts": NATIVE,
+        "native_versions_mirrored": first.get("native_changes"),
         "seconds": round(first_seconds, 2),
         "mlflow_calls": first["mlflow_calls"],
         "versions": first["versions"],
