@@ -304,7 +304,33 @@ class NativePromptsMixin:
                     "aliases": _alias_map(model),
                     "description": model.description or "",
                     "created_at": _from_millis(model.creation_timestamp),
+                    "updated_ms": int(model.last_updated_timestamp or 0),
                 }
+            token = page.token
+            if not token:
+                return found
+
+    def native_changed_since(self, since_ms: int) -> dict[str, int]:
+        """name -> last_updated_timestamp of the native prompts whose timestamp is
+        ``since_ms`` or later, newest first: one small call when little changed. A new
+        version moves a prompt's timestamp; aliases and tags move none (measured on 3.17,
+        docs/mlflow-contract.md): webhooks and the full sweep see those."""
+        found: dict[str, int] = {}
+        token = None
+        while True:
+            page = self._call(
+                "list changed native prompts",
+                self.client.search_registered_models,
+                filter_string=NATIVE_PROMPT_FILTER,
+                order_by=["last_updated_timestamp DESC"],
+                max_results=_CHANGED_PAGE_SIZE,
+                page_token=token,
+            )
+            for model in page:
+                stamp = int(model.last_updated_timestamp or 0)
+                if stamp < since_ms:
+                    return found
+                found[model.name] = stamp
             token = page.token
             if not token:
                 return found

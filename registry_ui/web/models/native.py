@@ -23,6 +23,9 @@ class NativePrompt(models.Model):
     adopted_at = models.DateTimeField(null=True, blank=True)
     adopted_by = models.CharField(max_length=150, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
+    # The prompt's registered model's last_updated_timestamp when last read in full: the
+    # incremental pass reads the prompt again only once MLflow's moves (a new version).
+    mlflow_updated_ms = models.BigIntegerField(null=True, blank=True)
     # Set when a governed alias moved outside registry_ui; cleared when it is back in step.
     outside_alias_change = models.TextField(blank=True)
 

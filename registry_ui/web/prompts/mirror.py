@@ -35,7 +35,7 @@ from registry_ui.web.models import (
 )
 from registry_ui.web.prompts.authorship import bind_authors
 from registry_ui.web.prompts.flags import raise_flag
-from registry_ui.web.prompts.native import sync_native_prompts
+from registry_ui.web.prompts.native import sync_native_changes, sync_native_prompts
 from registry_ui.web.prompts.signals import stages_moved
 
 _HELD_STAGES = (Stage.STAGING, Stage.PRODUCTION)
@@ -361,7 +361,8 @@ def sync_changes() -> dict[str, int]:
     moves, tag edits and a deleted model move none (docs/mlflow-contract.md, measured with
     ``python -m bench.timestamps``): webhooks (``sync_template``) and the full sweep every
     ``SYNC_FULL_SWEEP_SECONDS`` (``sync_registry``) see those. A mirror never swept in
-    full is swept in full.
+    full is swept in full. Native prompts are passed over the same way, with one more call
+    (``native.sync_native_changes``): two calls in all when nothing changed.
     """
     since = Template.objects.aggregate(newest=Max("mlflow_updated_ms"))["newest"]
     if since is None:
@@ -378,11 +379,17 @@ def sync_changes() -> dict[str, int]:
         ).values_list("registered_model_name", "mlflow_updated_ms")
     )
     changed = [m for m in listed if known.get(m.name) != int(m.last_updated_timestamp or 0)]
-    if not changed:
-        return {**_EMPTY, "mlflow_calls": gateway.calls - calls_before}
-    by_name, problems = gateway.scan_models(changed)
-    scope = set(gateway.model_stamps)
-    return _sync(gateway, by_name, problems, scope=scope, calls_before=calls_before)
+    if changed:
+        by_name, problems = gateway.scan_models(changed)
+        scope = set(gateway.model_stamps)
+        counts = _sync(gateway, by_name, problems, scope=scope, calls_before=calls_before)
+    else:
+        counts = dict(_EMPTY)
+    # MLflow's own prompts the same way: one more call, and the changed ones read.
+    native = sync_native_changes(
+        gateway, overlap_ms=SYNC_OVERLAP_MS, now_ms=_now_ms(), first_since=since
+    )
+    return {**counts, **native, "mlflow_calls": gateway.calls - calls_before}
 
 
 def sync_one(name: str) -> dict[str, int]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from registry_ui.core.errors import NotFoundError
@@ -97,6 +98,31 @@ def sync_native_prompts(gateway=None, *, name: str = "") -> dict[str, int]:
     return counts
 
 
+def sync_native_changes(
+    gateway, *, overlap_ms: int, now_ms: int, first_since: int
+) -> dict[str, int]:
+    """The incremental pass for native prompts: one call lists the prompts whose MLflow
+    timestamp moved since the newest one mirrored (a new version, a new prompt); each is
+    then mirrored as its webhook would (``sync_native_prompts(name=...)``). With none
+    mirrored yet, since ``first_since`` (the templates' newest: the last full sweep).
+    ``overlap_ms``: as for templates (mirror.SYNC_OVERLAP_MS)."""
+    since = NativePrompt.objects.aggregate(newest=Max("mlflow_updated_ms"))["newest"]
+    if since is None:
+        since = first_since
+    start = since + 1 if now_ms - since > 2 * overlap_ms else since - overlap_ms
+    listed = gateway.native_changed_since(start)
+    known = dict(
+        NativePrompt.objects.filter(name__in=list(listed)).values_list("name", "mlflow_updated_ms")
+    )
+    counts = {"native_prompts_read": 0, "native_changes": 0, "native_outside_moves": 0}
+    for name in sorted(n for n, stamp in listed.items() if known.get(n) != stamp):
+        found = sync_native_prompts(gateway, name=name)
+        counts["native_prompts_read"] += 1
+        counts["native_changes"] += found.get("native_changes", 0)
+        counts["native_outside_moves"] += found.get("native_outside_moves", 0)
+    return counts
+
+
 def publish_stages(prompts: dict[str, dict]) -> tuple[int, int]:
     """NATIVE_PUBLISH=all: each template's staging and production versions published as
     native prompt versions, with the native aliases in step (registry.sync_published_aliases).
@@ -143,6 +169,7 @@ def _mirror(name: str, info: dict, versions: list[NativeVersion]):
     row.tags = info.get("tags", {})
     row.aliases = info.get("aliases", {})
     row.synced_at = timezone.now()
+    row.mlflow_updated_ms = info.get("updated_ms")
     row.save()
     known = {v.number: v for v in row.versions.all()}
     added = []

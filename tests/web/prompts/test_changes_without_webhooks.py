@@ -41,7 +41,7 @@ def test_a_legacy_stage_set_by_hand_is_flagged_by_the_next_pass(plain, three_ver
 
     summary = tasks.sync_changes_task()
 
-    assert summary["mlflow_calls"] == 2 and summary["marks_reported"] == 1
+    assert summary["mlflow_calls"] == 3 and summary["marks_reported"] == 1
     flag = TemplateFlag.objects.get(template__name=name)
     assert "legacy stage Production" in flag.message and flag.version == "1.0.2"
     assert AuditEvent.objects.filter(
@@ -57,7 +57,7 @@ def test_a_dev_version_deleted_is_seen_by_the_next_pass(plain, three_versions):
 
     summary = tasks.sync_changes_task()
 
-    assert summary["mlflow_calls"] == 2 and summary["deleted"] == 1
+    assert summary["mlflow_calls"] == 3 and summary["deleted"] == 1
     row = TemplateVersion.objects.get(template__name=name, version="1.0.2")
     assert row.missing_since is not None
     assert "deleted in MLflow" in TemplateFlag.objects.get(template__name=name).message

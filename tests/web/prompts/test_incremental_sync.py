@@ -66,7 +66,8 @@ def test_a_pass_with_nothing_changed_reads_no_template_in_one_call(registry):
 
     assert read == set()
     assert summary["templates"] == 0 and summary["changes"] == 0
-    assert summary["mlflow_calls"] == 1  # the changed models, newest first: none
+    # The changed models, newest first: none; the changed native prompts: none.
+    assert summary["mlflow_calls"] == 2
 
 
 def test_once_the_newest_change_is_minutes_old_a_pass_lists_only_newer_models(
@@ -98,7 +99,7 @@ def test_a_new_version_is_read_for_its_template_only_and_mirrored(registry):
     summary, read = one_pass()
 
     assert read == {name}
-    assert summary["mlflow_calls"] == 2  # changed models, then their versions
+    assert summary["mlflow_calls"] == 3  # changed models, their versions, native prompts
     assert summary["versions"] == VERSIONS + 1
     assert TemplateVersion.objects.get(template__name=name, version="1.1.0").text == "Hello {who}"
     assert AuditEvent.objects.filter(
@@ -214,4 +215,31 @@ def test_a_hundred_changes_are_read_in_a_constant_number_of_calls(registry):
 
     assert read == {name_of(t) for t in range(TEMPLATES)}
     assert summary["changes"] == TEMPLATES
-    assert summary["mlflow_calls"] == 2  # up to 100 models per version search
+    assert summary["mlflow_calls"] == 3  # up to 100 models per version search; native
+
+
+def test_a_native_prompt_version_added_outside_is_read_by_the_next_pass(registry):
+    """MLflow's own prompts ride the same pass: a new version moves the prompt's timestamp,
+    so the pass lists that prompt (one call) and mirrors it alone (two more)."""
+    from registry_ui.web.models import NativePrompt, NativePromptVersion
+
+    registry.register_prompt("inc.native-a", "Hello {{who}}")
+    registry.register_prompt("inc.native-b", "Bye {{who}}")
+    first = sync_changes()  # a new prompt is a change too: both are mirrored
+    assert set(NativePrompt.objects.values_list("name", flat=True)) >= {
+        "inc.native-a",
+        "inc.native-b",
+    }
+    assert first["native_prompts_read"] == 2
+    registry.register_prompt("inc.native-b", "Bye {{who}}, see you in {{place}}")
+
+    summary, read = one_pass()
+
+    assert read == set()  # no template read
+    assert summary["native_prompts_read"] == 1 and summary["native_changes"] == 1
+    assert summary["mlflow_calls"] == 4  # models, native prompts, then prompt b's two
+    versions = NativePromptVersion.objects.filter(prompt__name="inc.native-b")
+    assert sorted(versions.values_list("number", flat=True)) == [1, 2]
+    assert sorted(versions.get(number=2).variables) == ["place", "who"]
+    idle, _ = one_pass()
+    assert idle["native_prompts_read"] == 0 and idle["mlflow_calls"] == 2
