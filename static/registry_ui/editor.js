@@ -42,6 +42,8 @@
       lineNumbers: true,
       lineWrapping: true,
       viewportMargin: Infinity,
+      // A chat template's text is made from its messages: shown, not edited here.
+      readOnly: textarea.readOnly,
       screenReaderLabel: "Template text (code editor)",
     });
     editor.getWrapperElement().classList.add("template-editor");

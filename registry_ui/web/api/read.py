@@ -263,6 +263,8 @@ def diff(
             new_metadata=second.metadata,
             old_version=first.version,
             new_version=second.version,
+            old_extra=first.extra,
+            new_extra=second.extra,
         )
     except TemplateValidationError as error:  # only a hand-edited mirror row could
         raise ApiProblem(422, "unreadable-template", "A text does not parse", str(error)) from None

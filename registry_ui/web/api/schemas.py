@@ -80,6 +80,10 @@ class DiffOut(Schema):
     template_diff: dict[str, Any]
     metadata_diff: dict[str, Any]
     bump: dict[str, Any]
+    # Chat templates, model configuration, response format (when either version has them).
+    messages_diff: list[dict[str, Any]] | None = None
+    model_config_diff: list[dict[str, Any]] | None = None
+    response_format_diff: list[dict[str, Any]] | None = None
 
 
 class RenderIn(Schema):

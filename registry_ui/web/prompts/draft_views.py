@@ -63,6 +63,8 @@ def _starting_values(name: str, user, *, folder: str = "") -> dict[str, str]:
         "version": str(SemVer.parse(latest.version).bumped(Bump.PATCH)),
         "template": latest.text,
         "metadata": json.dumps(metadata, ensure_ascii=False, indent=2),
+        # A chat template stays one: its messages, model configuration and response format.
+        "chat": json.dumps(latest.extra, ensure_ascii=False, indent=2) if latest.extra else "",
     }
 
 

@@ -25,7 +25,14 @@ class DraftRefused(PolicyError):
 
 
 def version_file(
-    user, *, name: str, version: str, template: str, metadata: dict[str, Any], reason: str
+    user,
+    *,
+    name: str,
+    version: str,
+    template: str,
+    metadata: dict[str, Any],
+    reason: str,
+    extra: dict[str, Any] | None = None,
 ) -> Batch:
     """File a one-version batch registering a draft; refused whole with every error.
 
@@ -35,7 +42,7 @@ def version_file(
     a refusal then shows on the batch's page, where the editor sends the author.
     """
     permissions.require(user, "register_version", "registering a version")
-    new = NewVersion(name, str(SemVer.parse(version)), template, metadata)
+    new = NewVersion(name, str(SemVer.parse(version)), template, metadata, extra=extra or {})
     try:
         batch = queue.batch_register(
             versions=[new],

@@ -13,6 +13,7 @@ from registry_ui.core.checks import registration_problems
 from registry_ui.core.diff import compare_templates
 from registry_ui.core.hidden_text import hidden_character_warnings
 from registry_ui.core.limits import MAX_TEMPLATE_LENGTH, MAX_TEXT, loads_json
+from registry_ui.core.messages import ContentError, messages_text, normalize_extra
 from registry_ui.core.names import InvalidNameError, validate_template_name
 from registry_ui.core.semver import (
     Bump,
@@ -27,6 +28,11 @@ from registry_ui.web.models import TemplateVersion
 from registry_ui.web.prompts import metadata_fields, selectors
 
 METADATA_EXAMPLE = '{"author": "alice"}'
+CHAT_EXAMPLE = (
+    '{"messages": [{"role": "system", "content": "You help {name}."}], '
+    '"model_config": {"temperature": 0.2}}'
+)
+CHAT_KEYS = ("messages", "model_config", "response_format")
 
 
 def _as_typed() -> forms.CharField:
@@ -48,6 +54,9 @@ class NewVersionForm(forms.Form):
     version = _as_typed()
     template = _as_typed()
     metadata = _as_typed()  # JSON text, as typed
+    # A chat template's messages, model configuration and response format, as JSON (empty:
+    # a text template). With messages, the template text is made from them.
+    chat = _as_typed()
     reason = _as_typed()
     reason_max_length = MAX_TEXT  # the page's maxlength, checked again in clean()
 
@@ -59,6 +68,7 @@ class NewVersionForm(forms.Form):
         # Hidden characters (core/hidden_text.py): shown as warnings, unless refused.
         self.template_warnings: list[TemplateError] = []
         self.parsed_metadata: dict[str, Any] | None = None
+        self.extra: dict[str, Any] = {}  # the chat JSON, normalized (core/messages.py)
         self.latest: TemplateVersion | None = None
         self.comparison: dict[str, Any] | None = None
         self.suggested_version = ""
@@ -107,9 +117,17 @@ class NewVersionForm(forms.Form):
             return json.dumps(self.meta_fields.metadata, ensure_ascii=False)
         return self.cleaned_data["metadata"].replace("\r\n", "\n") or "{}"
 
+    @property
+    def is_chat(self) -> bool:
+        return bool(self.extra.get("messages"))
+
+    def clean_chat(self) -> str:
+        return self.cleaned_data["chat"].replace("\r\n", "\n").strip()
+
     def clean(self) -> dict[str, Any]:
         self.draft = dict(super().clean())
         name_ok = self._check_name()
+        self._check_chat()
         self._check_template()
         self._check_metadata()
         if len(self.draft["reason"]) > MAX_TEXT:
@@ -124,7 +142,44 @@ class NewVersionForm(forms.Form):
 
     def filing_arguments(self) -> dict[str, Any]:
         """What drafts.version_file takes, once the form is valid."""
-        return {**self.cleaned_data, "metadata": self.parsed_metadata}
+        arguments = {**self.cleaned_data, "metadata": self.parsed_metadata, "extra": self.extra}
+        arguments.pop("chat", None)
+        return arguments
+
+    def _check_chat(self) -> None:
+        """The chat JSON: messages (each content a template), model configuration, response
+        format; with messages, the template text is made from them (messages_text)."""
+        text = self.draft.get("chat", "")
+        if not text:
+            return
+        try:
+            chat = loads_json(text)
+        except json.JSONDecodeError as error:
+            self.add_error(
+                "chat",
+                f"{error.lineno}:{error.colno}: not JSON: {error.msg}; write an object, "
+                f"e.g. {CHAT_EXAMPLE}",
+            )
+            return
+        if not isinstance(chat, dict) or set(chat) - set(CHAT_KEYS):
+            unknown = sorted(set(chat) - set(CHAT_KEYS)) if isinstance(chat, dict) else []
+            said = f"unknown keys {', '.join(unknown)}: " if unknown else ""
+            self.add_error(
+                "chat",
+                f"{said}write an object with any of {', '.join(CHAT_KEYS)}, e.g. {CHAT_EXAMPLE}",
+            )
+            return
+        try:
+            self.extra = normalize_extra(
+                chat.get("messages"), chat.get("model_config"), chat.get("response_format")
+            )
+        except ContentError as error:
+            for problem in error.problems:
+                self.add_error("chat", problem)
+            return
+        if self.is_chat:
+            self.draft["template"] = messages_text(self.extra["messages"])
+            self.cleaned_data["template"] = self.draft["template"]
 
     def _check_name(self) -> bool:
         try:
@@ -200,9 +255,21 @@ class NewVersionForm(forms.Form):
         metadata = self.parsed_metadata if self.parsed_metadata is not None else {}
         if latest is not None and text_ok and not self.has_error("template"):
             self.comparison = compare_templates(
-                latest.text, template, old_metadata=latest.metadata, new_metadata=metadata
+                latest.text,
+                template,
+                old_metadata=latest.metadata,
+                new_metadata=metadata,
+                old_extra=latest.extra,
+                new_extra=self.extra,
             )
-            needed = required_bump(latest.text, template, latest.metadata, metadata).bump
+            needed = required_bump(
+                latest.text,
+                template,
+                latest.metadata,
+                metadata,
+                old_extra=latest.extra,
+                new_extra=self.extra,
+            ).bump
             self.suggested_version = str(
                 SemVer.parse(latest.version).bumped(max(needed, Bump.PATCH))
             )
@@ -226,6 +293,15 @@ class NewVersionForm(forms.Form):
             )
             return
         try:
-            check_bump(latest.version, latest.text, version, template, latest.metadata, metadata)
+            check_bump(
+                latest.version,
+                latest.text,
+                version,
+                template,
+                latest.metadata,
+                metadata,
+                old_extra=latest.extra,
+                new_extra=self.extra,
+            )
         except VersionBumpError as error:
             self.add_error("version", f"against {latest.version}, the latest: {error}")

@@ -258,7 +258,15 @@ def _version_context(request, row: TemplateVersion, typed, **extra) -> dict:
         else None
     )
     previous = TemplateVersion.objects.before(row).first()
+    chat = row.extra or {}  # (not ``extra``: the keyword arguments below)
     return {
+        "model_config": [
+            (key, json.dumps(value))
+            for key, value in sorted((chat.get("model_config") or {}).items())
+        ],
+        "response_format": json.dumps(chat["response_format"], indent=2, sort_keys=True)
+        if chat.get("response_format") is not None
+        else "",
         "version": row,
         "template": row.template,
         "crumbs": display.crumbs(row.template.name),
@@ -431,6 +439,8 @@ def comparison_context(old: TemplateVersion, new: TemplateVersion) -> dict:
         new_metadata=new.metadata,
         old_version=old.version,
         new_version=new.version,
+        old_extra=old.extra,
+        new_extra=new.extra,
     )
     return {
         "old": old,

@@ -140,6 +140,7 @@ def test_the_form_cleans_the_draft_as_the_editor_always_did(db):
         "version": "1.0.0",
         "template": "Hi\n{who}",
         "metadata": "{}",
+        "chat": "",  # a text template
         "reason": " r ",  # stripped only when filed
     }
     assert form.suggested_version == "1.0.0"

@@ -261,3 +261,74 @@ def test_the_page_after_filing_is_only_for_a_registration(alice):
     )
 
     assert signed_in(alice).get(f"/versions/filed/{batch.pk}").status_code == 404
+
+
+CHAT = [
+    {"role": "system", "content": "You write hooks for {audience}."},
+    {"role": "user", "content": "A hook about {topic}."},
+]
+
+
+def test_a_chat_template_stays_one_in_the_editor_and_is_filed_with_its_configuration(
+    unique_name, sqlite_registry_uri, in_process_tasks, django_capture_on_commit_callbacks
+):
+    """The editor starts from the latest chat version's messages, model configuration and
+    response format (not its flattened text), suggests the bump they need, and files them."""
+    from registry_ui.prompt_model import PromptModel
+    from registry_ui.web.models import TemplateVersion
+    from tests.web.reviews.test_approvals import sync
+
+    alice = member("alice", "authors")
+    name = unique_name("chat-editor")
+    PromptModel(
+        name, CHAT, "1.0.0", metadata=METADATA, model_config={"temperature": 0.7}
+    ).register()
+    sync(name)
+    client = signed_in(alice)
+
+    page = client.get(f"/versions/new?template={name}")
+    chat = json.loads(page.context["form"].draft["chat"])
+    assert chat == {"messages": CHAT, "model_config": {"temperature": 0.7}}
+    assert 'name="template" rows="10" class="code" spellcheck="false" readonly' in page.text
+    chat["model_config"]["temperature"] = 0.2
+    chat["response_format"] = {"type": "object", "properties": {"hook": {"type": "string"}}}
+    draft = {
+        "name": name,
+        "version": "1.0.1",
+        "template": "ignored for a chat template",
+        "metadata": json.dumps({**METADATA, "author": "alice"}),
+        "chat": json.dumps(chat),
+    }
+    checked = client.post("/versions/validate", draft)
+    assert checked.context["form"].suggested_version == "1.1.0"  # a response format added
+    assert "adds a response format" in checked.text
+
+    with django_capture_on_commit_callbacks(execute=True):  # the batch goes to the workers
+        filed = client.post("/versions/new", {**draft, "version": "1.1.0"})
+    assert filed.status_code in (302, 303), filed.content[:600]
+
+    row = TemplateVersion.objects.get(template__name=name, version="1.1.0")
+    assert row.extra["messages"] == CHAT
+    assert row.extra["model_config"] == {"temperature": 0.2}
+    assert row.extra["response_format"] == chat["response_format"]
+    served = PromptModel.load_from_registry(name, version="1.1.0")
+    assert served.messages == CHAT and served.model_config == {"temperature": 0.2}
+
+
+def test_bad_chat_json_is_refused_saying_where(alice):
+    version(template("t/chatty"), "1.0.0", "Hi {who}", metadata=METADATA)
+    client = signed_in(alice)
+    base = {"name": "t/chatty", "version": "1.1.0", "template": "Hi {who}"}
+    base["metadata"] = json.dumps(METADATA)
+
+    not_json = client.post("/versions/validate", {**base, "chat": "{messages: 1"})
+    unknown = client.post("/versions/validate", {**base, "chat": '{"model": "x"}'})
+    bad_message = client.post(
+        "/versions/validate",
+        {**base, "chat": json.dumps({"messages": [{"role": "user", "content": "Hi {who"}]})},
+    )
+
+    assert "1:2: not JSON" in not_json.context["form"].errors["chat"][0]
+    assert "unknown keys model" in unknown.context["form"].errors["chat"][0]
+    said = " ".join(bad_message.context["form"].errors["chat"])
+    assert "message 1" in said.lower() or "message:1" in said, said
