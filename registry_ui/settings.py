@@ -593,6 +593,20 @@ NATIVE_GOVERNED_ALIASES = tuple(
     if alias.strip()
 )
 NATIVE_REVERT_OUTSIDE_MOVES = _env_bool("REGISTRY_UI_NATIVE_REVERT_OUTSIDE_MOVES", False)
-# "all": every template's staging and production versions are also published as native
-# prompts ("<registered name>._prompt") at each sync, their aliases kept in step; "none".
-NATIVE_PUBLISH = _env_str("REGISTRY_UI_NATIVE_PUBLISH", "none")
+
+
+# Which templates' staging and production versions are also published as native prompts
+# ("<registered name>._prompt") at each sync and after each executed move, their aliases
+# kept in step: "none", "all" or "prefix:<P>"; a template's own metadata `publish_native:
+# true` (or false) chooses for it whatever this says. docs/mlflow-prompts.md.
+def _native_publish(name: str) -> str:
+    raw = config.env_str(name, default="none").strip()
+    if raw in ("none", "all") or (raw.startswith("prefix:") and len(raw) > len("prefix:")):
+        return raw
+    raise config.ConfigurationError(
+        f"{name}={raw!r} is not accepted: use none, all or prefix:<name prefix> "
+        "(e.g. prefix:persona/); a template's metadata publish_native: true chooses for it"
+    )
+
+
+NATIVE_PUBLISH = _env("REGISTRY_UI_NATIVE_PUBLISH", _native_publish)

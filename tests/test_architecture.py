@@ -124,6 +124,7 @@ TASK_NAMES = {
     "registry_ui.web.tasks.import_run_metrics",
     "registry_ui.web.tasks.publish_audit_head",
     "registry_ui.web.tasks.forget_idempotent_calls",
+    "registry_ui.web.tasks.publish_native_template",
 }
 
 

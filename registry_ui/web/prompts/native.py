@@ -16,6 +16,7 @@ docs/mlflow-prompts.md explains all of it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -37,6 +38,8 @@ from registry_ui.web.audit import trail
 from registry_ui.web.models import AuditEvent, NativeAliasRequest, NativePrompt, NativePromptVersion
 
 OBJECT = "native_prompt"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,9 +96,63 @@ def sync_native_prompts(gateway=None, *, name: str = "") -> dict[str, int]:
                 _audit("mlflow", "native_prompt.updated", prompt_name, None, {"versions": added})
             counts["native_changes"] += int(created) + len(added)
         counts["native_outside_moves"] += _check_aliases(gateway, prompt_name, rule)
-    if not name and getattr(settings, "NATIVE_PUBLISH", "none") == "all":
+    if not name:
         counts["native_published"], counts["native_unpublishable"] = publish_stages(prompts)
     return counts
+
+
+# -- publishing registry_ui templates as native prompts ---------------------------------------
+
+
+def publishing_chosen(name: str, metadata: dict | None) -> bool:
+    """Whether a template is published as a native prompt: its metadata's ``publish_native``
+    (true or false) if it says, else NATIVE_PUBLISH (none, all, prefix:<P>)."""
+    said = (metadata or {}).get("publish_native")
+    if isinstance(said, bool):
+        return said
+    rule = getattr(settings, "NATIVE_PUBLISH", "none")
+    if rule == "all":
+        return True
+    if rule.startswith("prefix:"):
+        return name.startswith(rule[len("prefix:") :])
+    return False
+
+
+def native_form(row) -> tuple[bool, list[str]]:
+    """(publishable, reasons) of a mirrored version in the native format (core/native.py)."""
+    from registry_ui.core.native import messages_to_native, to_native
+    from registry_ui.core.template import TemplateValidationError
+
+    messages = (row.extra or {}).get("messages")
+    try:
+        if messages:
+            converted, reasons = messages_to_native(messages)
+            return converted is not None, list(reasons)
+        conversion = to_native(row.text)
+    except TemplateValidationError as error:  # only a hand-edited mirror row could
+        return False, [str(error)]
+    return conversion.publishable, list(conversion.reasons)
+
+
+def publication(template, versions) -> dict | None:
+    """What the template and version pages say about publishing, or None when the template
+    is not chosen: the native prompt's name, and per stage holder whether it can be
+    published and why not. ``versions``: the template's mirrored versions."""
+    from registry_ui.core.native import published_name
+
+    holders = [v for v in versions if v.stage in ("staging", "production") and not v.missing_since]
+    chosen_by = max(holders, key=lambda v: v.stage == "production", default=None)
+    newest = max(versions, key=lambda v: (v.major, v.minor, v.patch), default=None)
+    metadata = (chosen_by or newest).metadata if (chosen_by or newest) else {}
+    if not publishing_chosen(template.name, metadata):
+        return None
+    target = published_name(template.name)
+    mirrored = NativePrompt.objects.filter(name=target).first()
+    rows = []
+    for holder in sorted(holders, key=lambda v: v.stage != "production"):
+        publishable, reasons = native_form(holder)
+        rows.append({"version": holder, "publishable": publishable, "reasons": reasons})
+    return {"name": target, "aliases": mirrored.aliases if mirrored else {}, "holders": rows}
 
 
 def sync_native_changes(
@@ -123,27 +180,72 @@ def sync_native_changes(
     return counts
 
 
+def publish_template(name: str) -> str:
+    """Bring one chosen template's native prompt in step now; returns what happened
+    ("not chosen", "published", "not publishable"). MLflow being unreachable is raised (the
+    task retries); any other refusal is audited as ``template.publish_failed``."""
+    from registry_ui.core.errors import RegistryError, RegistryUnavailableError
+    from registry_ui.registry import NotPublishableError
+    from registry_ui.web.models import Template
+
+    template = Template.objects.filter(name=name).first()
+    if template is None:
+        return "not chosen"
+    found = publication(template, list(template.versions.all()))
+    if found is None:
+        return "not chosen"
+    if any(not row["publishable"] for row in found["holders"]):
+        return "not publishable"  # the template page says why; nothing to audit each time
+    try:
+        get_registry().sync_published_aliases(name)
+        _mirror_published(found["name"])
+    except NotPublishableError:
+        return "not publishable"
+    except RegistryUnavailableError:
+        raise
+    except RegistryError as error:
+        trail.record(
+            actor="registry_ui",
+            action="template.publish_failed",
+            object_type="template",
+            object_id=name,
+            before=None,
+            after={"native_prompt": found["name"], "error": str(error)[:500]},
+            source=AuditEvent.Source.WORKER,
+        )
+        logger.warning("publishing %s as a native prompt failed: %s", name, error)
+        return "failed"
+    return "published"
+
+
 def publish_stages(prompts: dict[str, dict]) -> tuple[int, int]:
-    """NATIVE_PUBLISH=all: each template's staging and production versions published as
-    native prompt versions, with the native aliases in step (registry.sync_published_aliases).
+    """The chosen templates' (``publishing_chosen``) staging and production versions
+    published as native prompt versions, with the native aliases in step
+    (registry.sync_published_aliases).
 
     Decided from the mirror and the native prompts just read: MLflow is written (and read)
     only for templates whose published aliases differ. Returns (templates brought in step,
     templates that cannot be published); the reasons are logged per version.
     """
-    from registry_ui.core.native import published_name, to_native
+    from registry_ui.core.native import published_name
     from registry_ui.registry import NotPublishableError
     from registry_ui.web.models import TemplateVersion
 
     holders: dict[str, dict[str, TemplateVersion]] = {}
-    for row in TemplateVersion.objects.filter(
+    rows = TemplateVersion.objects.filter(
         stage__in=("staging", "production"), missing_since__isnull=True
-    ).select_related("template"):
+    )
+    if getattr(settings, "NATIVE_PUBLISH", "none") == "none":  # only templates that ask
+        rows = rows.filter(metadata__publish_native=True)
+    for row in rows.select_related("template"):
         holders.setdefault(row.template.name, {})[row.stage] = row
     published = refused = 0
     registry = get_registry()
     for template, stages in sorted(holders.items()):
-        if any(not to_native(row.text).publishable for row in stages.values()):
+        deciding = stages.get("production") or stages["staging"]
+        if not publishing_chosen(template, deciding.metadata):
+            continue
+        if any(not native_form(row)[0] for row in stages.values()):
             refused += 1
             continue
         target = published_name(template)
@@ -159,7 +261,15 @@ def publish_stages(prompts: dict[str, dict]) -> tuple[int, int]:
             published += 1
         except NotPublishableError:
             refused += 1
+            continue
+        _mirror_published(target)
     return published, refused
+
+
+def _mirror_published(target: str) -> None:
+    """The published prompt as MLflow now has it, so the pages show its aliases at once
+    (two calls, only for a prompt just written)."""
+    sync_native_prompts(name=target)
 
 
 def _mirror(name: str, info: dict, versions: list[NativeVersion]):

@@ -46,6 +46,22 @@ def sync_native_prompt(name: str) -> dict[str, int]:
 
 
 @shared_task(
+    name="registry_ui.web.tasks.publish_native_template",
+    autoretry_for=(RegistryUnavailableError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+)
+def publish_native_template(name: str) -> str:
+    """After a move the workers carried out: the template's native prompt brought in step
+    (its staging and production versions published, the aliases moved). A refusal or a
+    failure never touches the move: it is logged and audited, and the next sync tries again."""
+    from registry_ui.web.prompts.native import publish_template
+
+    return publish_template(name)
+
+
+@shared_task(
     name="registry_ui.web.tasks.move_native_alias",
     autoretry_for=(RegistryUnavailableError,),
     retry_backoff=True,

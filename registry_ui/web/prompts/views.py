@@ -13,11 +13,12 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from registry_ui.core.diff import compare_templates
+from registry_ui.core.native import published_name
 from registry_ui.core.template import TemplateValidationError, parse_template
 from registry_ui.web import display, permissions
 from registry_ui.web.http import see_other
 from registry_ui.web.models import Stage, TemplateFlag, TemplateVersion
-from registry_ui.web.prompts import flags, preview, samples, selectors
+from registry_ui.web.prompts import flags, native, preview, samples, selectors
 
 
 @login_required
@@ -130,6 +131,7 @@ def template_detail(request, name: str):
             "why_not": _why_not_offered(request.user),
             "flags": selectors.open_flags(template),
             "may_resolve_flags": permissions.has(request.user, "approve_promotion"),
+            "publication": native.publication(template, versions),
         },
     )
 
@@ -259,7 +261,16 @@ def _version_context(request, row: TemplateVersion, typed, **extra) -> dict:
     )
     previous = TemplateVersion.objects.before(row).first()
     chat = row.extra or {}  # (not ``extra``: the keyword arguments below)
+    publishing = None
+    if native.publishing_chosen(row.template.name, row.metadata):
+        publishable, reasons = native.native_form(row)
+        publishing = {
+            "name": published_name(row.template.name),
+            "publishable": publishable,
+            "reasons": reasons,
+        }
     return {
+        "publishing": publishing,
         "model_config": [
             (key, json.dumps(value))
             for key, value in sorted((chat.get("model_config") or {}).items())

@@ -128,6 +128,25 @@ def operation_finished(operation: Operation, *, status: str, error: str = "") ->
     )
     if not request.release_id:
         announce(request, request.status)
+    if request.status == Status.DONE:
+        _publish_after(request)
+
+
+def _publish_after(request: PromotionRequest) -> None:
+    """The moved templates chosen for publishing as native prompts are brought in step by a
+    task after this transaction commits; it never fails or undoes the move."""
+    from registry_ui.web.prompts.native import publishing_chosen
+    from registry_ui.web.prompts.tasks import publish_native_template
+
+    moved = (
+        [request]
+        if request.template_id
+        else list(request.items.select_related("template", "version"))
+    )
+    for each in moved:
+        if each.template_id and publishing_chosen(each.template.name, each.version.metadata):
+            name = each.template.name
+            transaction.on_commit(lambda name=name: publish_native_template.delay(name))
 
 
 class ReleaseFailed(PolicyError):
