@@ -271,20 +271,26 @@ def read_files(path: str) -> list[dict]:
     ]
 
 
-def cmd_register(args, out: Out) -> int:
-    api = Api(args.url, args.token)
-    key = args.idempotency_key or f"registry-ui-{uuid.uuid4()}"
-    body = {"files": read_files(args.path), "reason": args.reason or ""}
+def post_once(api: Api, path: str, body: dict, key: str | None, out: Out) -> dict:
+    """POST with an Idempotency-Key (``key`` or a new one), sent again with the same key
+    while the server cannot be reached: a retry never files twice."""
+    key = key or f"registry-ui-{uuid.uuid4()}"
     attempts = 3
-    for attempt in range(attempts):  # a retry with the same key never files twice
+    for attempt in range(attempts):
         try:
-            _, answer = api.call("POST", "/batches", body, headers={"Idempotency-Key": key})
-            break
+            return api.call("POST", path, body, headers={"Idempotency-Key": key})[1]
         except CliError as error:
             if error.code != UNREACHABLE or attempt == attempts - 1:
                 raise
             out.progress(f"retrying ({error})")
             time.sleep(2**attempt)
+    raise AssertionError("unreachable")
+
+
+def cmd_register(args, out: Out) -> int:
+    api = Api(args.url, args.token)
+    body = {"files": read_files(args.path), "reason": args.reason or ""}
+    answer = post_once(api, "/batches", body, args.idempotency_key, out)
     out.line(answer["detail"])
     if answer.get("batch") and args.wait:
         answer["batch_result"] = wait_batch(api, answer["batch"], args.timeout, out)
@@ -375,17 +381,7 @@ def cmd_release(args, out: Out) -> int:
     if not args.dry_run and not args.justification:
         raise CliError(USAGE, "--justification is required to file a release: say why")
     body = {"items": items, "justification": args.justification or "", "dry_run": args.dry_run}
-    key = args.idempotency_key or f"registry-ui-{uuid.uuid4()}"
-    attempts = 3
-    for attempt in range(attempts):  # a retry with the same key never files twice
-        try:
-            _, answer = api.call("POST", "/releases", body, headers={"Idempotency-Key": key})
-            break
-        except CliError as error:
-            if error.code != UNREACHABLE or attempt == attempts - 1:
-                raise
-            out.progress(f"retrying ({error})")
-            time.sleep(2**attempt)
+    answer = post_once(api, "/releases", body, args.idempotency_key, out)
     for plan in answer["plan"]:
         moved = f"{plan['from_stage'] or 'not registered'} -> {plan['target']}"
         replaces = f", replaces {plan['replaces']}" if plan["replaces"] else ""
