@@ -77,6 +77,12 @@ class AuditEvent(models.Model):
                 name="audit_request_events",
                 condition=Q(object_type="promotion_request"),
             ),
+            # A native prompt's page: its lineage, the events about that prompt.
+            models.Index(
+                fields=["object_id", "seq"],
+                name="audit_native_prompt_events",
+                condition=Q(object_type="native_prompt"),
+            ),
         ]
 
     def __str__(self) -> str:

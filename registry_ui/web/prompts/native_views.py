@@ -17,7 +17,7 @@ from registry_ui.core.native import format_native, is_jinja
 from registry_ui.prompt_model import get_registry
 from registry_ui.web import display, permissions
 from registry_ui.web.http import see_other
-from registry_ui.web.models import NativeAliasRequest, NativePrompt
+from registry_ui.web.models import AuditEvent, NativeAliasRequest, NativePrompt
 from registry_ui.web.prompts import native, tasks
 
 _MAX_PREVIEW_VALUE = 10_000
@@ -125,6 +125,7 @@ def _detail_page(request, name: str, *, error: str = "", status: int = 200):
             ]
             if chosen
             else [],
+            "lineage": lineage(prompt.name),
             "accepted": sorted(prompt.governed_aliases.items()),
             "requests": NativeAliasRequest.objects.filter(prompt=prompt)[:20],
             "crumbs": display.crumbs(""),
@@ -177,3 +178,44 @@ def _preview(version, query) -> tuple[object, str]:
 
 def _semver_key(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".")) if text else ()
+
+
+LINEAGE_ENTRIES = 30
+# What each event of a native prompt says, in plain words (the audit log has the rest).
+LINEAGE_WORDS = {
+    "native_prompt.updated": "new versions seen in MLflow",
+    "native_prompt.governed": "taken under review",
+    "native_prompt.adopted": "adopted: its aliases as they were are the starting state",
+    "native_prompt.alias_moved_outside": "an alias was moved outside registry_ui",
+    "native_prompt.alias_restored": "moved back to what reviewers accepted",
+    "native_alias.requested": "alias move requested",
+    "native_alias.approved": "alias move approved",
+    "native_alias.moved": "alias moved, as approved",
+    "native_alias.failed": "alias move failed",
+}
+
+
+def lineage(name: str) -> list[dict]:
+    """The prompt's newest events first: versions seen, adoption, alias requests, approvals
+    and moves, outside moves (one indexed query, at most LINEAGE_ENTRIES)."""
+    events = AuditEvent.objects.filter(object_type=native.OBJECT, object_id=name).order_by("-seq")[
+        :LINEAGE_ENTRIES
+    ]
+    return [
+        {
+            "event": event,
+            "words": LINEAGE_WORDS.get(event.action, event.action),
+            "detail": _detail(event.after),
+        }
+        for event in events
+    ]
+
+
+def _detail(after) -> str:
+    if not isinstance(after, dict):
+        return ""
+    return "; ".join(
+        f"{key}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in sorted(after.items())
+        if value not in (None, "", [], {})
+    )[:300]

@@ -340,3 +340,21 @@ def test_the_audit_log_lists_the_adoption(prefix, client, root):
     assert page.status_code == 200
     assert "native_prompt.adopted" in page.content.decode()
     assert name in page.content.decode()
+
+
+def test_the_prompt_page_shows_its_lineage_newest_first(prefix, reader):
+    from tests.support.mirror_rows import signed_in
+
+    name = prefix + "storied"
+    mlflow.genai.register_prompt(name, "Hi {{ who }}")
+    sync_registry()
+    mlflow.genai.register_prompt(name, "Hello {{ who }}")
+    sync_registry()
+
+    page = signed_in(reader).get(f"/native-prompts/{name}").text
+
+    assert '<h2 id="native-lineage-h">Lineage</h2>' in page
+    entries = page.split('<ol class="timeline">', 1)[1].split("</ol>", 1)[0]
+    assert entries.count("<li>") == 1  # the first sync saw a new prompt, not an update
+    assert "new versions seen in MLflow, by mlflow" in entries
+    assert "(versions: 1.0.1 (MLflow 2))" in entries  # the same variable: a patch
