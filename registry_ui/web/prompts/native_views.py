@@ -215,7 +215,16 @@ def _detail(after) -> str:
     if not isinstance(after, dict):
         return ""
     return "; ".join(
-        f"{key}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
+        f"{key}: {_words(value)}"
         for key, value in sorted(after.items())
         if value not in (None, "", [], {})
     )[:300]
+
+
+def _words(value) -> str:
+    """A list or mapping of the audit trail as text: "a, b" and "production v1, staging v2"."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
+    return str(value)
