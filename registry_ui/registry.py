@@ -58,6 +58,28 @@ class RegistrationResult:
     created: bool  # False: the same content was already registered under this version
 
 
+@dataclass(frozen=True)
+class Published:
+    """What ``Registry.sync_published`` did: the native prompt, its staging/production
+    aliases (alias -> native version number), how many versions it wrote, and the versions
+    left out (semantic version -> reasons the native format cannot express them)."""
+
+    name: str
+    aliases: dict[str, str]
+    written: int
+    skipped: dict[str, list[str]]
+
+
+def _native_reasons(record: VersionRecord) -> list[str] | None:
+    """None when the version can be published as a native prompt, else the reasons."""
+    messages = (record.extra or {}).get("messages")
+    if messages:
+        converted, reasons = messages_to_native(messages)
+        return None if converted is not None else list(reasons)
+    conversion = to_native(record.template)
+    return None if conversion.publishable else list(conversion.reasons)
+
+
 class NotPublishableError(ValueError):
     """A template the native format cannot express; ``reasons`` says each place and why."""
 
@@ -383,11 +405,14 @@ class TemplateRegistry:
         cannot express the template.
         """
         record = _find(self.gateway.list_versions(name), name, version)
-        _verify_content(record)
         target = published_name(name)
         for published in self.gateway.native_versions(target):
             if published.semver == record.version:
                 return published
+        return self._publish_record(target, record)
+
+    def _publish_record(self, target: str, record: VersionRecord) -> NativeVersion:
+        _verify_content(record)
         messages = (record.extra or {}).get("messages")
         if messages:
             converted, reasons = messages_to_native(messages)
@@ -395,43 +420,72 @@ class TemplateRegistry:
             conversion = to_native(record.template)
             converted, reasons = conversion.text, list(conversion.reasons)
         if converted is None:
-            raise NotPublishableError(name, version, reasons)
+            raise NotPublishableError(record.name, record.version, reasons)
         return self.gateway.register_native(
             target,
             converted,
-            commit_message=f"registry_ui {name} {version}",
+            commit_message=f"registry_ui {record.name} {record.version}",
             tags={
                 SEMVER_TAG: record.version,
-                "registry_ui.template_name": name,
+                "registry_ui.template_name": record.name,
                 "registry_ui.content_sha256": record.content_sha256,
             },
             model_config=(record.extra or {}).get("model_config"),
             response_format=(record.extra or {}).get("response_format"),
         )
 
-    def sync_published_aliases(self, name: str) -> dict[str, str]:
-        """Move the published prompt's staging and production aliases to the versions that
-        hold those stages in the template (publishing them first if needed); returns the
-        aliases as set. Idempotent."""
+    def sync_published(self, name: str) -> Published:
+        """Bring the template's native prompt in step: every registered version not yet
+        published is published (oldest semantic version first), then the native staging and
+        production aliases are moved to the versions holding those stages. Idempotent.
+
+        A stage holder the native format cannot express (or whose content no longer matches
+        its hash) raises before anything is written; any other such version is left out and
+        named in ``Published.skipped`` with its reasons.
+        """
         target = published_name(name)
+        records = sorted(
+            canonical_versions(self.gateway.list_versions(name)),
+            key=lambda r: SemVer.parse(r.version),
+        )
+        current = {v.semver: v for v in self.gateway.native_versions(target)}
         holders = {
             record.stage.value: record
-            for record in canonical_versions(self.gateway.list_versions(name))
+            for record in records
             if record.stage in (ModelStage.STAGING, ModelStage.PRODUCTION)
         }
-        current = {v.semver: v for v in self.gateway.native_versions(target)}
+        for record in holders.values():
+            if record.version not in current:
+                _verify_content(record)
+                if _native_reasons(record) is not None:
+                    raise NotPublishableError(name, record.version, _native_reasons(record))
+        skipped: dict[str, list[str]] = {}
+        written = 0
+        for record in records:
+            if record.version in current:
+                continue
+            try:
+                current[record.version] = self._publish_record(target, record)
+                written += 1
+            except NotPublishableError as error:
+                skipped[record.version] = error.reasons
+            except ContentMismatchError as error:
+                skipped[record.version] = [str(error)]
         aliases: dict[str, str] = {}
         for alias, record in sorted(holders.items()):
-            published = current.get(record.version) or self.publish_native(name, record.version)
+            published = current[record.version]
             if alias not in published.aliases:
                 self.gateway.set_native_alias(target, alias, published.number)
             aliases[alias] = str(published.number)
-        if current:
-            for alias in ("staging", "production"):
-                if alias not in holders and any(alias in v.aliases for v in current.values()):
-                    self.gateway.delete_native_alias(target, alias)
+        for alias in ("staging", "production"):
+            if alias not in holders and any(alias in v.aliases for v in current.values()):
+                self.gateway.delete_native_alias(target, alias)
         self.invalidate(target)
-        return aliases
+        return Published(target, aliases, written, skipped)
+
+    def sync_published_aliases(self, name: str) -> dict[str, str]:
+        """``sync_published(name)``'s aliases (every version is published by it too)."""
+        return self.sync_published(name).aliases
 
     def cached(self, key: tuple, fetch: Callable[[], Any]) -> Any:
         """Any other registry read behind the same TTL cache as load() (experiments use it).

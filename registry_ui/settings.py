@@ -586,7 +586,20 @@ INPUT_LIMITS = InputLimits(
 # "all", "prefix:<P>" or "tag:<key>[=<value>]"; the aliases it governs (moved only through
 # requests); whether an alias moved outside registry_ui is moved back (else flagged and
 # audited). docs/mlflow-prompts.md.
-NATIVE_PROMPTS_GOVERNED = _env_str("REGISTRY_UI_NATIVE_PROMPTS_GOVERNED", "none")
+def _native_governed(name: str) -> str:
+    raw = config.env_str(name, default="none").strip()
+    kind, _, rest = raw.partition(":")
+    if raw in ("none", "all") or (kind == "prefix" and rest):
+        return raw
+    if kind == "tag" and rest.partition("=")[0]:  # tag:<key> or tag:<key>=<value>
+        return raw
+    raise config.ConfigurationError(
+        f"{name}={raw!r} is not accepted: use none, all, prefix:<name prefix> (e.g. "
+        "prefix:support/), tag:<key> or tag:<key>=<value> (e.g. tag:team=support)"
+    )
+
+
+NATIVE_PROMPTS_GOVERNED = _env("REGISTRY_UI_NATIVE_PROMPTS_GOVERNED", _native_governed)
 NATIVE_GOVERNED_ALIASES = tuple(
     alias.strip()
     for alias in _env_str("REGISTRY_UI_NATIVE_GOVERNED_ALIASES", "staging,production").split(",")
@@ -595,10 +608,11 @@ NATIVE_GOVERNED_ALIASES = tuple(
 NATIVE_REVERT_OUTSIDE_MOVES = _env_bool("REGISTRY_UI_NATIVE_REVERT_OUTSIDE_MOVES", False)
 
 
-# Which templates' staging and production versions are also published as native prompts
-# ("<registered name>._prompt") at each sync and after each executed move, their aliases
-# kept in step: "none", "all" or "prefix:<P>"; a template's own metadata `publish_native:
-# true` (or false) chooses for it whatever this says. docs/mlflow-prompts.md.
+# Which templates' versions are also published as native prompts ("<registered name>._prompt")
+# at each sync, when the mirror sees a new version and after each executed move, the
+# staging and production aliases kept in step: "none", "all" or "prefix:<P>"; a template's
+# own metadata `publish_native: true` (or false) chooses for it whatever this says.
+# docs/mlflow-prompts.md.
 def _native_publish(name: str) -> str:
     raw = config.env_str(name, default="none").strip()
     if raw in ("none", "all") or (raw.startswith("prefix:") and len(raw) > len("prefix:")):

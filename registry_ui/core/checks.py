@@ -900,6 +900,14 @@ def registration_problems(
 
 RUNS_IN_BUDGET = "runs within the check budget"
 
+# How a case's values are put into a text: (text, values, limits) -> the rendered text.
+Render = Callable[[str, Mapping[str, Any], InputLimits], str]
+
+
+def format_bounded(text: str, values: Mapping[str, Any], limits: InputLimits) -> str:
+    """registry_ui's own templates: str.format, refused past the limits (render_bounded)."""
+    return parse_template(text).render_bounded(values, limits)
+
 
 class BudgetSpent(Exception):
     """A check would take more steps than its run has left."""
@@ -998,15 +1006,19 @@ def run_case(
     limits: InputLimits = DEFAULT_LIMITS,
     budget: CheckBudget | None = None,
     extra: Mapping[str, Any] | None = None,
+    render: Render | None = None,
 ) -> CaseResult:
     """Render the case's values (bounded by ``limits``) and check each expectation; with a
     ``budget``, a case it cannot pay for fails as not run. ``extra`` is the version's
     messages and response format (core/messages.normalize_extra), for the checks on them.
+    ``render(text, values, limits)`` renders the text and each message (default: str.format,
+    ``format_bounded``; a native prompt's: MLflow's own formatting).
     """
     budget = budget if budget is not None else CheckBudget(limits.check_steps)
+    render = render or format_bounded
     try:
         budget.spend(max(len(template_text), 1))
-        rendered = parse_template(template_text).render_bounded(case.values, limits)
+        rendered = render(template_text, case.values, limits)
         budget.spend(len(rendered))
     except BudgetSpent as spent:
         return CaseResult(case.name, False, None, (Failure(RUNS_IN_BUDGET, str(spent)),))
@@ -1016,7 +1028,7 @@ def run_case(
         return CaseResult(case.name, False, None, (Failure(RENDERS, str(error)),))
     failures = _check_text(rendered, case.expectations, budget)
     if case.message_checks and not budget.spent:
-        failures += _check_messages(case, extra or {}, limits, budget)
+        failures += _check_messages(case, extra or {}, limits, budget, render)
     if case.sample_output is not None and not budget.spent:
         failures += _check_sample_output(
             case.sample_output, (extra or {}).get("response_format"), budget
@@ -1041,7 +1053,11 @@ def _check_text(
 
 
 def _check_messages(
-    case: TestCase, extra: Mapping[str, Any], limits: InputLimits, budget: CheckBudget
+    case: TestCase,
+    extra: Mapping[str, Any],
+    limits: InputLimits,
+    budget: CheckBudget,
+    render: Render,
 ) -> list[Failure]:
     """Each message check on the rendered content of the message(s) it names; a message is
     rendered once, when a check first needs it."""
@@ -1067,7 +1083,7 @@ def _check_messages(
                 content = messages[index]["content"]
                 try:
                     budget.spend(max(len(content), 1))
-                    text = parse_template(content).render_bounded(case.values, limits)
+                    text = render(content, case.values, limits)
                     budget.spend(len(text))
                 except BudgetSpent as spent:
                     return [*failures, Failure(f"{label}{RUNS_IN_BUDGET}", str(spent))]
@@ -1108,6 +1124,7 @@ def run_cases(
     cases: Iterable[TestCase],
     limits: InputLimits = DEFAULT_LIMITS,
     extra: Mapping[str, Any] | None = None,
+    render: Render | None = None,
 ) -> list[CaseResult]:
     """Render each case's values with the template and check each of its expectations.
 
@@ -1119,7 +1136,7 @@ def run_cases(
     kept = limits.rendered_length
     results = []
     for case in cases:
-        result = run_case(template_text, case, limits, budget, extra)
+        result = run_case(template_text, case, limits, budget, extra, render)
         if result.rendered is not None:
             result = _cut_rendered(result, kept)
             kept -= len(result.rendered)
@@ -1140,6 +1157,7 @@ def run_version_cases(
     metadata: Mapping[str, Any] | None,
     limits: InputLimits = DEFAULT_LIMITS,
     extra: Mapping[str, Any] | None = None,
+    render: Render | None = None,
 ) -> list[CaseResult]:
     """Run the cases a version's metadata holds; cases that cannot be read are one failure.
 
@@ -1157,7 +1175,7 @@ def run_version_cases(
                 tuple(Failure("the test cases can be read", str(p)) for p in error.problems),
             )
         ]
-    return run_cases(template_text, cases, limits, extra)
+    return run_cases(template_text, cases, limits, extra, render)
 
 
 def failing(results: Iterable[CaseResult]) -> list[CaseResult]:

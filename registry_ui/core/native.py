@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from registry_ui.core.limits import InputLimits
 from registry_ui.core.messages import extra_changes
 from registry_ui.core.names import to_registered_model_name
 from registry_ui.core.semver import Bump, SemVer
-from registry_ui.core.template import MissingVariablesError, parse_template
+from registry_ui.core.template import MissingVariablesError, RenderLimitError, parse_template
 
 # mlflow.prompt.constants.PROMPT_TEMPLATE_VARIABLE_PATTERN (MLflow 3.17), copied: the core
 # imports no MLflow. tests/core/test_native.py checks the copy against MLflow's.
@@ -125,6 +126,27 @@ def format_native(template: str | Sequence[Mapping[str, str]], values: Mapping[s
     return [
         {"role": m["role"], "content": _format_text(m.get("content"), values)} for m in template
     ]
+
+
+def format_native_bounded(text: str, values: Mapping[str, Any], limits: InputLimits) -> str:
+    """``format_native`` of one text (a text prompt, or one message's content) for a server
+    rendering what people wrote (a native prompt's test cases): refused with a
+    RenderLimitError before the result would pass ``limits.rendered_length``."""
+    missing = [name for name in native_variables(text) if name not in values]
+    if missing:
+        raise MissingVariablesError(missing)
+    length = len(text)
+    for key, value in values.items():
+        found = len(re.findall(r"\{\{\s*" + key + r"\s*\}\}", text))  # as MLflow: unescaped
+        length += found * len(str(value))
+        if length > limits.rendered_length:
+            raise RenderLimitError(
+                f"the rendered text would be longer than {limits.rendered_length:,} "
+                f"characters, the most rendered here (it passes that at {{{{{key}}}}}): "
+                "shorten the values or the template"
+            )
+        text = _format_text(text, {key: value})
+    return text
 
 
 def _format_text(text: str, values: Mapping[str, Any]) -> str:

@@ -23,6 +23,7 @@ from registry_ui.web.models import (
     IdempotentCall,
     MlflowProblem,
     NativeAliasRequest,
+    NativeCheckRun,
     NativePrompt,
     NativePromptVersion,
     Operation,
@@ -262,6 +263,12 @@ class NativePromptAdmin(ReadOnlyAdmin):
 class NativePromptVersionAdmin(ReadOnlyAdmin):
     list_display = ("prompt", "number", "semver", "kind", "created_at")
     list_select_related = ("prompt",)
+
+
+@admin.register(NativeCheckRun)
+class NativeCheckRunAdmin(ReadOnlyAdmin):
+    list_display = ("version", "trigger", "passed", "actor", "created_at")
+    list_select_related = ("version__prompt",)
 
 
 @admin.register(NativeAliasRequest)

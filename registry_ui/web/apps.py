@@ -29,6 +29,14 @@ class WebConfig(AppConfig):
         from registry_ui.web.reviews import gates, staleness  # noqa: F401
 
         signin.connect_signals()
+        # New versions of a template chosen for publishing are published as native prompt
+        # versions after the mirror's commit (versions_added).
+        from registry_ui.web.prompts import signals as prompt_signals
+        from registry_ui.web.prompts import tasks as prompt_tasks
+
+        prompt_signals.versions_added.connect(
+            prompt_tasks.publish_after_new_versions, dispatch_uid="publish_after_new_versions"
+        )
         # Users, groups and permissions: audited wherever they change (the admin, the shell).
         changes.connect_signals()
 

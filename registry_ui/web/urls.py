@@ -65,6 +65,11 @@ urlpatterns = [
     path("native-prompts/", native_views.native_list, name="native_list"),
     path("native-prompts/<str:name>", native_views.native_detail, name="native_detail"),
     path(
+        "native-prompts/<str:name>/checks",
+        native_views.native_checks_run,
+        name="native_checks_run",
+    ),
+    path(
         "native-prompts/<str:name>/requests",
         native_views.native_request_create,
         name="native_request_create",

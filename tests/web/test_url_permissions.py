@@ -157,10 +157,17 @@ def native_prompt(requester) -> None:
             kind="text",
             template=text,
             variables=["who"],
+            tags={"registry_ui.test_cases": '[{"name": "greets", "values": {"who": "Al"}}]'},
         )
     NativeAliasRequest.objects.create(
         prompt=prompt, number=2, semver="1.0.1", alias="staging", requested_by=requester.username
     )
+
+
+def native_check_runs(**filters):
+    from registry_ui.web.models import NativeCheckRun
+
+    return NativeCheckRun.objects.filter(**filters)
 
 
 def native_request(**filters):
@@ -406,6 +413,15 @@ EXPECTED: dict[str, Row] = {
         lambda w: {"version": "2", "alias": "production", "reason": "ready"},
         by_role(SIGN_IN, ALLOWED, FORBIDDEN, FORBIDDEN, ALLOWED, ALLOWED),
         lambda u, w, r: native_request(alias="production", requested_by=u.username).exists(),
+        page=lambda w: "/native-prompts/np-open",
+    ),
+    # Authors and reviewers run a native prompt version's test cases again.
+    "native_checks_run": Row(
+        "post",
+        lambda w: "/native-prompts/np-open/checks",
+        lambda w: {"version": "2"},
+        by_role(SIGN_IN, ALLOWED, ALLOWED, FORBIDDEN, ALLOWED, ALLOWED),
+        lambda u, w, r: native_check_runs(actor=u.username, trigger="on_demand").exists(),
         page=lambda w: "/native-prompts/np-open",
     ),
     # Reviewers approve it; never the requester (four eyes).

@@ -42,6 +42,7 @@ ADDRESSES = [
     ("native_list", {}, "/native-prompts/"),
     ("native_detail", {"name": "greet.v2"}, "/native-prompts/greet.v2"),
     ("native_request_create", {"name": "greet.v2"}, "/native-prompts/greet.v2/requests"),
+    ("native_checks_run", {"name": "greet.v2"}, "/native-prompts/greet.v2/checks"),
     ("native_request_approve", {"pk": 3}, "/native-alias-requests/3/approve"),
     ("version_create", {}, "/versions/new"),
     ("version_validate", {}, "/versions/validate"),

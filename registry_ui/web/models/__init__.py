@@ -21,7 +21,12 @@ from registry_ui.web.models.experiments import (
     RunMetric,
     ServiceToken,
 )
-from registry_ui.web.models.native import NativeAliasRequest, NativePrompt, NativePromptVersion
+from registry_ui.web.models.native import (
+    NativeAliasRequest,
+    NativeCheckRun,
+    NativePrompt,
+    NativePromptVersion,
+)
 from registry_ui.web.models.operations import Batch, Operation
 from registry_ui.web.models.prompts import (
     MlflowProblem,
@@ -49,6 +54,7 @@ __all__ = [
     "IdempotentCall",
     "MlflowProblem",
     "NativeAliasRequest",
+    "NativeCheckRun",
     "NativePrompt",
     "NativePromptVersion",
     "Operation",

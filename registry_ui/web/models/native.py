@@ -84,6 +84,8 @@ class NativeAliasRequest(models.Model):
     reason = models.TextField(blank=True)
     # A bump smaller than the variable diff needs, accepted by a reviewer with this reason.
     bump_override = models.TextField(blank=True)
+    # Failing test cases accepted with this reason (else a failing version is refused).
+    checks_override = models.TextField(blank=True)
     approvals = models.JSONField(default=list)  # reviewers' usernames
     state = models.CharField(max_length=12, choices=State.choices, default=State.OPEN)
     result = models.TextField(blank=True)
@@ -102,3 +104,36 @@ class NativeAliasRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prompt.name}: {self.alias} -> {self.semver} ({self.state})"
+
+
+class NativeCheckRun(models.Model):
+    """One run of a native prompt version's test cases (registry_ui.core.checks, rendered with
+    MLflow's own formatting): why, by whom, the results. The cases are the version's tag
+    ``registry_ui.test_cases`` (else the prompt's); ``cases_sha256`` is the hash of the cases
+    run, so a change of them in MLflow is run again by the mirror.
+    """
+
+    class Trigger(models.TextChoices):
+        MIRROR = "mirror", "When seen in MLflow"
+        ON_DEMAND = "on_demand", "On demand"
+        PROMOTION = "promotion", "Before an alias move"
+
+    version = models.ForeignKey(
+        NativePromptVersion, on_delete=models.CASCADE, related_name="check_runs"
+    )
+    trigger = models.CharField(max_length=12, choices=Trigger.choices)
+    results = models.JSONField(default=list)
+    passed = models.BooleanField()
+    cases_sha256 = models.CharField(max_length=64)
+    actor = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["version", "-created_at", "-id"], name="native_check_run_latest"),
+        ]
+
+    def __str__(self) -> str:
+        outcome = "passed" if self.passed else "failed"
+        return f"checks of {self.version} {outcome} ({self.trigger})"

@@ -36,7 +36,7 @@ from registry_ui.web.models import (
 from registry_ui.web.prompts.authorship import bind_authors
 from registry_ui.web.prompts.flags import raise_flag
 from registry_ui.web.prompts.native import sync_native_changes, sync_native_prompts
-from registry_ui.web.prompts.signals import stages_moved
+from registry_ui.web.prompts.signals import stages_moved, versions_added
 
 _HELD_STAGES = (Stage.STAGING, Stage.PRODUCTION)
 
@@ -105,6 +105,7 @@ def _mirror_template(name, records, *, source, actor):
     TemplateVersion.objects.bulk_create(new_rows)
     if new_rows:
         Template.objects.filter(pk=template.pk).note_changes()
+        versions_added.send(sender=Template, name=name, rows=new_rows)
     record_registration_runs(new_rows, actor=actor)
     for row, stage in entering:
         events.append(_move(template, row, stage, actor, source))

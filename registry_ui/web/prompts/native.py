@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from registry_ui.core.errors import NotFoundError
@@ -35,6 +35,8 @@ from registry_ui.core.semver import Bump, SemVer, declared_bump
 from registry_ui.prompt_model import get_registry
 from registry_ui.web import permissions
 from registry_ui.web.audit import trail
+from registry_ui.web.checks import native as native_checks
+from registry_ui.web.checks.native import CASES_TAG
 from registry_ui.web.models import AuditEvent, NativeAliasRequest, NativePrompt, NativePromptVersion
 
 OBJECT = "native_prompt"
@@ -83,10 +85,15 @@ def sync_native_prompts(gateway=None, *, name: str = "") -> dict[str, int]:
     if name:
         prompts = {name: prompts[name]} if name in prompts else {}
     rule = governance()
-    counts = {"native_prompts": len(prompts), "native_changes": 0, "native_outside_moves": 0}
+    counts = {
+        "native_prompts": len(prompts),
+        "native_changes": 0,
+        "native_outside_moves": 0,
+        "native_checks_run": 0,
+    }
     for prompt_name, info in sorted(prompts.items()):
         with trail.atomic():
-            row, created, added = _mirror(prompt_name, info, versions.get(prompt_name, []))
+            row, created, added, touched = _mirror(prompt_name, info, versions.get(prompt_name, []))
             if not row.governed and rule.covers(prompt_name, row.tags):
                 row.governed = True
                 row.governed_aliases = _governed(info["aliases"], rule)
@@ -95,6 +102,9 @@ def sync_native_prompts(gateway=None, *, name: str = "") -> dict[str, int]:
             if added and not created:
                 _audit("mlflow", "native_prompt.updated", prompt_name, None, {"versions": added})
             counts["native_changes"] += int(created) + len(added)
+        counts["native_checks_run"] = counts.get(
+            "native_checks_run", 0
+        ) + native_checks.run_changed(touched)
         counts["native_outside_moves"] += _check_aliases(gateway, prompt_name, rule)
     if not name:
         counts["native_published"], counts["native_unpublishable"] = publish_stages(prompts)
@@ -134,25 +144,62 @@ def native_form(row) -> tuple[bool, list[str]]:
     return conversion.publishable, list(conversion.reasons)
 
 
+def _deciding(versions):
+    """The version whose metadata's ``publish_native`` decides for its template: the
+    production holder, else the staging one, else the newest."""
+    live = [v for v in versions if not v.missing_since]
+    for stage in ("production", "staging"):
+        for version in live:
+            if version.stage == stage:
+                return version
+    return max(live or versions, key=lambda v: (v.major, v.minor, v.patch), default=None)
+
+
 def publication(template, versions) -> dict | None:
-    """What the template and version pages say about publishing, or None when the template
-    is not chosen: the native prompt's name, and per stage holder whether it can be
-    published and why not. ``versions``: the template's mirrored versions."""
+    """What the template page says about publishing, or None when the template is not
+    chosen: the native prompt's name and aliases, its stage holders (whether each can be
+    published and why not), and the other versions left out and why. ``versions``: the
+    template's mirrored versions."""
     from registry_ui.core.native import published_name
 
-    holders = [v for v in versions if v.stage in ("staging", "production") and not v.missing_since]
-    chosen_by = max(holders, key=lambda v: v.stage == "production", default=None)
-    newest = max(versions, key=lambda v: (v.major, v.minor, v.patch), default=None)
-    metadata = (chosen_by or newest).metadata if (chosen_by or newest) else {}
-    if not publishing_chosen(template.name, metadata):
+    deciding = _deciding(versions)
+    if deciding is None or not publishing_chosen(template.name, deciding.metadata):
         return None
     target = published_name(template.name)
     mirrored = NativePrompt.objects.filter(name=target).first()
-    rows = []
-    for holder in sorted(holders, key=lambda v: v.stage != "production"):
-        publishable, reasons = native_form(holder)
-        rows.append({"version": holder, "publishable": publishable, "reasons": reasons})
-    return {"name": target, "aliases": mirrored.aliases if mirrored else {}, "holders": rows}
+    published = (
+        dict(mirrored.versions.values_list("semver", "number")) if mirrored is not None else {}
+    )
+    live = sorted(
+        (v for v in versions if not v.missing_since),
+        key=lambda v: (v.major, v.minor, v.patch),
+        reverse=True,
+    )
+    holders, left_out = [], []
+    for version in live:
+        publishable, reasons = native_form(version)
+        if version.tampered_at:
+            publishable = False
+            reasons = ["its content in MLflow no longer matches what was registered"]
+        row = {
+            "version": version,
+            "publishable": publishable,
+            "reasons": reasons,
+            "number": published.get(version.version),
+        }
+        if version.stage in ("staging", "production"):
+            holders.append(row)
+        elif not publishable:
+            left_out.append(row)
+    holders.sort(key=lambda row: row["version"].stage != "production")
+    return {
+        "name": target,
+        "aliases": mirrored.aliases if mirrored else {},
+        "holders": holders,
+        "left_out": left_out,
+        "published": len(published),
+        "versions": len(live),
+    }
 
 
 def sync_native_changes(
@@ -181,9 +228,10 @@ def sync_native_changes(
 
 
 def publish_template(name: str) -> str:
-    """Bring one chosen template's native prompt in step now; returns what happened
-    ("not chosen", "published", "not publishable"). MLflow being unreachable is raised (the
-    task retries); any other refusal is audited as ``template.publish_failed``."""
+    """Bring one chosen template's native prompt in step now (every version published, the
+    aliases on the stage holders); returns what happened ("not chosen", "published", "not
+    publishable", "failed"). MLflow being unreachable is raised (the task retries); any
+    other refusal is audited as ``template.publish_failed``."""
     from registry_ui.core.errors import RegistryError, RegistryUnavailableError
     from registry_ui.registry import NotPublishableError
     from registry_ui.web.models import Template
@@ -197,7 +245,7 @@ def publish_template(name: str) -> str:
     if any(not row["publishable"] for row in found["holders"]):
         return "not publishable"  # the template page says why; nothing to audit each time
     try:
-        get_registry().sync_published_aliases(name)
+        get_registry().sync_published(name)
         _mirror_published(found["name"])
     except NotPublishableError:
         return "not publishable"
@@ -219,51 +267,78 @@ def publish_template(name: str) -> str:
 
 
 def publish_stages(prompts: dict[str, dict]) -> tuple[int, int]:
-    """The chosen templates' (``publishing_chosen``) staging and production versions
-    published as native prompt versions, with the native aliases in step
-    (registry.sync_published_aliases).
+    """Every chosen template (``publishing_chosen``) brought in step with its native prompt:
+    each version the native format can express published, the staging and production
+    aliases on the stage holders (registry.sync_published).
 
-    Decided from the mirror and the native prompts just read: MLflow is written (and read)
-    only for templates whose published aliases differ. Returns (templates brought in step,
-    templates that cannot be published); the reasons are logged per version.
+    Decided from the mirror and the native prompts just read (two queries): MLflow is
+    written (and read) only for templates whose native prompt lacks a version or whose
+    aliases differ. Returns (templates brought in step, templates that cannot be published
+    because a stage holder cannot be).
     """
     from registry_ui.core.native import published_name
     from registry_ui.registry import NotPublishableError
     from registry_ui.web.models import TemplateVersion
 
-    holders: dict[str, dict[str, TemplateVersion]] = {}
-    rows = TemplateVersion.objects.filter(
-        stage__in=("staging", "production"), missing_since__isnull=True
-    )
-    if getattr(settings, "NATIVE_PUBLISH", "none") == "none":  # only templates that ask
-        rows = rows.filter(metadata__publish_native=True)
-    for row in rows.select_related("template"):
-        holders.setdefault(row.template.name, {})[row.stage] = row
+    rule = getattr(settings, "NATIVE_PUBLISH", "none")
+    rows = TemplateVersion.objects.filter(missing_since__isnull=True)
+    if rule != "all":  # the templates whose metadata asks, and those the prefix names
+        wanted = Q(template_id__in=rows.filter(metadata__publish_native=True).values("template"))
+        if rule.startswith("prefix:"):
+            wanted |= Q(template__name__startswith=rule[len("prefix:") :])
+        rows = rows.filter(wanted)
+    by_template: dict[str, list[TemplateVersion]] = {}
+    for row in rows.select_related("template").defer("template__registered_model_name"):
+        by_template.setdefault(row.template.name, []).append(row)
+    native: dict[str, dict[str, int]] = {}
+    for prompt, semver, number in NativePromptVersion.objects.filter(
+        prompt__name__in=[published_name(name) for name in by_template]
+    ).values_list("prompt__name", "semver", "number"):
+        native.setdefault(prompt, {})[semver] = number
     published = refused = 0
     registry = get_registry()
-    for template, stages in sorted(holders.items()):
-        deciding = stages.get("production") or stages["staging"]
-        if not publishing_chosen(template, deciding.metadata):
+    for template, versions in sorted(by_template.items()):
+        if not publishing_chosen(template, _deciding(versions).metadata):
             continue
-        if any(not native_form(row)[0] for row in stages.values()):
+        holders = {v.stage: v for v in versions if v.stage in ("staging", "production")}
+        if any(not native_form(row)[0] or row.tampered_at for row in holders.values()):
             refused += 1
             continue
         target = published_name(template)
-        have = prompts.get(target, {}).get("aliases", {})
-        mirrored = {
-            v.number: v.semver for v in NativePromptVersion.objects.filter(prompt__name=target)
-        }
-        wanted = {alias: row.version for alias, row in stages.items()}
-        if {a: mirrored.get(int(n)) for a, n in have.items() if a in wanted} == wanted:
+        have = native.get(target, {})
+        missing = [
+            v for v in versions if v.version not in have and not v.tampered_at and native_form(v)[0]
+        ]
+        by_number = {str(number): semver for semver, number in have.items()}
+        aliases = prompts.get(target, {}).get("aliases", {})
+        wanted = {alias: row.version for alias, row in holders.items()}
+        in_step = {a: by_number.get(str(n)) for a, n in aliases.items() if a in wanted}
+        stray = any(a in ("staging", "production") and a not in wanted for a in aliases)
+        if not missing and in_step == wanted and not stray:
             continue
         try:
-            registry.sync_published_aliases(template)
+            registry.sync_published(template)
             published += 1
         except NotPublishableError:
             refused += 1
             continue
         _mirror_published(target)
     return published, refused
+
+
+def publishing_wanted(name: str, rows) -> bool:
+    """Whether versions the mirror just added to a template are to be published: the
+    template is chosen (by the setting, the new versions' metadata, or an older version's:
+    its native prompt exists)."""
+    from registry_ui.core.native import published_name
+
+    if not rows:
+        return False
+    if publishing_chosen(name, rows[-1].metadata):
+        return True
+    if getattr(settings, "NATIVE_PUBLISH", "none") != "none":
+        return False
+    return NativePromptVersion.objects.filter(prompt__name=published_name(name)).exists()
 
 
 def _mirror_published(target: str) -> None:
@@ -275,6 +350,7 @@ def _mirror_published(target: str) -> None:
 def _mirror(name: str, info: dict, versions: list[NativeVersion]):
     semvers = derive_semvers(versions)
     row, created = NativePrompt.objects.get_or_create(name=name)
+    cases_before = None if created else (row.tags or {}).get(CASES_TAG)
     row.description = info.get("description", "")
     row.tags = info.get("tags", {})
     row.aliases = info.get("aliases", {})
@@ -283,6 +359,7 @@ def _mirror(name: str, info: dict, versions: list[NativeVersion]):
     row.save()
     known = {v.number: v for v in row.versions.all()}
     added = []
+    touched: list[NativePromptVersion] = []  # new or changed: their test cases are run
     for version in versions:
         values = {
             "semver": semvers[version.number],
@@ -298,16 +375,21 @@ def _mirror(name: str, info: dict, versions: list[NativeVersion]):
         }
         existing = known.get(version.number)
         if existing is None:
-            NativePromptVersion.objects.create(prompt=row, number=version.number, **values)
+            touched.append(
+                NativePromptVersion.objects.create(prompt=row, number=version.number, **values)
+            )
             added.append(f"{values['semver']} (MLflow {version.number})")
         elif any(getattr(existing, k) != v for k, v in values.items()):
             for key, value in values.items():
                 setattr(existing, key, value)
             existing.save()
+            touched.append(existing)
     gone = set(known) - {v.number for v in versions}
     if gone:
         row.versions.filter(number__in=gone).delete()
-    return row, created, added
+    if not created and cases_before != row.tags.get(CASES_TAG):  # the prompt's own cases
+        touched = [v for v in row.versions.all() if v.number not in gone]
+    return row, created, added, touched
 
 
 def _governed(aliases: dict[str, str], rule: Governance) -> dict[str, str]:
@@ -404,7 +486,7 @@ def adopt_prompts(*, prefix: str = "", dry_run: bool = False, actor: str = "impo
                 name, version.number, SEMVER_TAG, semvers[version.number]
             )
         with trail.atomic():
-            row, _created, added = _mirror(name, info, found)
+            row, _created, added, touched = _mirror(name, info, found)
             if adopting:
                 row.governed = True
                 row.governed_aliases = _governed(info["aliases"], rule)
@@ -433,6 +515,7 @@ def adopt_prompts(*, prefix: str = "", dry_run: bool = False, actor: str = "impo
                     source=AuditEvent.Source.COMMAND,
                 )
                 lines.append(f"{name}: mirrored {', '.join(added)}")
+        native_checks.run_changed(touched, actor=actor)
         get_registry().invalidate(name)
     return lines
 
@@ -449,7 +532,14 @@ class AliasRequestError(ValueError):
 
 
 def file_alias_request(
-    user, *, prompt: str, version: str, alias: str, reason: str = "", bump_override: str = ""
+    user,
+    *,
+    prompt: str,
+    version: str,
+    alias: str,
+    reason: str = "",
+    bump_override: str = "",
+    checks_override: str = "",
 ) -> NativeAliasRequest:
     """File a move of a governed alias to a version (semantic version or MLflow number)."""
     permissions.require(user, "request_promotion", f"moving {alias} of {prompt}")
@@ -475,6 +565,12 @@ def file_alias_request(
         raise AliasRequestError(
             f"{problem}; a reviewer may accept it with a reason (bump_override)"
         )
+    failing = native_checks.failing_now(target)
+    if failing and not checks_override.strip():
+        raise AliasRequestError(
+            f"{target.semver}'s test cases do not pass ({failing}): fix the version, or "
+            "accept it with a reason (checks_override)"
+        )
     with trail.atomic():
         if NativeAliasRequest.objects.filter(prompt=row, alias=alias, state="open").exists():
             raise AliasRequestError(f"a request to move {alias} of {prompt} is open already")
@@ -487,6 +583,7 @@ def file_alias_request(
             requested_by=user.username,
             reason=reason,
             bump_override=bump_override.strip(),
+            checks_override=checks_override.strip() if failing else "",
         )
         _audit(
             user.username,
@@ -498,6 +595,7 @@ def file_alias_request(
                 "semver": target.semver,
                 "reason": reason,
                 "bump_override": request.bump_override,
+                "checks_override": request.checks_override,
             },
             source=AuditEvent.Source.DASHBOARD,
         )
@@ -540,6 +638,20 @@ def execute_alias_request(request_id: int) -> NativeAliasRequest:
         return request
     gateway = get_registry().gateway
     name, alias = request.prompt.name, request.alias
+    version = request.prompt.versions.filter(number=request.number).first()
+    if version is None:
+        return _finish(
+            request,
+            NativeAliasRequest.State.FAILED,
+            f"MLflow version {request.number} of {name} is gone from MLflow: not moved",
+        )
+    failing = native_checks.failing_before_move(version, actor="registry_ui")
+    if failing and not request.checks_override:
+        return _finish(
+            request,
+            NativeAliasRequest.State.FAILED,
+            f"{request.semver}'s test cases no longer pass ({failing}): not moved",
+        )
     holder = gateway.native_alias_map(name).get(alias)
     if holder == str(request.number):
         pass  # done by an earlier run that stopped before recording it

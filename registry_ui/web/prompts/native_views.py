@@ -10,12 +10,14 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
+from registry_ui.core.checks import summarize
 from registry_ui.core.diff import line_diff, messages_diff
 from registry_ui.core.errors import NotFoundError
 from registry_ui.core.messages import side_by_side
 from registry_ui.core.native import format_native, is_jinja
 from registry_ui.prompt_model import get_registry
 from registry_ui.web import display, permissions
+from registry_ui.web.checks import native as native_checks
 from registry_ui.web.http import see_other
 from registry_ui.web.models import AuditEvent, NativeAliasRequest, NativePrompt
 from registry_ui.web.prompts import native, tasks
@@ -57,6 +59,7 @@ def native_request_create(request, name: str):
             alias=request.POST.get("alias", "").strip(),
             reason=request.POST.get("reason", "").strip(),
             bump_override=request.POST.get("bump_override", ""),
+            checks_override=request.POST.get("checks_override", ""),
         )
     except (native.AliasRequestError, NotFoundError, ValueError) as error:
         return _detail_page(request, name, error=str(error), status=400)
@@ -75,6 +78,27 @@ def native_request_approve(request, pk: int):
     except native.AliasRequestError as error:
         return _detail_page(request, found.prompt.name, error=str(error), status=400)
     return see_other(f"/native-prompts/{found.prompt.name}#requests-h")
+
+
+@login_required
+@require_POST
+def native_checks_run(request, name: str):
+    """An author or a reviewer runs a version's test cases again (audited)."""
+    prompt = NativePrompt.objects.filter(name=name).first()
+    if prompt is None:
+        raise Http404(f"no native prompt {name!r} in the mirror")
+    version = prompt.versions.filter(number=_number_of(request.POST.get("version"))).first()
+    if version is None:
+        return _detail_page(request, name, error="Choose a version of this prompt.", status=400)
+    native_checks.run_on_demand(request.user, version)
+    return see_other(f"/native-prompts/{name}?version={version.number}#checks-h")
+
+
+def _number_of(raw) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return 0
 
 
 @login_required
@@ -126,6 +150,8 @@ def _detail_page(request, name: str, *, error: str = "", status: int = 200):
             if chosen
             else [],
             "lineage": lineage(prompt.name),
+            "checks": _checks(chosen) if chosen else None,
+            "may_run_checks": permissions.may_run_checks(request.user),
             "accepted": sorted(prompt.governed_aliases.items()),
             "requests": NativeAliasRequest.objects.filter(prompt=prompt)[:20],
             "crumbs": display.crumbs(""),
@@ -136,6 +162,20 @@ def _detail_page(request, name: str, *, error: str = "", status: int = 200):
         },
         status=status,
     )
+
+
+def _checks(version) -> dict:
+    """The chosen version's test cases: where they are written, the newest stored run."""
+    _written, where = native_checks.cases_text(version)
+    run = native_checks.latest_run(version)
+    results = native_checks.results_of(run)
+    return {
+        "where": where,
+        "tag": native_checks.CASES_TAG,
+        "run": run,
+        "results": results,
+        "summary": summarize(results) if run else "",
+    }
 
 
 def _diff(old, new) -> dict:
@@ -192,6 +232,7 @@ LINEAGE_WORDS = {
     "native_alias.approved": "alias move approved",
     "native_alias.moved": "alias moved, as approved",
     "native_alias.failed": "alias move failed",
+    "native_prompt.checks_run": "test cases run again",
 }
 
 

@@ -6,3 +6,8 @@ from django.dispatch import Signal
 # bumped the template's stage epoch. Arguments: template, actor, source. The reviews domain
 # closes the open requests filed before the move (registry_ui.web.reviews.staleness).
 stages_moved = Signal()
+
+# Sent by the mirror inside its transaction, after it added versions of a template.
+# Arguments: name, rows (the TemplateVersion rows added). The template's native prompt is
+# brought in step after the commit when it is chosen for publishing (prompts/tasks.py).
+versions_added = Signal()

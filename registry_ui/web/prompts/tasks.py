@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 from django.core.cache import cache
+from django.db import transaction
 
 from registry_ui.core.errors import RegistryUnavailableError
 from registry_ui.web.prompts.mirror import sync_changes, sync_one, sync_registry
@@ -53,12 +54,21 @@ def sync_native_prompt(name: str) -> dict[str, int]:
     max_retries=5,
 )
 def publish_native_template(name: str) -> str:
-    """After a move the workers carried out: the template's native prompt brought in step
-    (its staging and production versions published, the aliases moved). A refusal or a
+    """After the mirror added versions, or a move the workers carried out: the template's
+    native prompt brought in step (every version published, the aliases moved). A refusal or a
     failure never touches the move: it is logged and audited, and the next sync tries again."""
     from registry_ui.web.prompts.native import publish_template
 
     return publish_template(name)
+
+
+def publish_after_new_versions(sender, *, name: str, rows, **kwargs) -> None:
+    """Receives signals.versions_added (connected in apps.py): a template chosen for
+    publishing has its new versions published once the mirror's transaction commits."""
+    from registry_ui.web.prompts.native import publishing_wanted
+
+    if publishing_wanted(name, rows):
+        transaction.on_commit(lambda: publish_native_template.delay(name))
 
 
 @shared_task(

@@ -17,7 +17,7 @@ from registry_ui.core.native import published_name
 from registry_ui.core.template import TemplateValidationError, parse_template
 from registry_ui.web import display, permissions
 from registry_ui.web.http import see_other
-from registry_ui.web.models import Stage, TemplateFlag, TemplateVersion
+from registry_ui.web.models import NativePromptVersion, Stage, TemplateFlag, TemplateVersion
 from registry_ui.web.prompts import flags, native, preview, samples, selectors
 
 
@@ -264,10 +264,14 @@ def _version_context(request, row: TemplateVersion, typed, **extra) -> dict:
     publishing = None
     if native.publishing_chosen(row.template.name, row.metadata):
         publishable, reasons = native.native_form(row)
+        target = published_name(row.template.name)
         publishing = {
-            "name": published_name(row.template.name),
+            "name": target,
             "publishable": publishable,
             "reasons": reasons,
+            "number": NativePromptVersion.objects.filter(prompt__name=target, semver=row.version)
+            .values_list("number", flat=True)
+            .first(),
         }
     return {
         "publishing": publishing,

@@ -101,9 +101,7 @@ def test_a_chosen_template_shows_its_native_name(settings, prefix, reader):
     sync(untouched)
 
     target = name.replace("/", ".") + "._prompt"
-    assert (
-        f"Its staging and production versions are also published as <code>{target}</code>" in page
-    )
+    assert f"Every version is also published as <code>{target}</code> (1 of 1 so far)" in page
     assert '<span class="stage">staging</span> on version 1' in page
     assert "native MLflow prompt" not in signed_in(reader).get(f"/templates/{untouched}").text
 
@@ -126,3 +124,80 @@ def test_a_move_the_workers_carry_out_is_published_without_waiting_for_a_sync(
     assert request.status == "done"
     assert published(name, "staging").format(who="Al") == "Hi Al"
     assert get_registry().gateway.calls > calls
+
+
+def test_every_version_is_published_and_one_the_format_cannot_express_is_left_out(
+    settings, prefix, reader
+):
+    settings.NATIVE_PUBLISH = "all"
+    name = f"{prefix}every"
+    PromptModel(name, "Hi {who}", "1.0.0", metadata=META).register().promote_to_staging()
+    PromptModel(name, "Hi {who}: {price:.2f}", "2.0.0", metadata=META).register()
+    PromptModel(name, "Hi {who}: {price}", "2.0.1", metadata=META).register()
+
+    counts = sync_registry()
+    again = sync_registry()
+    page = signed_in(reader).get(f"/templates/{name}").text
+
+    target = name.replace("/", ".") + "._prompt"
+    versions = {
+        v.tags["registry_ui.semver"]: v
+        for v in (mlflow.genai.load_prompt(f"prompts:/{target}/{n}") for n in (1, 2))
+    }
+    assert counts["native_published"] >= 1
+    assert set(versions) == {"1.0.0", "2.0.1"}  # the dev version too; 2.0.0 left out
+    assert versions["2.0.1"].format(who="Al", price="3") == "Hi Al: 3"
+    assert mlflow.genai.load_prompt(f"prompts:/{target}/3", allow_missing=True) is None
+    assert published(name, "staging").format(who="Al") == "Hi Al"
+    assert again["native_published"] == 0  # in step: the left-out version is not retried
+    assert "(2 of 3 so far)" in page
+    assert "Left out" in page and "{price:.2f} has a format spec" in page
+
+
+def test_a_new_version_of_a_chosen_template_is_published_when_it_is_mirrored(
+    settings, prefix, reader
+):
+    settings.NATIVE_PUBLISH = "all"
+    name = f"{prefix}fresh"
+    staged(name, "Hi {who}")
+    sync_registry()
+    PromptModel(name, "Hi {who}, welcome", "1.1.0", metadata=META).register()
+    calls = get_registry().gateway.calls
+
+    sync(name)  # the mirror sees 1.1.0 (as after a worker's registration or a webhook)
+
+    target = name.replace("/", ".") + "._prompt"
+    newest = mlflow.genai.load_prompt(f"prompts:/{target}/2")
+    assert newest.tags["registry_ui.semver"] == "1.1.0"
+    assert newest.format(who="Al") == "Hi Al, welcome"
+    assert published(name, "staging").format(who="Al") == "Hi Al"  # the alias did not move
+    assert get_registry().gateway.calls > calls
+    version_page = signed_in(reader).get(f"/templates/{name}/-/versions/1.1.0").text
+    assert (
+        f"also published as a version of <code>{target}</code> (MLflow version 2)" in version_page
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("none", True),
+        ("all", True),
+        ("prefix:support/", True),
+        ("tag:team", True),
+        ("tag:team=support", True),
+        ("prefix:", False),
+        ("tag:", False),
+        ("tag:=support", False),
+        ("team=support", False),
+    ],
+)
+def test_the_governed_prompts_setting_is_checked_at_start_up(monkeypatch, value, accepted):
+    from registry_ui import settings as module
+
+    monkeypatch.setenv("REGISTRY_UI_NATIVE_PROMPTS_GOVERNED", value)
+    if accepted:
+        assert module._env("REGISTRY_UI_NATIVE_PROMPTS_GOVERNED", module._native_governed) == value
+    else:
+        with pytest.raises(ImproperlyConfigured, match=r"use none, all, prefix:<name prefix>"):
+            module._env("REGISTRY_UI_NATIVE_PROMPTS_GOVERNED", module._native_governed)
