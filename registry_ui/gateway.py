@@ -45,7 +45,11 @@ from registry_ui.core.errors import (
 )
 from registry_ui.core.experiments import tag_name as experiment_tag_name
 from registry_ui.core.limits import MAX_TEXT
-from registry_ui.core.names import from_registered_model_name, to_registered_model_name
+from registry_ui.core.names import (
+    InvalidNameError,
+    from_registered_model_name,
+    to_registered_model_name,
+)
 from registry_ui.core.records import EntryProblem, RunMetrics, VersionRecord
 from registry_ui.core.semver import SemVer
 from registry_ui.core.stages import ModelStage
@@ -1126,8 +1130,20 @@ class MlflowGateway(NativePromptsMixin):
 
     # -- experiments ------------------------------------------------------------------------
 
-    def set_experiment_config(self, name: str, key: str, config_json: str) -> None:
-        """Publish an experiment's configuration as a tag of its template's registered model."""
+    def set_experiment_config(
+        self, name: str, key: str, config_json: str, *, native: bool = False
+    ) -> None:
+        """Publish an experiment's configuration as a tag of its template's registered model
+        (``native``: of the native prompt)."""
+        if native:
+            self._call(
+                f"publish experiment {key!r} on {name!r}",
+                self.client.set_prompt_tag,
+                name,
+                experiment_tag_name(key),
+                config_json,
+            )
+            return
         self._call(
             f"publish experiment {key!r} on {name!r}",
             self.client.set_registered_model_tag,
@@ -1139,27 +1155,40 @@ class MlflowGateway(NativePromptsMixin):
     def get_experiment_config(self, key: str, name: str | None = None) -> str | None:
         """The published configuration of an experiment (JSON), or None if unpublished.
 
-        With the template's name, one read of its registered model; without, one search
-        for the model carrying the experiment's tag.
+        With the template's (or native prompt's) name, one read of its registered model (a
+        native prompt: one more, of the prompt); without, one search for the model carrying
+        the experiment's tag (then one for the prompt).
         """
         tag = experiment_tag_name(key)
         if name is not None:
-            registered = to_registered_model_name(name)
             try:
                 self.calls += 1
-                model = self.client.get_registered_model(registered)
+                model = self.client.get_registered_model(to_registered_model_name(name))
+            except InvalidNameError:
+                model = None  # a native prompt's name need not be a template's
             except MlflowException as error:
-                if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-                    return None
-                raise translate_error(error, action=f"read experiment {key!r}") from error
-            return model.tags.get(tag)
+                if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise translate_error(error, action=f"read experiment {key!r}") from error
+                model = None
+            if model is not None:
+                return model.tags.get(tag)
+            prompt = self._call(f"read experiment {key!r}", self.client.get_prompt, name)
+            return prompt.tags.get(tag) if prompt is not None else None
         found = self._call(
             f"look up experiment {key!r}",
             self.client.search_registered_models,
             filter_string=f"tags.`{tag}` != ''",
             max_results=2,
         )
-        return found[0].tags.get(tag) if found else None
+        if found:
+            return found[0].tags.get(tag)
+        prompts = self._call(
+            f"look up experiment {key!r}",
+            self.client.search_prompts,
+            filter_string=f"tags.`{tag}` != ''",
+            max_results=2,
+        )
+        return prompts[0].tags.get(tag) if prompts else None
 
     def start_metrics_run(self, *, experiment: str, variant: str, name: str, version: str) -> str:
         """The run that receives one variant's metrics, tagged with template and version."""

@@ -143,16 +143,16 @@ class CheckComparisonAdmin(ReadOnlyAdmin):
 
 @admin.register(Experiment)
 class ExperimentAdmin(ReadOnlyAdmin):
-    list_display = ("key", "template", "metric", "status", "start_at", "stop_at")
+    list_display = ("key", "template", "native_prompt", "metric", "status", "start_at", "stop_at")
     list_filter = ("status", "kind")
-    list_select_related = ("template",)
-    search_fields = ("key", "template__name")
+    list_select_related = ("template", "native_prompt")
+    search_fields = ("key", "template__name", "native_prompt__name")
 
 
 @admin.register(ExperimentVariant)
 class ExperimentVariantAdmin(ReadOnlyAdmin):
-    list_display = ("experiment", "name", "version", "weight", "mlflow_run_id")
-    list_select_related = ("experiment", "version__template")
+    list_display = ("experiment", "name", "version", "native_version", "weight", "mlflow_run_id")
+    list_select_related = ("experiment", "version__template", "native_version__prompt")
 
 
 @admin.register(OutcomeEvent)

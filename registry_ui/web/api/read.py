@@ -499,13 +499,14 @@ def experiment(request, key: Annotated[str, Path(max_length=100)], query: Query[
     token = need(request, "read")
     permissions.require(token.user, "view_metrics", "reading experiment results")
     try:
-        row = Experiment.objects.select_related("template").get(key=key)
+        row = Experiment.objects.select_related("template", "native_prompt").get(key=key)
     except Experiment.DoesNotExist:
         raise not_found(f"no experiment {key[:100]!r}") from None
     result = experiment_results.results(row, query.metric or None)
     return {
         "key": row.key,
-        "template": row.template.name,
+        "template": row.subject_name,
+        "native": row.is_native,
         "status": row.state(),
         "metric": result.metric,
         "kind": result.kind,
@@ -515,7 +516,7 @@ def experiment(request, key: Annotated[str, Path(max_length=100)], query: Query[
         "variants": [
             {
                 "name": v.variant.name,
-                "version": v.variant.version.version,
+                "version": v.variant.label,
                 "n": v.sample.n,
                 "estimate": _finite(v.estimate),
                 "comparison": _finite(v.comparison) if v.comparison else None,

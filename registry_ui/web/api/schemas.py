@@ -316,7 +316,8 @@ class VariantOut(Schema):
 
 class ExperimentOut(Schema):
     key: str
-    template: str
+    template: str  # the template's name, or the native prompt's
+    native: bool = False  # on a native prompt of MLflow's Prompt Registry
     status: str
     metric: str
     kind: str

@@ -214,7 +214,12 @@ def comparable_templates(limit: int = SUGGESTED_TEMPLATES) -> list[str]:
     the experiment and metric tables first (a join lets the planner walk every template),
     so it grows with the experiments run, not with the number of templates in the
     registry; any other name can still be typed."""
-    ids = set(Experiment.objects.order_by().values_list("template_id", flat=True).distinct())
+    ids = set(
+        Experiment.objects.filter(template__isnull=False)  # not those on native prompts
+        .order_by()
+        .values_list("template_id", flat=True)
+        .distinct()
+    )
     measured = list(
         RunMetric.objects.order_by().values_list("version_id", flat=True).distinct()[: limit * 10]
     )

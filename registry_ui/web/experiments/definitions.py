@@ -21,6 +21,7 @@ from registry_ui.web.models import (
     AuditEvent,
     Experiment,
     ExperimentVariant,
+    NativePrompt,
     ServiceToken,
     Template,
     TemplateVersion,
@@ -127,25 +128,15 @@ def create_experiment(
     if kind == "rate" and target is not None and not 0 <= target <= 1:
         raise PolicyError(f"target {target:g}: a rate's target is between 0 and 1, e.g. 0.06")
     with trail.atomic():
-        try:
-            template = Template.objects.select_for_update().get(name=template_name)
-        except Template.DoesNotExist:
-            raise PolicyError(
-                f"template {template_name!r} is not in the mirror (sync the registry if it "
-                "was registered outside the dashboard)"
-            ) from None
-        rows = {
-            row.version: row
-            for row in TemplateVersion.objects.filter(
-                template=template, version__in=[v.version for v in variants]
-            )
-        }
-        missing = [v.version for v in variants if v.version not in rows]
-        if missing:
-            raise PolicyError(f"{template_name} has no version {', '.join(missing)}")
+        subject, rows = _subject_and_versions(template_name, variants)
+        on = (
+            {"native_prompt": subject}
+            if isinstance(subject, NativePrompt)
+            else {"template": subject}
+        )
         overlapping = (
             Experiment.objects.filter(
-                template=template,
+                **on,
                 status=Experiment.Status.RUNNING,
                 start_at__lt=stop_at,
                 stop_at__gt=start_at,
@@ -161,7 +152,7 @@ def create_experiment(
         try:
             with transaction.atomic():
                 experiment = Experiment.objects.create(
-                    template=template,
+                    **on,
                     key=key,
                     title=title.strip()[:200] or key,
                     hypothesis=hypothesis.strip()[:MAX_TEXT],
@@ -190,7 +181,7 @@ def create_experiment(
             ExperimentVariant(
                 experiment=experiment,
                 name=line.name,
-                version=rows[line.version],
+                **{"native_version" if experiment.is_native else "version": rows[line.version]},
                 weight=line.weight,
                 position=position,
             )
@@ -202,6 +193,43 @@ def create_experiment(
         )
         _publish_after_commit(experiment)
         return experiment
+
+
+def _subject_and_versions(name: str, variants: Sequence[VariantLine]):
+    """The template (locked) or native prompt named, and its rows of the variants' versions
+    (semantic versions; a native prompt's MLflow number is accepted as ``v<n>`` too)."""
+    template = Template.objects.select_for_update().filter(name=name).first()
+    if template is not None:
+        rows = {
+            row.version: row
+            for row in TemplateVersion.objects.filter(
+                template=template, version__in=[v.version for v in variants]
+            )
+        }
+        subject = template
+    else:
+        subject = NativePrompt.objects.select_for_update().filter(name=name).first()
+        if subject is None:
+            raise PolicyError(
+                f"no template or native prompt named {name!r} is in the mirror (sync the "
+                "registry if it was registered outside the dashboard)"
+            )
+        rows = {}
+        for row in subject.versions.all():
+            rows[row.semver] = row
+            rows[f"v{row.number}"] = row
+    missing = [v.version for v in variants if v.version not in rows]
+    if missing:
+        shown = ""
+        if isinstance(subject, NativePrompt):
+            known = sorted({row.semver for row in rows.values()}, key=_semver_key)
+            shown = f": it has {', '.join(known[-10:])}"
+        raise PolicyError(f"{name} has no version {', '.join(missing)}{shown}")
+    return subject, rows
+
+
+def _semver_key(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
 def experiment_stop(
@@ -247,7 +275,7 @@ def experiment_stop(
 def _describe(experiment: Experiment) -> dict:
     return {
         "reporting_services": sorted(experiment.reporting_services.values_list("name", flat=True)),
-        "template": experiment.template.name,
+        "template" if not experiment.is_native else "native_prompt": experiment.subject_name,
         "title": experiment.title,
         "metric": experiment.metric,
         "kind": experiment.kind,
@@ -256,8 +284,8 @@ def _describe(experiment: Experiment) -> dict:
         "start_at": experiment.start_at.isoformat(),
         "stop_at": experiment.stop_at.isoformat(),
         "variants": [
-            {"name": v.name, "version": v.version.version, "weight": v.weight}
-            for v in experiment.variants.select_related("version")
+            {"name": v.name, "version": v.label, "weight": v.weight}
+            for v in experiment.variants.select_related("version", "native_version")
         ],
     }
 

@@ -31,7 +31,7 @@ def _messages(label: str, required: str = "") -> dict[str, str]:
 
 class ExperimentForm(forms.Form):
     template = forms.CharField(
-        label="Template",
+        label="Template or native prompt",
         max_length=200,
         widget=forms.TextInput(attrs={"list": "template-names", "autocomplete": "off"}),
         error_messages=_messages("Template", "give its name"),

@@ -59,8 +59,8 @@ def _metrics_run(gateway, experiment: Experiment, variant: ExperimentVariant) ->
     run_id = gateway.start_metrics_run(
         experiment=experiment.key,
         variant=variant.name,
-        name=experiment.template.name,
-        version=variant.version.version,
+        name=experiment.subject_name,
+        version=variant.label,
     )
     # Two loggers racing both create a run; the first one recorded wins, the other is idle.
     ExperimentVariant.objects.filter(pk=variant.pk, mlflow_run_id="").update(mlflow_run_id=run_id)

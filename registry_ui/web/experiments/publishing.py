@@ -13,11 +13,11 @@ from registry_ui.web.models import Experiment
 
 
 def config_of(experiment: Experiment) -> ExperimentConfig:
-    variants = experiment.variants.select_related("version").order_by("position")
+    variants = experiment.variants.select_related("version", "native_version").order_by("position")
     return ExperimentConfig(
         key=experiment.key,
-        template=experiment.template.name,
-        variants=tuple(Variant(v.name, v.version.version, v.weight) for v in variants),
+        template=experiment.subject_name,
+        variants=tuple(Variant(v.name, v.label, v.weight) for v in variants),
         metric=experiment.metric,
         kind=experiment.kind,
         status=experiment.status,
@@ -27,16 +27,21 @@ def config_of(experiment: Experiment) -> ExperimentConfig:
 
 
 def publish(experiment_id: int) -> None:
-    """Write the experiment's current configuration to its template's registered model.
+    """Write the experiment's current configuration to its template's registered model (a
+    native prompt's: a tag of the prompt).
 
     Idempotent: it always writes what the database says now. RegistryUnavailableError
     propagates so the task retries; a refusal is kept on the experiment for its page.
     """
-    experiment = Experiment.objects.select_related("template").get(pk=experiment_id)
+    experiment = Experiment.objects.select_related("template", "native_prompt").get(
+        pk=experiment_id
+    )
     config = config_of(experiment)
     registry = get_registry()
     try:
-        registry.gateway.set_experiment_config(config.template, config.key, config.to_json())
+        registry.gateway.set_experiment_config(
+            config.template, config.key, config.to_json(), native=experiment.is_native
+        )
     except RegistryUnavailableError:
         raise
     except RegistryRejectedError as error:

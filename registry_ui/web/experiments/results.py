@@ -72,7 +72,9 @@ def results(experiment: Experiment, metric: str | None = None) -> Results:
     cumulative estimate by day for the chart. Three queries, whatever the data."""
     metric = metric or experiment.metric
     kind = experiment.kind if metric == experiment.metric else "mean"
-    variants = list(experiment.variants.select_related("version").order_by("position"))
+    variants = list(
+        experiment.variants.select_related("version", "native_version__prompt").order_by("position")
+    )
     rows = (
         OutcomeAggregate.objects.filter(experiment=experiment, metric=metric)
         .order_by("day")

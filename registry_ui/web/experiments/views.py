@@ -15,6 +15,7 @@ import io
 from datetime import timedelta
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -28,7 +29,7 @@ from registry_ui.web.experiments import compare, definitions, formats, results
 from registry_ui.web.experiments.charts import line_chart
 from registry_ui.web.experiments.forms import CompareForm, ExperimentForm, StopForm
 from registry_ui.web.http import after_form, see_other
-from registry_ui.web.models import Experiment, Template, TemplateVersion
+from registry_ui.web.models import Experiment, NativePrompt, Template, TemplateVersion
 
 PAGE_SIZE = 100
 
@@ -49,10 +50,12 @@ def reads_metrics(view):
 @reads_metrics
 @require_GET
 def experiment_list(request):
-    rows = Experiment.objects.select_related("template").prefetch_related("variants__version")
+    rows = Experiment.objects.select_related("template", "native_prompt").prefetch_related(
+        "variants__version", "variants__native_version"
+    )
     template_name = request.GET.get("template") or ""
     if template_name:
-        rows = rows.filter(template__name=template_name)
+        rows = rows.filter(Q(template__name=template_name) | Q(native_prompt__name=template_name))
     rows = list(rows[:PAGE_SIZE])
     counts = results.progress_by_experiment(rows)
     now = timezone.now()
@@ -90,13 +93,13 @@ def experiment_detail(request, key: str):
 
 def _detail_context(request, key: str, **forms) -> dict:
     experiment = get_object_or_404(
-        Experiment.objects.select_related("template", "created_by"), key=key
+        Experiment.objects.select_related("template", "native_prompt", "created_by"), key=key
     )
     metric = request.GET.get("metric") or experiment.metric
     result = results.results(experiment, metric)
     percent = result.kind == "rate"
     chart = line_chart(
-        [(f"{v.variant.name} ({v.variant.version.version})", v.series) for v in result.variants],
+        [(f"{v.variant.name} ({v.variant.label})", v.series) for v in result.variants],
         title=f"{metric}, cumulative {'rate' if percent else 'mean'} by day",
         value_format=(lambda v: f"{v * 100:.1f}%") if percent else (lambda v: f"{v:.3g}"),
         bands=[v.band for v in result.variants],
@@ -132,7 +135,7 @@ def _table(result, minimum: int) -> list[dict]:
     for position, v in enumerate(result.variants):
         row = {
             "name": v.variant.name,
-            "version": v.variant.version.version,
+            "version": v.variant.label,
             "n": f"{v.sample.n:,}",
             "value": value(v.estimate.value) if v.sample.n else "none",
             "short": "",
@@ -225,6 +228,9 @@ def _initial(template_name: str | None) -> dict:
     }
     if not template_name:
         return initial
+    native = NativePrompt.objects.filter(name=template_name).first()
+    if native is not None:
+        return {**initial, **_native_initial(native)}
     held = {
         row.stage: row
         for row in TemplateVersion.objects.filter(
@@ -245,11 +251,33 @@ def _initial(template_name: str | None) -> dict:
     return initial
 
 
+def _native_initial(prompt: NativePrompt) -> dict:
+    """A native prompt: its production version against its newest one."""
+    versions = {v.number: v for v in prompt.versions.all()}
+    initial = {"template": prompt.name}
+    production = versions.get(_int(prompt.aliases.get("production")))
+    newest = versions[max(versions)] if versions else None
+    if production is not None and newest is not None and newest != production:
+        initial["variants"] = f"control {production.semver} 50\ntreatment {newest.semver} 50"
+        initial["key"] = f"{prompt.name}-{newest.semver}".replace(".", "-").lower()[:64]
+    return initial
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _define_page(request, form, *, status: int = 200):
     context = {
         "form": form,
         "may_define": permissions.may_define_experiment(request.user),
-        "template_names": Template.objects.values_list("name", flat=True),
+        "template_names": [
+            *Template.objects.values_list("name", flat=True),
+            *NativePrompt.objects.values_list("name", flat=True),
+        ],
     }
     template = "registry_ui/experiments/new.html"
     if request.htmx:

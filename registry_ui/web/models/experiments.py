@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from registry_ui.web.models.native import NativePrompt, NativePromptVersion
 from registry_ui.web.models.prompts import Template, TemplateVersion
 
 
@@ -27,7 +28,13 @@ class Experiment(models.Model):
         RUNNING = "running"  # between start and stop, unless stopped early
         STOPPED = "stopped"
 
-    template = models.ForeignKey(Template, on_delete=models.PROTECT, related_name="experiments")
+    # On a template, or on a native prompt of MLflow's Prompt Registry: one of the two.
+    template = models.ForeignKey(
+        Template, on_delete=models.PROTECT, related_name="experiments", null=True, blank=True
+    )
+    native_prompt = models.ForeignKey(
+        NativePrompt, on_delete=models.PROTECT, related_name="experiments", null=True, blank=True
+    )
     key = models.SlugField(max_length=64, unique=True)
     title = models.CharField(max_length=200)
     hypothesis = models.TextField(blank=True)
@@ -54,10 +61,23 @@ class Experiment(models.Model):
             models.CheckConstraint(
                 condition=Q(stop_at__gt=F("start_at")), name="experiment_stops_after_start"
             ),
+            models.CheckConstraint(
+                condition=Q(template__isnull=True) ^ Q(native_prompt__isnull=True),
+                name="experiment_on_a_template_or_a_native_prompt",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.key
+
+    @property
+    def subject_name(self) -> str:
+        """The template's name, or the native prompt's."""
+        return self.template.name if self.template_id else self.native_prompt.name
+
+    @property
+    def is_native(self) -> bool:
+        return self.native_prompt_id is not None
 
     def state(self, now: datetime | None = None) -> str:
         """What the pages show: scheduled, running, ended (its window passed) or stopped."""
@@ -74,7 +94,13 @@ class Experiment(models.Model):
 class ExperimentVariant(models.Model):
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
     name = models.CharField(max_length=32)
-    version = models.ForeignKey(TemplateVersion, on_delete=models.PROTECT, related_name="+")
+    # The template version it serves, or the native prompt version: one of the two.
+    version = models.ForeignKey(
+        TemplateVersion, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    native_version = models.ForeignKey(
+        NativePromptVersion, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
     weight = models.PositiveIntegerField()
     position = models.PositiveSmallIntegerField()  # 0: the control
     mlflow_run_id = models.CharField(max_length=64, blank=True)  # where its metrics are logged
@@ -86,10 +112,36 @@ class ExperimentVariant(models.Model):
             models.UniqueConstraint(
                 fields=["experiment", "version"], name="one_variant_per_version"
             ),
+            models.UniqueConstraint(
+                fields=["experiment", "native_version"], name="one_variant_per_native_version"
+            ),
+            models.CheckConstraint(
+                condition=Q(version__isnull=True) ^ Q(native_version__isnull=True),
+                name="variant_serves_a_version_or_a_native_version",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.experiment_id}/{self.name}"
+
+    @property
+    def label(self) -> str:
+        """The semantic version it serves (a template's, or one derived for a native
+        prompt's version)."""
+        return self.version.version if self.version_id else self.native_version.semver
+
+    @property
+    def stage(self) -> str:
+        """The stage its version holds: a template version's, or the native alias
+        (production, staging) on the native version, else dev."""
+        if self.version_id:
+            return self.version.stage
+        aliases = self.native_version.prompt.aliases or {}
+        number = str(self.native_version.number)
+        for stage in ("production", "staging"):
+            if str(aliases.get(stage, "")) == number:
+                return stage
+        return "dev"
 
 
 class ServiceToken(models.Model):

@@ -725,6 +725,15 @@ def _bump_problem(row: NativePrompt, holder: str | None, target: NativePromptVer
     return f"{target.semver} is a {declared} bump from {current.semver} but {unmet} ({required})"
 
 
+def changes_between(old: NativePromptVersion, new: NativePromptVersion) -> list[tuple[str, str]]:
+    """Each change from old to new in words with the bump it needs (major, minor, patch),
+    most demanding first: what a reviewer reads next to the diff."""
+    return [
+        (level.name.lower(), reason)
+        for level, reason in native_changes(_as_native(old), _as_native(new))
+    ]
+
+
 def _as_native(row: NativePromptVersion) -> NativeVersion:
     template = tuple(row.template) if isinstance(row.template, list) else row.template
     return NativeVersion(

@@ -150,6 +150,8 @@ def _detail_page(request, name: str, *, error: str = "", status: int = 200):
             if chosen
             else [],
             "lineage": lineage(prompt.name),
+            # The test cases' tag is shown as the test cases, not as a tag.
+            "shown_tags": {k: v for k, v in prompt.tags.items() if k != native_checks.CASES_TAG},
             "checks": _checks(chosen) if chosen else None,
             "may_run_checks": permissions.may_run_checks(request.user),
             "accepted": sorted(prompt.governed_aliases.items()),
@@ -183,6 +185,9 @@ def _diff(old, new) -> dict:
     new_messages = new.template if new.is_chat else [{"role": "text", "content": new.template}]
     return {
         "against": old,
+        "changes": native.changes_between(old, new),
+        "added": [name for name in new.variables if name not in old.variables],
+        "removed": [name for name in old.variables if name not in new.variables],
         "messages": messages_diff(old_messages, new_messages),
         "model_config": side_by_side(old.model_config, new.model_config),
         "response_format": line_diff(
@@ -264,6 +269,8 @@ def _detail(after) -> str:
 
 def _words(value) -> str:
     """A list or mapping of the audit trail as text: "a, b" and "production v1, staging v2"."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(map(str, value))
     if isinstance(value, dict):

@@ -683,7 +683,7 @@ def test_a_refused_publication_is_kept_for_the_page_without_credentials(
     from registry_ui.core.errors import RegistryRejectedError
     from registry_ui.prompt_model import get_registry
 
-    def refuse(*args):
+    def refuse(*args, **kwargs):
         raise RegistryRejectedError("refused by http://svc:S3cretPassw0rd@mlflow:5000/api")
 
     monkeypatch.setattr(get_registry().gateway, "set_experiment_config", refuse)

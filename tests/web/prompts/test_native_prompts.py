@@ -216,6 +216,12 @@ def test_the_pages_list_and_show_a_native_prompt_with_messages_and_a_preview(pre
     assert '<span class="role">system</span><pre class="text">Be {{ tone }}</pre>' in page
     assert "&quot;temperature&quot;: 0.1" in page
     assert "Changes from 2.0.0" in page
+    # What changed, with the bump each change needs, and the variables side by side.
+    assert '<span class="bump major">major</span> removes variable &#x27;age&#x27;' in page
+    assert '<span class="bump minor">minor</span> adds variable &#x27;tone&#x27;' in page
+    assert "added <ins>tone</ins>" in page and "removed <del>age</del>" in page
+    assert "<h4>Response format</h4>" in page
+    assert "<ins>+     &quot;reply&quot;: {</ins>" in page
 
     preview = client.get(
         f"/native-prompts/{name}", {"version": "1", "v_name": "Ann", "v_age": "3"}
