@@ -73,6 +73,12 @@ def test_the_native_prompt_page_reads_at_each_width(new_page, screenshot, width)
     page.goto("/native-prompts/")
     assert page.get_by_role("link", name=name).is_visible()
     screenshot(page, f"native-list-{width}")
+    page.goto(f"/?q={prefix}")
+    assert page.get_by_role(
+        "heading", name="Native prompts whose name contains", exact=False
+    ).is_visible()
+    assert page.get_by_role("link", name=name).is_visible()
+    screenshot(page, f"templates-with-native-{width}")
     page.goto(
         f"/native-prompts/{name}?version=2&v_company=Acme&v_question=Where%20is%20my%20order%3F"
     )

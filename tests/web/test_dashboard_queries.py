@@ -72,6 +72,20 @@ def versions_of_one_template(start: int, stop: int) -> None:
         )  # fmt: skip
 
 
+def native_prompts(start: int, stop: int) -> None:
+    """Native prompts with three versions each (mirror rows only)."""
+    from registry_ui.web.models import NativePrompt
+
+    for number in range(start, stop):
+        prompt = NativePrompt.objects.create(
+            name=f"load-n{number:03d}", aliases={"production": "1"}, governed=number % 2 == 0
+        )
+        for n in (1, 2, 3):
+            prompt.versions.create(
+                number=n, semver=f"1.0.{n - 1}", kind="text", template="Hi {{ who }}"
+            )
+
+
 def template_named(name: str) -> Template:
     return Template.objects.get(name=name)
 
@@ -91,6 +105,9 @@ LIST_PAGES = [
     ("/audit/", events, 1, 100),
     ("/audit/?template=load/t&source=worker", events, 1, 100),
     ("/templates/load/one", versions_of_one_template, 1, 100),
+    ("/native-prompts/", native_prompts, 1, 100),
+    ("/native-prompts/?q=load", native_prompts, 1, 100),
+    ("/?q=load", native_prompts, 1, 100),  # the native prompts beside the templates
 ]
 
 

@@ -20,7 +20,7 @@ from registry_ui.web import display, permissions
 from registry_ui.web.checks import native as native_checks
 from registry_ui.web.http import see_other
 from registry_ui.web.models import AuditEvent, NativeAliasRequest, NativePrompt
-from registry_ui.web.prompts import native, tasks
+from registry_ui.web.prompts import native, selectors, tasks
 
 _MAX_PREVIEW_VALUE = 10_000
 
@@ -28,22 +28,24 @@ _MAX_PREVIEW_VALUE = 10_000
 @login_required
 @require_GET
 def native_list(request):
-    prompts = list(NativePrompt.objects.order_by("name").prefetch_related("versions"))
+    """Native prompts, a page at a time, those whose name holds ?q= (one query a page)."""
+    q = request.GET.get("q", "").strip()[:200]
+    page = selectors.native_page(q, request.GET.get("page"))
     rows = [
         {
             "name": p.name,
-            "versions": len(p.versions.all()),
-            "latest": max((v.semver for v in p.versions.all()), default="", key=_semver_key),
+            "versions": p.version_count,
+            "latest": p.latest or "",
             "aliases": sorted(p.aliases.items()),
             "governed": p.governed,
             "outside": p.outside_alias_change,
         }
-        for p in prompts
+        for p in page.object_list
     ]
     return render(
         request,
         "registry_ui/prompts/native_list.html",
-        {"rows": rows, "crumbs": display.crumbs("")},
+        {"rows": rows, "page": page, "q": q, "crumbs": display.crumbs("")},
     )
 
 
@@ -219,10 +221,6 @@ def _preview(version, query) -> tuple[object, str]:
     except Exception as error:
         return None, str(error)
     return rendered, ""
-
-
-def _semver_key(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(".")) if text else ()
 
 
 LINEAGE_ENTRIES = 30

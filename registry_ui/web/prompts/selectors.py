@@ -24,6 +24,8 @@ from registry_ui.web.display import Crumb
 from registry_ui.web.models import (
     AuditEvent,
     MlflowProblem,
+    NativePrompt,
+    NativePromptVersion,
     PromotionRequest,
     Stage,
     Template,
@@ -470,3 +472,33 @@ def latest_version(name: str) -> TemplateVersion | None:
         .order_by(*NEWEST_FIRST)
         .first()
     )
+
+
+# -- native prompts ---------------------------------------------------------------------------
+
+NATIVE_PER_PAGE = 100
+NATIVE_IN_TEMPLATE_LIST = 10
+
+
+def native_prompts(q: str = ""):
+    """Native prompts by name (those whose name holds ``q``), each annotated with its number
+    of versions and its newest version's semantic version: one query for a page of them,
+    whatever the number of versions."""
+    newest = NativePromptVersion.objects.filter(prompt=OuterRef("pk")).order_by("-number")
+    rows = NativePrompt.objects.annotate(
+        version_count=Count("versions"), latest=Subquery(newest.values("semver")[:1])
+    ).order_by("name")
+    return rows.filter(name__icontains=q) if q else rows
+
+
+def native_page(q: str, page_number):
+    return Paginator(native_prompts(q), NATIVE_PER_PAGE).get_page(page_number)
+
+
+def native_matches(filters: TemplateFilters) -> list | None:
+    """The native prompts the templates list shows beside its templates (the first
+    NATIVE_IN_TEMPLATE_LIST + 1, to say there are more), or None when the filters are ones
+    native prompts do not have (a folder, a stage, an author, a tag)."""
+    if filters.folder or filters.stage or filters.author or filters.tag:
+        return None
+    return list(native_prompts(filters.q)[: NATIVE_IN_TEMPLATE_LIST + 1])

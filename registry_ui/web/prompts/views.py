@@ -44,6 +44,9 @@ def template_list(request):
         "authors": selectors.authors(),
         "folder_crumbs": display.folder_crumbs(filters.folder),
         "subfolders": selectors.subfolders(filters.folder) if not errors else [],
+        # Read on every page (one query, a constant count); shown under the first page.
+        "native": selectors.native_matches(filters) if not errors else None,
+        "native_shown": selectors.NATIVE_IN_TEMPLATE_LIST,
     }
     template = "registry_ui/prompts/template_list.html"
     if request.htmx and not request.htmx.boosted:

@@ -210,6 +210,15 @@ def test_the_pages_list_and_show_a_native_prompt_with_messages_and_a_preview(pre
     listing = client.get("/native-prompts/").content.decode()
     assert f'href="/native-prompts/{name}"' in listing
     assert "native</span>" in listing
+    found = client.get("/native-prompts/", {"q": prefix}).content.decode()
+    assert f'href="/native-prompts/{name}"' in found and "whose name contains" in found
+    none = client.get("/native-prompts/", {"q": "no-such-prompt"}).content.decode()
+    assert "No native prompt&#x27;s name contains" in none or "No native prompt's name" in none
+    # Beside the templates, marked native, with their newest version.
+    beside = client.get("/", {"q": prefix}).content.decode()
+    assert f'href="/native-prompts/{name}"' in beside and "native</span>" in beside
+    assert "2.1.0, 3 versions, governed" in beside
+    assert "native-matches" not in client.get("/", {"q": prefix, "stage": "production"}).text
 
     page = client.get(f"/native-prompts/{name}").content.decode()
     assert "MLflow version 3, chat" in page
