@@ -277,6 +277,57 @@ def test_an_outside_alias_move_is_flagged_through_the_webhook(
     assert (event.before, event.after) == ({"production": None}, {"production": "2"})
 
 
+def test_over_http_prompts_are_mirrored_by_the_webhook_listed_diffed_previewed_and_tested(
+    webhook_server, live_server, webhook_secret, alice
+):
+    """The runtime path: MLflow's own API against a real `mlflow server`, its webhook to the
+    dashboard, the pages read from what the webhook mirrored."""
+    import json
+
+    from tests.support.mirror_rows import signed_in
+    from tests.support.workers import wait_for
+
+    MlflowClient().create_webhook(
+        name="registry-ui-prompts-pages",
+        url=f"{live_server.url}/webhooks/mlflow",
+        events=["prompt_version.created"],
+        secret=WEBHOOK_SECRET,
+    )
+    name = f"np-{uuid.uuid4().hex[:8]}-http"
+    cases = [{"name": "greets", "values": {"who": "Ada", "tone": "warm"}, "contains": "Ada"}]
+    mlflow.genai.register_prompt(
+        name, "Hi {{ who }}", tags={"registry_ui.test_cases": json.dumps(cases)}
+    )
+    mlflow.genai.register_prompt(
+        name,
+        [
+            {"role": "system", "content": "Be {{ tone }}"},
+            {"role": "user", "content": "Hello {{ who }}"},
+        ],
+        model_config={"model_name": "gpt-4o-mini", "temperature": 0.3},
+        tags={"registry_ui.test_cases": json.dumps(cases)},
+    )
+    wait_for(
+        lambda: NativePrompt.objects.filter(name=name, versions__number=2).exists(),
+        timeout=30,
+        message="the prompt webhook to mirror both versions",
+    )
+    client = signed_in(alice)
+
+    listing = client.get("/native-prompts/", {"q": name}).text
+    page = client.get(f"/native-prompts/{name}").text
+    preview = client.get(
+        f"/native-prompts/{name}", {"version": "2", "v_who": "Al", "v_tone": "brief"}
+    ).text
+
+    assert f'href="/native-prompts/{name}"' in listing
+    assert "MLflow version 2, chat" in page and "Changes from 1.0.0" in page
+    assert "adds variable &#x27;tone&#x27;" in page and "gpt-4o-mini" in page
+    assert "Test cases of 1.1.0" in page and "All 1 test case pass" in page
+    assert "Be warm\n\n[user]\nHello Ada" in page  # the case rendered, MLflow's way
+    assert "Be brief" in preview and "Hello Al" in preview
+
+
 def test_the_dashboard_files_and_approves_and_the_worker_moves_the_alias(
     prefix, client, alice, bob, carol, in_process_tasks
 ):
