@@ -24,6 +24,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +32,11 @@ import mlflow
 from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException, RestException
+from mlflow.protos.model_registry_pb2 import SearchModelVersions
+from mlflow.store.entities.paged_list import PagedList
+from mlflow.store.model_registry.rest_store import RestStore as RegistryRestStore
 from mlflow.tracking import MlflowClient
+from mlflow.utils.rest_utils import http_request, verify_rest_response
 
 from registry_ui import config
 from registry_ui.core import native
@@ -830,14 +835,32 @@ class MlflowGateway(NativePromptsMixin):
 
     def _paged_versions(
         self, filter_string: str, order_by: list[str] | None = None
-    ) -> Iterator[ModelVersion]:
+    ) -> Iterator[ModelVersion | WireVersion]:
         return self._pages(
             "list versions",
-            self.client.search_model_versions,
+            self._version_search(),
             filter_string=filter_string,
             max_results=_VERSION_PAGE_SIZE,
             **({"order_by": order_by} if order_by else {}),
         )
+
+    def _version_search(self) -> Callable[..., Any]:
+        """MLflow's version search. Over HTTP, its JSON answer is read as it is
+        (search_model_versions_json): the client would parse it into protobuf messages and
+        then entities, about 0.1 ms a version of our CPU, a tenth of a 100,000-version sweep
+        (docs/PERFORMANCE.md). On a local store, or a client without a REST registry store,
+        the client's own search."""
+        try:
+            store = self.client._get_registry_client().store
+        except AttributeError:  # not an MlflowClient as we know it (3.17)
+            return self.client.search_model_versions
+        if not isinstance(store, RegistryRestStore):
+            return self.client.search_model_versions
+
+        def search_model_versions(**kwargs: Any) -> PagedList:  # named as a read: retried
+            return search_model_versions_json(store, **kwargs)
+
+        return search_model_versions
 
     def stage_tag_holders(self) -> set[tuple[str, str]]:
         """(registered model, MLflow version) of every version tagged staging or production.
@@ -1338,6 +1361,68 @@ class MlflowGateway(NativePromptsMixin):
             legacy_stage=getattr(version, "current_stage", None),
             extra=_extra_of(tags),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WireVersion:
+    """A model version as MLflow's REST API sends it: the fields of ModelVersion the gateway
+    reads, with the values ModelVersion.from_proto would give them."""
+
+    name: str
+    version: str
+    creation_timestamp: int
+    last_updated_timestamp: int
+    current_stage: str
+    source: str
+    run_id: str | None
+    user_id: str
+    description: str | None
+    tags: dict[str, str]
+    aliases: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> WireVersion:
+        # Protobuf's JSON writes 64-bit integers as strings and leaves out unset fields.
+        return cls(
+            name=item.get("name", ""),
+            version=str(item.get("version", "")),
+            creation_timestamp=int(item.get("creation_timestamp") or 0),
+            last_updated_timestamp=int(item.get("last_updated_timestamp") or 0),
+            current_stage=item.get("current_stage", ""),
+            source=item.get("source", ""),
+            run_id=item.get("run_id"),
+            user_id=item.get("user_id", ""),
+            description=item.get("description"),
+            tags={tag.get("key", ""): tag.get("value", "") for tag in item.get("tags", ())},
+            aliases=tuple(item.get("aliases", ())),
+        )
+
+
+def search_model_versions_json(
+    store: RegistryRestStore,
+    filter_string: str | None = None,
+    max_results: int | None = None,
+    order_by: list[str] | None = None,
+    page_token: str | None = None,
+) -> PagedList:
+    """RestStore.search_model_versions, the same request through MLflow's own HTTP session
+    (its pooling, credentials, headers and errors), its answer read with json.loads into
+    WireVersions instead of protobuf messages and entities."""
+    store._validate_workspace_support_if_specified()
+    endpoint, method = store._get_endpoint_from_method(SearchModelVersions)
+    params: dict[str, Any] = {"filter": filter_string, "max_results": max_results}
+    if order_by:
+        params["order_by"] = order_by
+    if page_token:
+        params["page_token"] = page_token
+    response = verify_rest_response(
+        http_request(store.get_host_creds(), endpoint, method, params=params), endpoint
+    )
+    answer = response.json()
+    return PagedList(
+        [WireVersion.from_json(item) for item in answer.get("model_versions", ())],
+        answer.get("next_page_token") or None,
+    )
 
 
 # create_version's source: runs:/<run id>/prompts/<registered model name>/<version>.

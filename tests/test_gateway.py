@@ -15,6 +15,7 @@ from mlflow.protos.databricks_pb2 import (
 
 from registry_ui import gateway, prompt_model
 from registry_ui.core.errors import RegistryRejectedError, RegistryUnavailableError
+from tests.support.mlflow_server import free_port
 
 
 def test_it_sets_a_tight_timeout_unless_the_user_chose_their_own(monkeypatch, mlflow_sqlite_uri):
@@ -164,4 +165,74 @@ def test_scan_models_reads_only_the_versions_of_the_models_given(tmp_path, mlflo
     assert set(mlflow.model_stamps) == {names[3]}
     assert mlflow.calls == 1  # one version search for up to a hundred models
     assert mlflow.scan_template("changed/gone") == ({}, [])  # no model: no versions
+    prompt_model.configure_mlflow_with_registry(mlflow_sqlite_uri)
+
+
+def test_over_http_versions_are_read_from_mlflows_json_as_the_client_would_read_them(
+    mlflow_server, unique_name, mlflow_sqlite_uri
+):
+    # The sweep reads versions straight from MLflow's JSON answer (no protobuf parsing):
+    # every field the gateway reads must equal what MlflowClient.search_model_versions gives.
+    from registry_ui.prompt_model import PromptModel
+
+    prompt_model.configure_mlflow_with_registry(mlflow_server.url)
+    text, chat = unique_name("wire-text"), unique_name("wire-chat")
+    PromptModel(text, "Hi {who}", "1.0.0", metadata={"owner": "ada"}).register(actor="ada")
+    PromptModel(text, "Hi {who}, {when}", "1.1.0").register(actor="ada")
+    PromptModel(
+        chat,
+        [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "{q}"}],
+        "1.0.0",
+        model_config={"temperature": 0.2},
+        response_format={"type": "object", "properties": {"a": {"type": "string"}}},
+    ).register(actor="bob")
+    mlflow = gateway.MlflowGateway()
+    registered = [gateway.to_registered_model_name(n) for n in (text, chat)]
+    mlflow.client.set_registered_model_alias(registered[0], "staging", "2")
+    mlflow.client.set_model_version_tag(registered[0], "1", "empty", "")
+    mlflow.client.update_model_version(registered[0], "1", description="first")
+    names = ", ".join(f"'{n}'" for n in registered)
+    wanted = f"name IN ({names})"
+
+    wire = list(mlflow._paged_versions(wanted, order_by=["name ASC", "version_number ASC"]))
+    client = mlflow.client.search_model_versions(
+        wanted, order_by=["name ASC", "version_number ASC"]
+    )
+
+    assert all(isinstance(v, gateway.WireVersion) for v in wire) and len(wire) == 3
+    fields = [f for f in gateway.WireVersion.__dataclass_fields__ if f != "aliases"]
+    assert [{f: getattr(v, f) for f in fields} for v in wire] == [
+        {f: getattr(v, f) for f in fields} for v in client
+    ]
+    assert [list(v.aliases) for v in wire] == [list(v.aliases) for v in client]
+    [first] = [v for v in wire if (v.name, v.version) == (registered[0], "1")]
+    assert first.tags["empty"] == "" and first.description == "first"
+    import mlflow as mlflow_api
+
+    native = unique_name("wire-native").replace("/", "-")
+    mlflow_api.genai.register_prompt(native, "Hi {{ who }}", commit_message="first words")
+    prompt_only = f"{gateway.NATIVE_PROMPT_FILTER} AND name = '{native}'"  # else left out
+    [wire_native] = mlflow._paged_versions(prompt_only)
+    [client_native] = mlflow.client.search_model_versions(prompt_only)
+    assert {f: getattr(wire_native, f) for f in fields} == {
+        f: getattr(client_native, f) for f in fields
+    }
+    assert mlflow.native_versions(native)[0].commit_message == "first words"
+    by_name, problems = mlflow.scan_models(mlflow.client.search_registered_models(wanted))
+    assert problems == [] and [r.version for r in by_name[text]] == ["1.0.0", "1.1.0"]
+    assert by_name[text][1].stage == "staging"
+    assert by_name[chat][0].extra["model_config"] == {"temperature": 0.2}
+    assert by_name[chat][0].registered_by == "bob"
+    prompt_model.configure_mlflow_with_registry(mlflow_sqlite_uri)
+
+
+def test_the_json_read_sorts_mlflows_errors_as_the_client_does(mlflow_server, mlflow_sqlite_uri):
+    prompt_model.configure_mlflow_with_registry(mlflow_server.url)
+    mlflow = gateway.MlflowGateway()
+    with pytest.raises(RegistryRejectedError, match="list versions"):
+        list(mlflow._paged_versions("version_number LIKE 'x'"))  # not a filter MLflow takes
+
+    prompt_model.configure_mlflow_with_registry(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(RegistryUnavailableError, match="list versions"):
+        list(gateway.MlflowGateway()._paged_versions("name = 'x'"))
     prompt_model.configure_mlflow_with_registry(mlflow_sqlite_uri)
