@@ -7,7 +7,14 @@ from registry_ui import prompt_model
 from registry_ui.core.stages import ModelStage
 from registry_ui.web.management import outbox as development_mail
 from registry_ui.web.management.commands import load_demo_data
-from registry_ui.web.models import AuditEvent, PromotionRequest, TemplateFlag, TemplateVersion
+from registry_ui.web.models import (
+    AuditEvent,
+    NativeAliasRequest,
+    NativePrompt,
+    PromotionRequest,
+    TemplateFlag,
+    TemplateVersion,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -115,3 +122,31 @@ def test_the_demo_templates_carry_tags_the_list_filters_by(fresh_registry, clien
     assert "viral-hook-generator" in page
     assert "story-narrator" not in page
     assert "user-message" not in page
+
+
+def test_the_demo_adopts_a_native_prompt_and_alice_asks_to_move_its_staging(
+    fresh_registry, client, capsys
+):
+    call_command("load_demo_data")
+    printed = capsys.readouterr().out
+
+    prompt = NativePrompt.objects.get(name="demo-support-reply")
+    assert prompt.governed and prompt.adopted_by == "admin"
+    assert prompt.governed_aliases == {"production": "1"} and not prompt.outside_alias_change
+    assert [(v.semver, v.kind) for v in prompt.versions.order_by("number")] == [
+        ("1.0.0", "text"),
+        ("1.1.0", "chat"),
+    ]
+    [request] = NativeAliasRequest.objects.filter(prompt=prompt, state="open")
+    assert (request.alias, request.semver, request.requested_by) == ("staging", "1.1.0", "alice")
+    assert "native MLflow prompt demo-support-reply" in printed
+    assert "staging to 1.1.0" in printed
+    client.force_login(User.objects.get(username="bob"))
+    page = client.get("/native-prompts/demo-support-reply").content.decode()
+    assert "names the company" in page and "gpt-4o-mini" in page
+
+    # A forced second run registers no version again and files no second request.
+    call_command("load_demo_data", "--force")
+    assert prompt.versions.count() == 2
+    assert len(prompt_model.get_registry().gateway.native_versions("demo-support-reply")) == 2
+    assert NativeAliasRequest.objects.filter(prompt=prompt).count() == 1

@@ -123,3 +123,29 @@ DEMO_TAGS = {
 for _name, _versions in DEMO_TEMPLATES.items():
     for _version, _text, _metadata, _promotions in _versions:
         _metadata["tags"] = DEMO_TAGS[_name]
+
+
+# A prompt kept in MLflow's own Prompt Registry (mlflow.genai.register_prompt), as a team on
+# MLflow 3 has it before registry_ui: production on its first version. The demo adopts it
+# (import_prompts), so its staging and production aliases then move only through requests;
+# alice asks to move staging to the chat version. name -> [(template, commit message,
+# model configuration, tags)], oldest first.
+DEMO_NATIVE_PROMPT = "demo-support-reply"
+DEMO_NATIVE_VERSIONS = [
+    ("Answer {{ question }} kindly, in two sentences at most.", "first words", None, {}),
+    (
+        [
+            {"role": "system", "content": "You answer for {{ company }}, briefly and kindly."},
+            {"role": "user", "content": "{{ question }}"},
+        ],
+        "as a chat, with a model",
+        {"model_name": "gpt-4o-mini", "temperature": 0.2, "max_tokens": 300},
+        {
+            "registry_ui.test_cases": (
+                '[{"name": "names the company", "values": {"company": "Acme", '
+                '"question": "Where is my order?"}, "contains": "Acme"}]'
+            )
+        },
+    ),
+]
+DEMO_NATIVE_ALIASES = {"production": 1}  # as it was in MLflow before adoption

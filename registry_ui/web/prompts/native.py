@@ -692,6 +692,31 @@ def _finish(request: NativeAliasRequest, state: str, result: str) -> NativeAlias
     return request
 
 
+# The requests page lists native alias moves beside the templates' requests, newest first:
+# open ones are few (one per governed alias at most); the other tabs show this many.
+ALIAS_REQUESTS_SHOWN = 100
+
+
+def alias_requests_for(user, tab: str) -> list[NativeAliasRequest]:
+    """One tab of the requests page's native alias moves, each with ``approvals_required``,
+    in one query: "waiting" those this user may approve now (a reviewer, not the requester,
+    not approved by them yet), "mine" those they filed, "open" the open ones, "all" any."""
+    name = user.get_username()
+    rows = NativeAliasRequest.objects.select_related("prompt").order_by("-created_at", "-id")
+    if tab == "waiting":
+        if not permissions.may_review(user):
+            return []
+        rows = rows.filter(state=NativeAliasRequest.State.OPEN).exclude(requested_by=name)
+    elif tab == "open":
+        rows = rows.filter(state=NativeAliasRequest.State.OPEN)
+    elif tab == "mine":
+        rows = rows.filter(requested_by=name)
+    found = [r for r in rows[:ALIAS_REQUESTS_SHOWN] if tab != "waiting" or name not in r.approvals]
+    for row in found:
+        row.approvals_required = _approvals_required(row.alias)
+    return found
+
+
 def _approvals_required(alias: str) -> int:
     required = getattr(settings, "APPROVALS_REQUIRED", {})
     return int(required.get(alias, required.get("production", 2)))

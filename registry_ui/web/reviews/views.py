@@ -32,6 +32,7 @@ from registry_ui.web.models import (
     TemplateVersion,
 )
 from registry_ui.web.operations import selectors as operation_selectors
+from registry_ui.web.prompts import native
 from registry_ui.web.prompts import selectors as prompt_selectors
 from registry_ui.web.prompts import views as prompt_views
 from registry_ui.web.reviews import inbox, releases, services
@@ -89,6 +90,9 @@ def request_list(request):
         "can_request": permissions.may_file(request.user, "promote"),
         "can_roll_back": permissions.may_roll_back(request.user),
     }
+    # Moves of native prompts' governed aliases, approved on each prompt's page.
+    context["native_requests"] = native.alias_requests_for(request.user, tab)
+    context["native_shown"] = native.ALIAS_REQUESTS_SHOWN
     if tab == "waiting":
         # The header's badge counts the same requests: the page's COUNT answers it too.
         context["waiting_for_me"] = page.paginator.count

@@ -424,3 +424,31 @@ def test_the_prompt_page_shows_its_lineage_newest_first(prefix, reader):
     assert entries.count("<li>") == 1  # the first sync saw a new prompt, not an update
     assert "new versions seen in MLflow, by mlflow" in entries
     assert "(versions: 1.0.1 (MLflow 2))" in entries  # the same variable: a patch
+
+
+def test_reviewers_find_native_alias_moves_on_the_requests_page(prefix, client, rita, bob, carol):
+    name = prefix + "greet"
+    register_three(name)
+    call_command("import_prompts", prefix=prefix)
+    request = file_alias_request(
+        rita, prompt=name, version="2.1.0", alias="production", reason="Shorter greeting"
+    )
+
+    def shown(user, tab: str) -> str:
+        client.force_login(user)
+        return client.get("/requests/", {"tab": tab}).content.decode()
+
+    waiting = shown(bob, "waiting")
+    assert "Native prompts: alias moves" in waiting
+    assert f"/native-prompts/{name}#requests-h" in waiting
+    assert "production to 2.1.0 (MLflow version 3)" in waiting and "0 of 2" in waiting
+    assert "Shorter greeting" in waiting and "rita" in waiting
+    assert name not in shown(rita, "waiting")  # the requester never approves her own
+    assert name in shown(rita, "mine") and name in shown(rita, "open")
+
+    approve_alias_request(bob, request.pk)  # one of two: still open, not bob's to approve
+    assert name not in shown(bob, "waiting")
+    assert "1 of 2" in shown(carol, "waiting")
+    approve_alias_request(carol, request.pk)
+    assert name not in shown(carol, "waiting") and name not in shown(carol, "open")
+    assert "Done" in shown(carol, "all")

@@ -12,20 +12,29 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from registry_ui import prompt_model
 from registry_ui.core.errors import RegistryError
 from registry_ui.prompt_model import PromptModel
 from registry_ui.web.experiments import definitions, ingestion, mlflow_metrics, publishing
 from registry_ui.web.experiments.definitions import VariantLine
 from registry_ui.web.management import outbox
-from registry_ui.web.management.demo import DEMO_TEMPLATES, DEMO_USERS
+from registry_ui.web.management.demo import (
+    DEMO_NATIVE_ALIASES,
+    DEMO_NATIVE_PROMPT,
+    DEMO_NATIVE_VERSIONS,
+    DEMO_TEMPLATES,
+    DEMO_USERS,
+)
 from registry_ui.web.models import (
     Experiment,
+    NativeAliasRequest,
     Operation,
     PromotionRequest,
     ServiceToken,
     TemplateVersion,
 )
 from registry_ui.web.operations.tasks import run_operation
+from registry_ui.web.prompts import native
 from registry_ui.web.prompts.mirror import sync_registry
 from registry_ui.web.reviews import services as reviews
 
@@ -64,6 +73,7 @@ class Command(BaseCommand):
             counts = load_demo_templates()
             experiment = load_demo_experiment()
             requests = load_demo_requests()  # after the experiment: their gate reads it
+            native_request = load_demo_native()
         except RegistryError as error:
             raise CommandError(f"could not register the demo templates: {error}") from error
         self._save_credentials(credentials)
@@ -78,6 +88,10 @@ class Command(BaseCommand):
             f"{experiment['days']} days"
         )
         self.stdout.write(f"  waiting for bob and carol: {', '.join(requests)}")
+        self.stdout.write(
+            f"  native MLflow prompt {DEMO_NATIVE_PROMPT}: adopted with production on 1.0.0; "
+            f"waiting for bob or carol: {native_request}"
+        )
         mails = outbox.count() - mail_before
         if mails:
             where = _shown(outbox.path())
@@ -284,3 +298,35 @@ def load_demo_experiment(*, units: int = 6000, days: int = 14, seed: int = 7) ->
         ingestion.record_outcomes(service, {"events": events[first : first + ingestion.MAX_BATCH]})
     mlflow_metrics.log_metrics_to_mlflow(experiment.pk)
     return {"key": DEMO_EXPERIMENT, "events": len(events), "days": days}
+
+
+def load_demo_native() -> str:
+    """A native prompt registered with MLflow's own API, production set in MLflow, then
+    adopted as import_prompts does; alice asks to move staging to its chat version. Safe
+    to run again: an existing prompt is not registered twice, adoption is idempotent and an
+    open request is left as it is."""
+    from django.contrib.auth import get_user_model
+
+    gateway = prompt_model.get_registry().gateway
+    if not gateway.native_versions(DEMO_NATIVE_PROMPT):
+        for template, message, model_config, tags in DEMO_NATIVE_VERSIONS:
+            gateway.register_native(
+                DEMO_NATIVE_PROMPT,
+                template,
+                commit_message=message,
+                model_config=model_config,
+                tags=tags,
+            )
+        for alias, number in DEMO_NATIVE_ALIASES.items():
+            gateway.set_native_alias(DEMO_NATIVE_PROMPT, alias, number)
+    native.adopt_prompts(prefix=DEMO_NATIVE_PROMPT, actor="admin")
+    request = NativeAliasRequest.objects.filter(
+        prompt__name=DEMO_NATIVE_PROMPT, alias="staging", state=NativeAliasRequest.State.OPEN
+    ).first() or native.file_alias_request(
+        get_user_model().objects.get(username="alice"),
+        prompt=DEMO_NATIVE_PROMPT,
+        version="1.1.0",
+        alias="staging",
+        reason="Answers as the company, as a chat with a model; its test case passes.",
+    )
+    return f"staging to {request.semver}"
