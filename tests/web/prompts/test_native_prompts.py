@@ -323,7 +323,7 @@ def test_over_http_prompts_are_mirrored_by_the_webhook_listed_diffed_previewed_a
     assert f'href="/native-prompts/{name}"' in listing
     assert "MLflow version 2, chat" in page and "Changes from 1.0.0" in page
     assert "adds variable &#x27;tone&#x27;" in page and "gpt-4o-mini" in page
-    assert "Test cases of 1.1.0" in page and "All 1 test case pass" in page
+    assert "Test cases of 1.1.0" in page and "The test case passes" in page
     assert "Be warm\n\n[user]\nHello Ada" in page  # the case rendered, MLflow's way
     assert "Be brief" in preview and "Hello Al" in preview
 
