@@ -117,6 +117,7 @@ TASK_NAMES = {
     "registry_ui.web.tasks.watch_stage_holders",
     "registry_ui.web.tasks.sync_changes_task",
     "registry_ui.web.tasks.notify_request",
+    "registry_ui.web.tasks.notify_native_request",
     "registry_ui.web.tasks.send_webhook",
     "registry_ui.web.tasks.publish_experiment",
     "registry_ui.web.tasks.log_experiment_metrics",

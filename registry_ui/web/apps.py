@@ -37,6 +37,12 @@ class WebConfig(AppConfig):
         prompt_signals.versions_added.connect(
             prompt_tasks.publish_after_new_versions, dispatch_uid="publish_after_new_versions"
         )
+        # Native prompts' alias requests are emailed like templates' requests.
+        from registry_ui.web.reviews import tasks as review_tasks
+
+        prompt_signals.native_request_event.connect(
+            review_tasks.queue_native_notification, dispatch_uid="queue_native_notification"
+        )
         # Users, groups and permissions: audited wherever they change (the admin, the shell).
         changes.connect_signals()
 

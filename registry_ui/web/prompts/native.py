@@ -38,6 +38,7 @@ from registry_ui.web.audit import trail
 from registry_ui.web.checks import native as native_checks
 from registry_ui.web.checks.native import CASES_TAG
 from registry_ui.web.models import AuditEvent, NativeAliasRequest, NativePrompt, NativePromptVersion
+from registry_ui.web.prompts import signals
 
 OBJECT = "native_prompt"
 
@@ -599,7 +600,17 @@ def file_alias_request(
             },
             source=AuditEvent.Source.DASHBOARD,
         )
+    _announce(request.pk, "filed")
     return request
+
+
+def _announce(request_id: int, event: str) -> None:
+    """After the commit: the reviews domain emails who may act, or the requester."""
+    transaction.on_commit(
+        lambda: signals.native_request_event.send(
+            sender=NativeAliasRequest, request_id=request_id, event=event
+        )
+    )
 
 
 def approve_alias_request(user, request_id: int, *, send=None) -> NativeAliasRequest:
@@ -628,6 +639,8 @@ def approve_alias_request(user, request_id: int, *, send=None) -> NativeAliasReq
         )
     if len(request.approvals) >= _approvals_required(request.alias):
         transaction.on_commit(lambda: (send or execute_alias_request)(request.pk))
+    else:
+        _announce(request.pk, "approved")  # the reviewers still to approve are asked again
     return request
 
 
@@ -689,6 +702,7 @@ def _finish(request: NativeAliasRequest, state: str, result: str) -> NativeAlias
             {request.alias: str(request.number), "request": request.pk, "result": result},
             source=AuditEvent.Source.WORKER,
         )
+        _announce(request.pk, str(state))
     return request
 
 

@@ -11,3 +11,8 @@ stages_moved = Signal()
 # Arguments: name, rows (the TemplateVersion rows added). The template's native prompt is
 # brought in step after the commit when it is chosen for publishing (prompts/tasks.py).
 versions_added = Signal()
+
+# Sent after the commit when a native prompt's alias request is filed, approved (still
+# open) or finished. Arguments: request_id, event ("filed", "approved", "done", "failed").
+# The reviews domain emails the reviewers or the requester (reviews/notifications.py).
+native_request_event = Signal()

@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 import time
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage, get_connection
 from django.utils import timezone
 
-from registry_ui.web.models import PromotionRequest
+from registry_ui.web.models import NativeAliasRequest, PromotionRequest
 
 logger = logging.getLogger("registry_ui.notify")
 
@@ -82,7 +82,7 @@ def deliver(request_id: int, event: str) -> dict | None:
             messages = review_messages(request)
         else:
             messages = decision_messages(request, event)
-        _send(messages, request, event)
+        _send(messages, f"request #{request.pk}", event)
     if settings.NOTIFY_WEBHOOK_URL:
         return webhook_request(request)
     return None
@@ -182,17 +182,87 @@ def _subject(text: str) -> str:
     return SUBJECT_PREFIX + " ".join(text.split())[:200]
 
 
-def _send(messages: list[EmailMessage], request: PromotionRequest, event: str) -> None:
+# -- native prompts' alias requests (prompts/native.py announces them) -----------------------
+
+NATIVE_EVENTS = frozenset({"filed", "approved", "done", "failed"})
+
+
+def deliver_native(request_id: int, event: str) -> int:
+    """Email one event of a native prompt's alias request: reviewers who may still approve
+    it when it is filed or approved (still open); the requester when it is done or failed.
+    Returns the number of emails sent."""
+    if event not in NATIVE_EVENTS:
+        raise ValueError(f"unknown alias request event {event!r}: expected {sorted(NATIVE_EVENTS)}")
+    request = NativeAliasRequest.objects.select_related("prompt").filter(pk=request_id).first()
+    if request is None:
+        logger.warning("alias request %s no longer exists: no %s notification", request_id, event)
+        return 0
+    User = get_user_model()
+    email_field = User.get_email_field_name()
+    what = f"native prompt {request.prompt.name}: {request.alias} to {request.semver}"
+    url = f"{settings.SITE_URL}/native-prompts/{quote(request.prompt.name)}#requests-h"
+    if event in ("filed", "approved"):
+        if request.state != NativeAliasRequest.State.OPEN:
+            return 0  # decided before this worker got to it: nobody can act on it any more
+        reviewers = (
+            User.objects.with_perm(
+                "registry_web.approve_promotion", is_active=True, include_superusers=True
+            )
+            .exclude(**{User.USERNAME_FIELD: request.requested_by})
+            .exclude(**{f"{User.USERNAME_FIELD}__in": request.approvals})
+            .exclude(**{email_field: ""})
+            .order_by(User.USERNAME_FIELD)
+        )
+        lines = [
+            f"{request.requested_by} asks to move {request.alias} of the native MLflow prompt "
+            f"{request.prompt.name} to {request.semver} (MLflow version {request.number}).",
+            f"Why: {request.reason or '(no reason given)'}",
+        ]
+        if request.bump_override:
+            lines.append(f"A smaller bump than the diff needs, accepted: {request.bump_override}")
+        if request.checks_override:
+            lines.append(f"Failing test cases, accepted: {request.checks_override}")
+        lines += [
+            f"Approvals so far: {', '.join(request.approvals) or 'none'}",
+            "",
+            f"Review it: {url}",
+        ]
+        subject = _subject(f"Review needed: {what}")
+        messages = [
+            EmailMessage(subject, "\n".join(lines) + "\n", to=[getattr(r, email_field)])
+            for r in reviewers
+        ]
+    else:
+        requester = User.objects.filter(**{User.USERNAME_FIELD: request.requested_by}).first()
+        address = getattr(requester, email_field, "") if requester else ""
+        if not address:
+            return 0
+        outcome = "was carried out" if event == "done" else "failed"
+        lines = [
+            f"Your request to move {what} {outcome}.",
+            "",
+            request.result,
+            "",
+            f"Details: {url}",
+        ]
+        messages = [
+            EmailMessage(_subject(f"{what}: {event}"), "\n".join(lines) + "\n", to=[address])
+        ]
+    _send(messages, f"alias request {request.pk} ({request})", event)
+    return len(messages)
+
+
+def _send(messages: list[EmailMessage], about: str, event: str) -> None:
     if not messages:
         return
     try:
         get_connection(fail_silently=False).send_messages(messages)
     except Exception:  # any backend, any failure: the request already happened
         logger.exception(
-            "could not email %d recipient(s) about the %s of request #%s",
+            "could not email %d recipient(s) about the %s of %s",
             len(messages),
             event,
-            request.pk,
+            about,
         )
 
 

@@ -31,6 +31,21 @@ def notify_request(request_id: int, event: str) -> None:
         _queue_webhook(request_id, event, request_data)
 
 
+def queue_native_notification(sender=None, *, request_id: int, event: str, **kwargs) -> None:
+    """Receiver of prompts.signals.native_request_event (after commit)."""
+    try:
+        notify_native_request.delay(request_id, event)
+    except Exception:  # a broker outage: the request happened; only this notice is lost
+        logger.exception(
+            "could not queue the %s notification of alias request %s", event, request_id
+        )
+
+
+@shared_task(name="registry_ui.web.tasks.notify_native_request", ignore_result=True)
+def notify_native_request(request_id: int, event: str) -> None:
+    notifications.deliver_native(request_id, event)
+
+
 def _queue_webhook(request_id: int, event: str, request_data: dict) -> None:
     try:
         send_webhook.delay(f"request.{event}", request_data)

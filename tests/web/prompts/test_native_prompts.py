@@ -452,3 +452,38 @@ def test_reviewers_find_native_alias_moves_on_the_requests_page(prefix, client, 
     approve_alias_request(carol, request.pk)
     assert name not in shown(carol, "waiting") and name not in shown(carol, "open")
     assert "Done" in shown(carol, "all")
+
+
+@pytest.mark.usefixtures("in_process_tasks")
+def test_native_alias_requests_email_the_reviewers_then_the_requester(
+    prefix, settings, mailoutbox, rita, bob, carol, alice
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.SITE_URL = "https://registry.example.com"
+    name = prefix + "greet"
+    register_three(name)
+    call_command("import_prompts", prefix=prefix)
+
+    request = file_alias_request(
+        rita, prompt=name, version="2.1.0", alias="production", reason="Shorter greeting"
+    )
+    # Filed: every reviewer who may approve it, never the requester (rita also reviews).
+    assert sorted(m.to[0] for m in mailoutbox) == ["bob@example.com", "carol@example.com"]
+    first = mailoutbox[0]
+    assert first.subject == (
+        f"[registry_ui] Review needed: native prompt {name}: production to 2.1.0"
+    )
+    assert "rita asks to move production" in first.body and "Shorter greeting" in first.body
+    assert f"https://registry.example.com/native-prompts/{name}#requests-h" in first.body
+
+    mailoutbox.clear()
+    approve_alias_request(bob, request.pk)  # one of two: only carol can still act
+    assert [m.to for m in mailoutbox] == [["carol@example.com"]]
+    assert "Approvals so far: bob" in mailoutbox[0].body
+
+    mailoutbox.clear()
+    approve_alias_request(carol, request.pk)  # enough: the alias moves, rita is told
+    request.refresh_from_db()
+    assert request.state == "done", request.result
+    assert [m.to for m in mailoutbox] == [["rita@example.com"]]
+    assert mailoutbox[0].subject.endswith(": done") and "was carried out" in mailoutbox[0].body
