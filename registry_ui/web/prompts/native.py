@@ -20,8 +20,9 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Max, Q
+from django.db import connection, transaction
+from django.db.models import BooleanField, Max, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from registry_ui.core.errors import NotFoundError
@@ -711,21 +712,46 @@ def _finish(request: NativeAliasRequest, state: str, result: str) -> NativeAlias
 ALIAS_REQUESTS_SHOWN = 100
 
 
+def alias_requests_waiting_for(user, requests=None):
+    """Open alias requests this user may approve now: a reviewer, not the requester, not
+    approved by them yet (the requests page's "waiting for me" and the header's count)."""
+    if requests is None:
+        requests = NativeAliasRequest.objects.all()
+    if not permissions.may_review(user):
+        return requests.none()
+    name = user.get_username()
+    return (
+        requests.filter(state=NativeAliasRequest.State.OPEN)
+        .exclude(requested_by=name)
+        .exclude(_approved_by(name))
+    )
+
+
+def _approved_by(name: str):
+    """``approvals`` (a JSON list of usernames) holds ``name``: JSON containment on
+    PostgreSQL; SQLite has no containment lookup, so its json_each is asked."""
+    if connection.vendor == "postgresql":
+        return Q(approvals__contains=[name])
+    table = connection.ops.quote_name(NativeAliasRequest._meta.db_table)
+    return RawSQL(
+        f"EXISTS (SELECT 1 FROM json_each({table}.approvals) WHERE json_each.value = %s)",
+        [name],
+        output_field=BooleanField(),
+    )
+
+
 def alias_requests_for(user, tab: str) -> list[NativeAliasRequest]:
     """One tab of the requests page's native alias moves, each with ``approvals_required``,
-    in one query: "waiting" those this user may approve now (a reviewer, not the requester,
-    not approved by them yet), "mine" those they filed, "open" the open ones, "all" any."""
-    name = user.get_username()
+    in one query: "waiting" those this user may approve now (alias_requests_waiting_for),
+    "mine" those they filed, "open" the open ones, "all" any."""
     rows = NativeAliasRequest.objects.select_related("prompt").order_by("-created_at", "-id")
     if tab == "waiting":
-        if not permissions.may_review(user):
-            return []
-        rows = rows.filter(state=NativeAliasRequest.State.OPEN).exclude(requested_by=name)
+        rows = alias_requests_waiting_for(user, rows)
     elif tab == "open":
         rows = rows.filter(state=NativeAliasRequest.State.OPEN)
     elif tab == "mine":
-        rows = rows.filter(requested_by=name)
-    found = [r for r in rows[:ALIAS_REQUESTS_SHOWN] if tab != "waiting" or name not in r.approvals]
+        rows = rows.filter(requested_by=user.get_username())
+    found = list(rows[:ALIAS_REQUESTS_SHOWN])
     for row in found:
         row.approvals_required = _approvals_required(row.alias)
     return found

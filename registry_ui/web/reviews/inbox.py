@@ -6,6 +6,7 @@ from django.utils.functional import SimpleLazyObject
 
 from registry_ui.web import permissions
 from registry_ui.web.models import PromotionRequest
+from registry_ui.web.prompts import native
 
 Status = PromotionRequest.Status
 
@@ -26,12 +27,16 @@ def waiting_for_me(user, requests=None):
 
 
 def waiting_for(user) -> int:
-    """In-app count: requests that need this user's review."""
-    return waiting_for_me(user).count()
+    """In-app count: templates' requests and native prompts' alias moves that need this
+    user's review, in one query."""
+    templates = waiting_for_me(user).order_by().values("pk")
+    natives = native.alias_requests_waiting_for(user).order_by().values("pk")
+    return templates.union(natives, all=True).count()
 
 
 def review_inbox(request) -> dict:
-    """``waiting_for_me``: how many open requests need the signed-in user's review.
+    """``waiting_for_me``: how many open requests (templates' requests and native prompts'
+    alias moves) need the signed-in user's review.
 
     Lazy, so the COUNT runs once per page that shows it and never for htmx fragments
     that do not.

@@ -95,7 +95,7 @@ def request_list(request):
     context["native_shown"] = native.ALIAS_REQUESTS_SHOWN
     if tab == "waiting":
         # The header's badge counts the same requests: the page's COUNT answers it too.
-        context["waiting_for_me"] = page.paginator.count
+        context["waiting_for_me"] = page.paginator.count + len(context["native_requests"])
     return render(request, "registry_ui/reviews/list.html", context)
 
 

@@ -446,8 +446,10 @@ def test_reviewers_find_native_alias_moves_on_the_requests_page(prefix, client, 
     assert name not in shown(rita, "waiting")  # the requester never approves her own
     assert name in shown(rita, "mine") and name in shown(rita, "open")
 
+    assert "1 waiting for you" in waiting  # the header's count includes the move
     approve_alias_request(bob, request.pk)  # one of two: still open, not bob's to approve
     assert name not in shown(bob, "waiting")
+    assert "waiting for you" not in shown(bob, "open")
     assert "1 of 2" in shown(carol, "waiting")
     approve_alias_request(carol, request.pk)
     assert name not in shown(carol, "waiting") and name not in shown(carol, "open")

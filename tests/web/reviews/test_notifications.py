@@ -20,7 +20,7 @@ from django.contrib.auth.models import User
 from django.test import RequestFactory
 
 from registry_ui.web.auth.roles import REVIEWERS
-from registry_ui.web.models import Template, TemplateVersion
+from registry_ui.web.models import NativeAliasRequest, NativePrompt, Template, TemplateVersion
 from registry_ui.web.reviews import services as reviews
 from registry_ui.web.reviews.inbox import review_inbox
 from tests.support.users import member
@@ -363,6 +363,38 @@ def test_the_count_costs_one_query_and_only_when_shown(users, django_assert_num_
         context = review_inbox(request)
     with django_assert_num_queries(1):
         assert context["waiting_for_me"] == 1
+
+
+def native_move(requested_by: str, approvals: list[str], alias: str = "production"):
+    prompt, _ = NativePrompt.objects.get_or_create(name="support-reply", governed=True)
+    return NativeAliasRequest.objects.create(
+        prompt=prompt,
+        number=2,
+        semver="1.1.0",
+        alias=alias,
+        requested_by=requested_by,
+        approvals=approvals,
+    )
+
+
+def test_the_count_adds_native_alias_moves_in_the_same_one_query(users, django_assert_num_queries):
+    version("persona/greeter")
+    file(users["alice"], "persona/greeter")
+    native_move("alice", ["carol"])  # waits for bob; carol approved it already
+    done = native_move("alice", [], alias="staging")
+    done.state = "done"
+    done.save()
+
+    def count(username: str, queries: int = 1) -> int:
+        request = RequestFactory().get("/")
+        request.user = User.objects.get(username=username)
+        request.user.has_perm("registry_web.approve_promotion")  # loads the permissions once
+        with django_assert_num_queries(queries):
+            return review_inbox(request)["waiting_for_me"] + 0  # evaluates the lazy count
+
+    assert count("bob") == 2  # the template's request and the open native move
+    assert count("carol") == 1  # not the move she approved
+    assert count("alice", queries=0) == 0  # not a reviewer: nothing to count
 
 
 # -- settings --------------------------------------------------------------------------------
