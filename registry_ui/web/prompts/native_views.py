@@ -259,7 +259,7 @@ def _detail(after) -> str:
     if not isinstance(after, dict):
         return ""
     return "; ".join(
-        f"{key}: {_words(value)}"
+        f"{key}: {_words(value).rstrip('.;')}"  # "reason: Ready.; semver: ..." reads badly
         for key, value in sorted(after.items())
         if value not in (None, "", [], {})
     )[:300]

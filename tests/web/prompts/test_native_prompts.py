@@ -489,3 +489,10 @@ def test_native_alias_requests_email_the_reviewers_then_the_requester(
     assert request.state == "done", request.result
     assert [m.to for m in mailoutbox] == [["rita@example.com"]]
     assert mailoutbox[0].subject.endswith(": done") and "was carried out" in mailoutbox[0].body
+
+
+def test_a_lineage_detail_reads_without_doubled_punctuation():
+    from registry_ui.web.prompts.native_views import _detail
+
+    detail = _detail({"reason": "Ready for staging.", "semver": "1.1.0", "empty": ""})
+    assert detail == "reason: Ready for staging; semver: 1.1.0"
